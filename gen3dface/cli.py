@@ -1,0 +1,95 @@
+"""The ``gen3dface`` command line. User errors print one line on stderr and exit with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import Gen3DFaceError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and status 2) like every other user error."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _cmd_crop(args) -> int:
+    from .jobs import crop_job
+
+    report = crop_job(args.photo, args.output, size=args.size, backend=args.backend, summary=args.summary)
+    for note in report["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {len(report['files'])} files to {args.output} ({report['n_landmarks']} landmarks, "
+          f"{report['seconds']:.2f} s)")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .jobs import crop_job
+    from .samples import sample_photo
+
+    photo = args.photo or sample_photo("astronaut")
+    print(f"[demo] step 1/1: face detection, landmarks and aligned crop of {photo}")
+    report = crop_job(photo, args.output, size=args.size, summary=True)
+    for note in report["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    for f in report["files"]:
+        print(f"  {f}")
+    print(f"[demo] done in {report['seconds']:.2f} s; open {Path(args.output) / 'summary.png'}")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from .envinfo import report
+
+    print(report())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="gen3dface", description="Gen3D-Face: one face photo -> 16 consistent views -> a 3D head.")
+    p.add_argument("--version", action="version", version=f"gen3dface {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    c = sub.add_parser("crop", help="detect the face, fit landmarks, write the aligned input crop")
+    c.add_argument("photo", help="a face photo (PNG, JPEG, WebP, BMP, TIFF)")
+    c.add_argument("-o", "--output", required=True, help="output folder (created; files inside are replaced)")
+    c.add_argument("--size", type=int, default=256, help="crop side in pixels (default 256)")
+    c.add_argument("--backend", default="mediapipe", choices=["mediapipe", "dlib", "insightface"],
+                   help="face backend (default mediapipe: 478 landmarks)")
+    c.add_argument("--summary", action="store_true", help="also write summary.png (photo | crop | mask)")
+    c.set_defaults(func=_cmd_crop)
+
+    d = sub.add_parser("demo", help="the main job on the shipped sample photo (or PHOTO)")
+    d.add_argument("photo", nargs="?", default=None, help="a face photo (default: data/samples/astronaut.jpg)")
+    d.add_argument("-o", "--output", default="outputs/demo", help="output folder (default outputs/demo)")
+    d.add_argument("--size", type=int, default=256, help="crop side in pixels (default 256)")
+    d.set_defaults(func=_cmd_demo)
+
+    i = sub.add_parser("info", help="versions, devices and which face backends and extras are available")
+    i.set_defaults(func=_cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except Gen3DFaceError as e:
+        print(f"gen3dface: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gen3dface: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
