@@ -58,6 +58,8 @@ MP_NOSE_TIP, MP_MOUTH_RIGHT, MP_MOUTH_LEFT = 1, 61, 291
 # dlib 68-point indices.
 DLIB_RIGHT_EYE, DLIB_LEFT_EYE = list(range(36, 42)), list(range(42, 48))
 DLIB_NOSE_TIP, DLIB_MOUTH_RIGHT, DLIB_MOUTH_LEFT = 30, 48, 54
+#: HOG detections below this score are mostly false positives (badges, textures); real faces score ~1.
+DLIB_MIN_SCORE = 0.4
 
 
 def five_points(landmarks: np.ndarray, backend: str) -> np.ndarray:
@@ -105,18 +107,40 @@ def _mp_create(sol) -> dict:
     }
 
 
-def _mp_boxes(rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
-    """BlazeFace boxes ``[x0, y0, x1, y1]`` in pixels with scores, both ranges merged by NMS."""
+def _mp_detect(rgb: np.ndarray, x0: int = 0, y0: int = 0) -> list[tuple[np.ndarray, float]]:
+    """BlazeFace boxes ``[x0, y0, x1, y1]`` (offset by ``x0, y0``) with scores, short and full range."""
     h, w = rgb.shape[:2]
     models = _mp_models()
-    found: list[tuple[np.ndarray, float]] = []
+    found = []
     for key in ("det_short", "det_full"):
         with _lock, quiet_native_stderr():
-            res = models[key].process(rgb)
+            res = models[key].process(np.ascontiguousarray(rgb))
         for d in res.detections or []:
             bb = d.location_data.relative_bounding_box
-            box = np.array([bb.xmin * w, bb.ymin * h, (bb.xmin + bb.width) * w, (bb.ymin + bb.height) * h])
+            box = np.array([bb.xmin * w + x0, bb.ymin * h + y0, (bb.xmin + bb.width) * w + x0,
+                            (bb.ymin + bb.height) * h + y0])
             found.append((box, float(d.score[0])))
+    return found
+
+
+def _tiles(h: int, w: int, n: int) -> list[tuple[int, int, int, int]]:
+    """An ``n x n`` grid of overlapping square-ish tiles ``(y0, y1, x0, x1)`` covering the image."""
+    th, tw = int(np.ceil(h / n * 1.5)), int(np.ceil(w / n * 1.5))
+    ys = np.linspace(0, h - th, n).astype(int) if n > 1 else [0]
+    xs = np.linspace(0, w - tw, n).astype(int) if n > 1 else [0]
+    return [(y, y + th, x, x + tw) for y in ys for x in xs]
+
+
+def _mp_boxes(rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    """Face boxes with scores, merged by NMS. BlazeFace sees a 128-192 px thumbnail, so when the whole
+    image yields nothing (small faces in a large photo) overlapping tiles are searched too."""
+    h, w = rgb.shape[:2]
+    found = _mp_detect(rgb)
+    for n in (2, 3, 5):
+        if found or max(h, w) / n < 96:
+            break
+        for y0, y1, x0, x1 in _tiles(h, w, n):
+            found += _mp_detect(rgb[y0:y1, x0:x1], x0, y0)
     found.sort(key=lambda t: -t[1])
     kept: list[tuple[np.ndarray, float]] = []
     for box, s in found:
@@ -213,6 +237,8 @@ def dlib_faces(rgb: np.ndarray) -> list[dict]:
     rects, scores, _ = m["detector"].run(rgb, 1, 0.0)
     faces = []
     for r, s in zip(rects, scores):
+        if s < DLIB_MIN_SCORE:
+            continue
         shape = m["shape"](rgb, r)
         lm = np.array([[p.x, p.y, 0.0] for p in shape.parts()], dtype=np.float32)
         faces.append({"box": np.array([r.left(), r.top(), r.right(), r.bottom()], dtype=np.float64),

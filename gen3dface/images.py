@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from .storage import atomic_write_bytes
 MAX_PIXELS = 80_000_000
 #: A face needs some pixels; anything smaller on its short side is refused.
 MIN_SIDE = 32
+_PIL_LIMIT_LOCK = threading.Lock()
 
 
 @dataclass
@@ -86,6 +87,18 @@ def check_size(h: int, w: int, name: str) -> None:
         raise InputError(f"{name} is only {w}x{h} pixels; a face photo needs at least {MIN_SIDE} px on each side")
 
 
+def _open_header(data: bytes) -> Image.Image:
+    """Parse only the header; our own size limit (:func:`check_size`) replaces Pillow's bomb check,
+    so an absurd size is reported with its dimensions."""
+    with _PIL_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            return Image.open(io.BytesIO(data))
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
 def load_image(path: str | os.PathLike) -> Photo:
     """Read and validate a photo. Every problem raises :class:`InputError` with a one-line reason.
 
@@ -105,17 +118,13 @@ def load_image(path: str | os.PathLike) -> Photo:
     if not data:
         raise InputError(f"{p} is empty (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            check_size(img.height, img.width, str(p))
-            img.load()
+        img = _open_header(data)
+        check_size(img.height, img.width, str(p))
+        img.load()
     except InputError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        if isinstance(e, UnidentifiedImageError):
-            raise InputError(f"{p} is not an image Pillow can read (PNG, JPEG, WebP, BMP, TIFF)") from None
-        raise InputError(f"{p} is too large to decode safely ({e})") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{p} is not an image Pillow can read (PNG, JPEG, WebP, BMP, TIFF)") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise InputError(f"{p} is truncated or corrupt ({e})") from None
     return photo_from_pil(img, p)
@@ -152,7 +161,7 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 ``(..., H, W, C)`` to float ``(..., C, H, W)`` in [-1, 1] (the models' convention)."""
-    t = torch.as_tensor(np.asarray(images)).float() / 127.5 - 1.0
+    t = torch.from_numpy(np.array(images, dtype=np.float32)) / 127.5 - 1.0
     return t.movedim(-1, -3)
 
 

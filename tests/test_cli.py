@@ -1,0 +1,83 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gen3dface.cli import main
+
+BAD = ["missing", "directory", "empty", "text_as_jpg", "truncated_png", "one_pixel", "huge_header", "no_face"]
+
+
+@pytest.mark.parametrize("kind", BAD)
+def test_bad_input_is_one_line_and_exit_2(bad_inputs, tmp_path, capsys, kind):
+    out = tmp_path / f"out_{kind}"
+    assert main(["crop", str(bad_inputs[kind]), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("gen3dface: error: "), err
+    assert "Traceback" not in err[0]
+    assert not out.exists()  # no half-written output
+    assert not list(tmp_path.glob(f".out_{kind}*"))  # and no staging folder left behind
+
+
+def test_console_script_bad_input_has_no_traceback(bad_inputs, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "gen3dface.cli", "crop", str(bad_inputs["truncated_png"]), "-o",
+                        str(tmp_path / "o")], capture_output=True, text=True)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "truncated" in lines[0], r.stderr
+
+
+@pytest.mark.parametrize("kind", ["grayscale", "rgba", "16bit", "palette", "cmyk_jpeg", "several_faces"])
+def test_odd_inputs_work(odd_inputs, tmp_path, capsys, kind):
+    out = tmp_path / "out"
+    assert main(["crop", str(odd_inputs[kind]), "-o", str(out), "--size", "96"]) == 0
+    err = capsys.readouterr().err
+    assert ("using the largest" in err) == (kind == "several_faces")
+    assert sorted(p.name for p in out.iterdir()) == ["crop.png", "landmarks.json", "mask.png", "overlay.png"]
+    assert Image.open(out / "crop.png").size == (96, 96)
+
+
+def test_crop_outputs(astronaut_path, tmp_path, capsys):
+    out = tmp_path / "crop"
+    assert main(["crop", str(astronaut_path), "-o", str(out), "--summary"]) == 0
+    rec = json.loads((out / "landmarks.json").read_text())
+    assert len(rec["face"]["landmarks"]) == 478 and len(rec["crop"]["landmarks"]) == 478
+    M = np.array(rec["crop"]["transform_photo_to_crop"])
+    kp_photo, kp_crop = np.array(rec["face"]["keypoints"]), np.array(rec["crop"]["keypoints"])
+    assert np.allclose(kp_photo @ M[:, :2].T + M[:, 2], kp_crop, atol=1e-3)
+    assert Image.open(out / "crop.png").size == (256, 256)
+    assert Image.open(out / "mask.png").mode == "L"
+    assert (out / "summary.png").stat().st_size > 10_000
+    # dlib backend too
+    assert main(["crop", str(astronaut_path), "-o", str(tmp_path / "d"), "--backend", "dlib"]) == 0
+    assert len(json.loads((tmp_path / "d" / "landmarks.json").read_text())["face"]["landmarks"]) == 68
+
+
+def test_usage_errors_are_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["crop", "x.jpg"])  # missing -o
+    assert e.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    assert main([]) == 2
+
+
+def test_unwritable_output_is_a_user_error(astronaut_path, tmp_path, capsys):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    assert main(["crop", str(astronaut_path), "-o", str(blocker)]) == 2
+    assert main(["crop", str(astronaut_path), "-o", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("gen3dface: error:") for line in err)
+
+
+def test_info_reports_components(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    for key in ("faces:mediapipe", "faces:dlib", "faces:insightface", "spconv", "fid:inception"):
+        assert key in out

@@ -1,0 +1,140 @@
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gen3dface.errors import BackendUnavailable, InputError, NoFaceError
+from gen3dface.faces import (MultipleFacesWarning, align_crop, crop_quad, detect_faces, embed, find_face,
+                             identity_distance, prepare_input)
+from gen3dface.images import load_image
+
+# Eileen Collins' face in the astronaut photo (x0, y0, x1, y1), read off the picture
+ASTRONAUT_FACE = (160, 60, 285, 190)
+
+
+def inside(points, box, margin=0):
+    x0, y0, x1, y1 = box
+    return bool(((points[:, 0] >= x0 - margin) & (points[:, 0] <= x1 + margin)
+                 & (points[:, 1] >= y0 - margin) & (points[:, 1] <= y1 + margin)).all())
+
+
+@pytest.mark.parametrize("backend,n", [("mediapipe", 478), ("dlib", 68)])
+def test_landmarks_land_on_the_face(astronaut, backend, n):
+    face = find_face(astronaut, backend)
+    assert face.landmarks.shape == (n, 3)
+    assert inside(face.landmarks, ASTRONAUT_FACE)
+    r_eye, l_eye, nose, r_mouth, l_mouth = face.keypoints
+    assert r_eye[0] < nose[0] < l_eye[0]  # frontal photo: subject's right eye on the image left
+    assert max(r_eye[1], l_eye[1]) < nose[1] < min(r_mouth[1], l_mouth[1])
+
+
+def test_backends_agree_on_key_points(astronaut, hopper):
+    for img in (astronaut, hopper):
+        a, b = find_face(img, "mediapipe"), find_face(img, "dlib")
+        eye_dist = np.linalg.norm(a.keypoints[1] - a.keypoints[0])
+        err = np.linalg.norm(a.keypoints - b.keypoints, axis=1)
+        assert err[:2].max() < 0.15 * eye_dist, err  # eye centres
+        assert err.max() < 0.3 * eye_dist, err
+
+
+def test_mirror_is_closer_than_another_person(astronaut, hopper):
+    e_a = embed(astronaut)
+    e_mirror = embed(np.ascontiguousarray(astronaut[:, ::-1]))
+    e_h = embed(hopper)
+    assert e_a.shape == (128,)
+    same, other = identity_distance(e_a, e_mirror), identity_distance(e_a, e_h)
+    assert same < 0.6 < other, (same, other)
+    # an embedding from a mediapipe face goes through dlib's descriptor too
+    e_mp = embed(astronaut, find_face(astronaut, "mediapipe"))
+    assert identity_distance(e_a, e_mp) < 0.6
+
+
+def test_crop_is_upright_centred_and_framed(astronaut):
+    face = find_face(astronaut)
+    crop = align_crop(astronaut, face, size=256)
+    assert crop.image.shape == (256, 256, 3) and crop.mask.shape == (256, 256)
+    r_eye, l_eye = crop.keypoints[0], crop.keypoints[1]
+    assert abs(r_eye[1] - l_eye[1]) < 1.0  # eyes level
+    assert abs((r_eye[0] + l_eye[0]) / 2 - 128) < 6  # centred
+    assert 0.25 * 256 < np.linalg.norm(l_eye - r_eye) * 4 < 0.75 * 256 * 2
+    assert inside(crop.landmarks, (0, 0, 256, 256))
+    assert crop.mask[128, 128] > 0.5  # the face is foreground
+    assert 0.15 < (crop.mask > 0.5).mean() < 0.95
+
+
+@pytest.mark.parametrize("angle", [-30, 25])
+def test_crop_undoes_rotation_and_scale(astronaut, angle):
+    ref = align_crop(astronaut, find_face(astronaut), size=128)
+    img = Image.fromarray(astronaut).rotate(angle, resample=Image.BICUBIC, fillcolor=(255, 255, 255))
+    img = img.resize((384, 384), Image.LANCZOS)
+    moved = np.asarray(img)
+    crop = align_crop(moved, find_face(moved), size=128)
+    assert np.abs(crop.keypoints - ref.keypoints).max() < 4.0
+    a, b = ref.image[32:96, 32:96].astype(float), crop.image[32:96, 32:96].astype(float)
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.85
+
+
+def test_large_photo_is_cropped_without_aliasing(astronaut):
+    big = np.asarray(Image.fromarray(astronaut).resize((2048, 2048), Image.BICUBIC))
+    crop = align_crop(big, find_face(big), size=64)
+    ref = align_crop(astronaut, find_face(astronaut), size=64)
+    assert np.abs(crop.image.astype(float) - ref.image.astype(float)).mean() < 12
+
+
+def test_several_faces_use_the_largest_with_a_warning(odd_inputs):
+    photo = load_image(odd_inputs["several_faces"])
+    faces = detect_faces(photo)
+    assert len(faces) >= 2
+    with pytest.warns(MultipleFacesWarning, match="using the largest"):
+        face = find_face(photo)
+    assert face.keypoints[:, 0].max() < 512  # Grace Hopper, the big face on the left
+
+
+def test_no_face_is_a_clear_error(bad_inputs):
+    with pytest.raises(NoFaceError, match="no face found"):
+        find_face(load_image(bad_inputs["no_face"]))
+    with pytest.raises(NoFaceError):
+        find_face(np.full((200, 200, 3), 127, np.uint8), "dlib")
+
+
+def test_small_and_grayscale_faces(astronaut, odd_inputs):
+    tiny = np.asarray(Image.fromarray(astronaut).resize((128, 128), Image.LANCZOS))
+    assert find_face(tiny).landmarks.shape == (478, 3)
+    _, face, crop = prepare_input(odd_inputs["grayscale"], size=64)
+    assert crop.image.shape == (64, 64, 3)
+
+
+def test_alpha_becomes_the_mask(odd_inputs):
+    photo, face, crop = prepare_input(odd_inputs["rgba"], size=128)
+    assert photo.alpha is not None
+    # the transparent strip x < 40 maps into the crop's left; the mask there is 0
+    x_strip = (np.array([39.0, 250.0]) @ crop.transform[:, :2].T + crop.transform[:, 2])[0]
+    if x_strip > 2:
+        assert crop.mask[60:68, : int(x_strip) - 1].max() < 0.05
+
+
+def test_insightface_without_models_is_unavailable(tmp_path, monkeypatch, astronaut):
+    from gen3dface import face_backends
+    monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path))
+    face_backends._insightface_app.cache_clear()
+    with pytest.raises(BackendUnavailable, match="buffalo_l"):
+        detect_faces(astronaut, "insightface")
+    face_backends._insightface_app.cache_clear()
+
+
+def test_bad_arguments():
+    with pytest.raises(InputError):
+        detect_faces(np.zeros((64, 64, 3), np.uint8), "opencv")
+    with pytest.raises(InputError):
+        embed(np.zeros((64, 64, 3), np.uint8), backend="mediapipe")
+    with pytest.raises(NoFaceError):
+        crop_quad(np.zeros((5, 2)))
+
+
+def test_small_face_in_a_large_photo_is_found(astronaut):
+    small = np.asarray(Image.fromarray(astronaut).resize((256, 256), Image.LANCZOS))  # face ~45 px wide
+    canvas = np.full((1500, 2000, 3), 200, np.uint8)
+    canvas[900:1156, 1500:1756] = small
+    face = find_face(canvas)
+    assert inside(face.landmarks, (1500 + 80, 900 + 30, 1500 + 143, 900 + 95))

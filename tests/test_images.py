@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gen3dface.errors import InputError
+from gen3dface.images import as_photo, load_image, save_png, to_tensor, to_uint8
+
+BAD = ["missing", "directory", "empty", "text_as_jpg", "truncated_png", "one_pixel", "huge_header"]
+
+
+@pytest.mark.parametrize("kind", BAD)
+def test_bad_files_raise_one_line_input_errors(bad_inputs, kind):
+    with pytest.raises(InputError) as e:
+        load_image(bad_inputs[kind])
+    msg = str(e.value)
+    assert "\n" not in msg and str(bad_inputs[kind].name) in msg
+
+
+def test_messages_say_what_is_wrong(bad_inputs):
+    reasons = {"missing": "not found", "directory": "directory", "empty": "empty", "text_as_jpg": "not an image",
+               "truncated_png": "truncated", "one_pixel": "1x1", "huge_header": "60000x60000"}
+    for kind, words in reasons.items():
+        with pytest.raises(InputError, match=words):
+            load_image(bad_inputs[kind])
+
+
+def test_odd_but_valid_images_load(odd_inputs, astronaut):
+    gray = load_image(odd_inputs["grayscale"])
+    assert gray.rgb.shape == astronaut.shape and gray.rgb.dtype == np.uint8
+    assert np.array_equal(gray.rgb[..., 0], gray.rgb[..., 2])
+    rgba = load_image(odd_inputs["rgba"])
+    assert rgba.alpha is not None and rgba.alpha[:, :40].max() == 0 and rgba.alpha[:, 40:].min() == 1
+    assert (rgba.rgb[:, :40] == 255).all()  # transparent pixels become white
+    g16 = load_image(odd_inputs["16bit"])
+    ref = np.asarray(Image.fromarray(astronaut).convert("L"))
+    assert g16.rgb.dtype == np.uint8 and np.abs(g16.rgb[..., 0].astype(int) - ref).max() <= 1
+    for kind in ("palette", "cmyk_jpeg"):
+        p = load_image(odd_inputs[kind])
+        assert p.rgb.shape == astronaut.shape
+        assert np.abs(p.rgb.astype(int) - astronaut).mean() < 25
+
+
+def test_exif_orientation_is_applied(tmp_path, astronaut):
+    img = Image.fromarray(astronaut[:, :300])  # 512 x 300, portrait
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW when displayed
+    img.save(tmp_path / "rot.jpg", exif=exif.tobytes())
+    assert load_image(tmp_path / "rot.jpg").size == (300, 512)
+
+
+def test_arrays_and_tensors(astronaut, tmp_path):
+    assert as_photo(astronaut).rgb is not None
+    with pytest.raises(InputError):
+        as_photo(np.zeros((10, 10, 7), np.uint8))
+    t = to_tensor(astronaut[None])
+    assert t.shape == (1, 3, 512, 512) and float(t.min()) >= -1 and float(t.max()) <= 1
+    assert np.array_equal(to_uint8(t)[0], astronaut)
+    save_png(tmp_path / "x.png", astronaut)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "x.png")), astronaut)
+    assert not list(tmp_path.glob(".*part*"))
+    assert to_tensor(np.zeros((2, 4, 4, 3), np.uint8)).shape == torch.Size([2, 3, 4, 4])
