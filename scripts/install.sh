@@ -27,8 +27,10 @@ if [ -z "$have" ]; then
   if [ "$flavour" = gpu ]; then
     pip install -q "torch==$torch_version"
   else
-    pip install -q --no-index "torch==$torch_version+cpu" 2>/dev/null \
-      || pip install -q "torch==$torch_version+cpu" --index-url https://download.pytorch.org/whl/cpu
+    # PyPI has no "+cpu" build: this finds one only where pip's find-links / extra index holds it ...
+    pip install -q "torch==$torch_version+cpu" 2>/dev/null \
+      || pip install -q "torch==$torch_version+cpu" --index-url https://download.pytorch.org/whl/cpu \
+           --extra-index-url https://pypi.org/simple   # ... else PyTorch's CPU index
   fi
 else
   echo "[install] torch $have already installed"
