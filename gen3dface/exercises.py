@@ -87,3 +87,67 @@ def check_pixel_ray(fn: Callable[[np.ndarray, np.ndarray, int, int], np.ndarray]
                 return f"pixel (column {col}, row {row}) of a {size}x{size} image: {why}"
         return None
     return _run("exercise: pixel_ray", body)
+
+
+# ------------------------------------------------------------------------------------- notebook 01
+def check_q_sample(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+    """``fn(alphas_cumprod (T,), x0 (B, V, C, H, W), t (B,), noise like x0) -> x_t``."""
+    from .diffusion import make_scheduler, q_sample
+
+    def body():
+        g = torch.Generator().manual_seed(3)
+        for schedule in ("linear", "cosine"):
+            sch = make_scheduler("ddpm", schedule)
+            x0 = torch.randn(5, 3, 2, 4, 4, generator=g)
+            t = torch.randint(0, 1000, (5,), generator=g)
+            noise = torch.randn(x0.shape, generator=g)
+            want, _ = q_sample(sch, x0, t, noise)
+            why = _close(fn(sch.alphas_cumprod.clone(), x0, t, noise).detach(), want, 1e-5)
+            if why:
+                return f"{schedule} schedule: {why}"
+        return None
+    return _run("exercise: q_sample", body)
+
+
+def check_ddim_step(fn: Callable[[torch.Tensor, torch.Tensor, int, int, torch.Tensor], torch.Tensor]) -> bool:
+    """``fn(alphas_cumprod (T,), eps, t, t_prev, x_t) -> x_{t_prev}``, deterministic DDIM (η = 0);
+    ``t_prev < 0`` means the final step (use ᾱ = alphas_cumprod[0], as Stable Diffusion's scheduler does)."""
+    from .diffusion import make_scheduler
+
+    def body():
+        g = torch.Generator().manual_seed(4)
+        sch = make_scheduler("ddim")
+        sch.set_timesteps(20)
+        x = torch.randn(2, 4, 3, 8, 8, generator=g)
+        ratio = sch.config.num_train_timesteps // sch.num_inference_steps
+        for t in sch.timesteps[[0, 10, 19]]:
+            eps = torch.randn(x.shape, generator=g)
+            want = sch.step(eps, t, x, eta=0.0).prev_sample
+            why = _close(fn(sch.alphas_cumprod.clone(), eps, int(t), int(t) - ratio, x), want, 1e-4)
+            if why:
+                return f"t = {int(t)}: {why}"
+        return None
+    return _run("exercise: ddim_step", body)
+
+
+def check_multiview_loss(fn: Callable[..., torch.Tensor]) -> bool:
+    """``fn(model, alphas_cumprod, x0 (B, V, C, H, W), y, cameras, t (B,), noise) -> scalar loss`` (Eq. 4)."""
+    from .diffusion import make_scheduler, q_sample
+
+    def body():
+        g = torch.Generator().manual_seed(5)
+        sch = make_scheduler("ddpm")
+        w = torch.randn(3, 3, generator=g)
+
+        def model(x_t, t, y, cameras, views=None):
+            return torch.einsum("bvchw,cd->bvdhw", x_t, w) * (t.float()[:, None, None, None, None] / 1000) \
+                + y[:, None] + cameras[:, :, :, None, None]
+        x0 = torch.randn(4, 5, 3, 6, 6, generator=g)
+        y, cams = torch.randn(4, 3, 6, 6, generator=g), torch.randn(4, 5, 3, generator=g)
+        t = torch.randint(0, 1000, (4,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        x_t, _ = q_sample(sch, x0, t, noise)
+        want = ((model(x_t, t, y, cams) - noise) ** 2).mean()
+        got = fn(model, sch.alphas_cumprod.clone(), x0, y, cams, t, noise)
+        return _close(torch.as_tensor(got).detach(), want, 1e-4)
+    return _run("exercise: multiview_loss", body)

@@ -109,3 +109,46 @@ def cameras_figure(cameras: Cameras, points: np.ndarray | None = None, title: st
     fig.update_layout(title=title, scene=dict(aspectmode="data", camera=dict(up=dict(x=0, y=1, z=0),
                       eye=dict(x=1.2, y=0.8, z=1.6))), margin=dict(l=0, r=0, t=40, b=0), height=520)
     return fig
+
+
+def figure_to_png(fig) -> bytes:
+    """PNG bytes of a matplotlib figure (closed afterwards)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def array_to_png(img: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(img)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def interactive_image(fn, **controls):
+    """Sliders (or any ipywidgets value widgets) driving a picture: ``fn(**values)`` returns an
+    ``(H, W, 3)`` uint8 array or a matplotlib figure, shown in an ``ipywidgets.Image``.
+
+    Unlike ``ipywidgets.interact`` this needs no Output-widget capture, so it also runs headless under
+    papermill / nbclient (which can hang on captured interact output). Returns the ``VBox``.
+    """
+    import ipywidgets as widgets
+
+    image = widgets.Image(format="png")
+
+    def update(_=None):
+        out = fn(**{k: w.value for k, w in controls.items()})
+        image.value = array_to_png(out) if isinstance(out, np.ndarray) else figure_to_png(out)
+
+    for w in controls.values():
+        w.observe(update, names="value")
+    update()
+    return widgets.VBox([widgets.HBox(list(controls.values())), image])

@@ -126,3 +126,18 @@ def test_degenerate_cameras_are_refused():
         Cameras(torch.eye(3)[None], torch.eye(4)[None].expand(2, 4, 4), 8, 8)
     K = intrinsics_from_fov(60, 100, 200)
     assert K[0, 2] == 100 and K[1, 2] == 50
+
+
+def test_interactive_image_updates_on_slider_change():
+    import ipywidgets as widgets
+    import numpy as np
+
+    from gen3dface.viz import interactive_image
+
+    slider = widgets.IntSlider(value=10, min=0, max=255)
+    box = interactive_image(lambda v: np.full((8, 8, 3), v, np.uint8), v=slider)
+    image = box.children[1]
+    first = image.value
+    assert first[:4] == b"\x89PNG"
+    slider.value = 200
+    assert image.value != first

@@ -38,3 +38,31 @@ def test_checkers_fail_wrong_answers(capsys):
     out = capsys.readouterr().out
     assert out.count("FAIL") == 4 and "not implemented" in out
     assert Cameras  # the module under test is importable alongside
+
+
+def test_notebook01_checkers(capsys):
+    import torch
+
+    def q(ab, x0, t, noise):
+        a = ab[t].reshape(-1, 1, 1, 1, 1)
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+    assert exercises.check_q_sample(q)
+    assert not exercises.check_q_sample(lambda ab, x0, t, n: ab[t].reshape(-1, 1, 1, 1, 1) * x0 + n)
+
+    def ddim(ab, eps, t, t_prev, x):
+        a_t, a_p = ab[t], (ab[t_prev] if t_prev >= 0 else ab[0])
+        x0 = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+        return a_p.sqrt() * x0 + (1 - a_p).sqrt() * eps
+    assert exercises.check_ddim_step(ddim)
+    assert not exercises.check_ddim_step(lambda ab, eps, t, tp, x: x - eps)
+
+    def loss(model, ab, x0, y, cams, t, noise):
+        a = ab[t].reshape(-1, 1, 1, 1, 1)
+        return ((model(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, y, cams) - noise) ** 2).mean()
+    assert exercises.check_multiview_loss(loss)
+    # a classic mistake: predicting x0 instead of the noise
+    assert not exercises.check_multiview_loss(
+        lambda m, ab, x0, y, c, t, n: ((m(x0, t, y, c) - n) ** 2).mean())
+    out = capsys.readouterr().out
+    assert out.count("PASS") == 3 and out.count("FAIL") == 3
+    assert torch.is_tensor(torch.zeros(1))

@@ -39,6 +39,7 @@ def test_notebook_is_well_formed(nb):
 
 
 @pytest.mark.notebook
+@pytest.mark.xdist_group("notebooks")  # one at a time: each kernel uses every core
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_in_smoke_profile(nb, tmp_path):
     import papermill as pm
