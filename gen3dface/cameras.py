@@ -70,7 +70,7 @@ def look_at(eye: torch.Tensor, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0)) -> to
         raise ValueError("look_at: viewing direction is parallel to the up vector (elevation of +-90 degrees)")
     right = right / norm
     down = torch.linalg.cross(forward, right, dim=-1)
-    c2w = torch.zeros(*eye.shape[:-1], 4, 4, dtype=eye.dtype)
+    c2w = torch.zeros(*eye.shape[:-1], 4, 4, dtype=eye.dtype, device=eye.device)
     c2w[..., :3, 0], c2w[..., :3, 1], c2w[..., :3, 2], c2w[..., :3, 3] = right, down, forward, eye
     c2w[..., 3, 3] = 1.0
     return c2w
@@ -182,16 +182,17 @@ class Cameras:
         return cam @ c2w[..., :3, :3].transpose(-1, -2) + c2w[..., None, :3, 3]
 
     def pixel_centers(self, dtype=torch.float32) -> torch.Tensor:
-        """Pixel centres ``(H, W, 2)`` as (u, v) = (column + 0.5, row + 0.5)."""
-        v, u = torch.meshgrid(torch.arange(self.height, dtype=dtype) + 0.5,
-                              torch.arange(self.width, dtype=dtype) + 0.5, indexing="ij")
+        """Pixel centres ``(H, W, 2)`` as (u, v) = (column + 0.5, row + 0.5), on the cameras' device."""
+        dev = self.K.device
+        v, u = torch.meshgrid(torch.arange(self.height, dtype=dtype, device=dev) + 0.5,
+                              torch.arange(self.width, dtype=dtype, device=dev) + 0.5, indexing="ij")
         return torch.stack([u, v], -1)
 
     def rays(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Rays through every pixel centre: origins and unit directions, each ``(..., H, W, 3)``."""
         uv = self.pixel_centers(self.c2w.dtype).reshape(-1, 2)
         uv = uv.expand(*self.shape, -1, -1)
-        ones = torch.ones(uv.shape[:-1], dtype=uv.dtype)
+        ones = torch.ones(uv.shape[:-1], dtype=uv.dtype, device=uv.device)
         far = self.unproject(uv, ones)
         origins = self.centers[..., None, :].expand_as(far)
         dirs = torch.nn.functional.normalize(far - origins, dim=-1)
@@ -201,7 +202,7 @@ class Cameras:
     def resized(self, height: int, width: int | None = None) -> "Cameras":
         """The same cameras for images resized to ``height x width`` (e.g. latent resolution)."""
         width = height if width is None else width
-        scale = torch.tensor([width / self.width, height / self.height, 1.0], dtype=self.K.dtype)
+        scale = torch.tensor([width / self.width, height / self.height, 1.0], dtype=self.K.dtype, device=self.K.device)
         return Cameras(self.K * scale[:, None], self.c2w, height, width)
 
     # ----------------------------------------------------------------- serialisation

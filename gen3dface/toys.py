@@ -190,7 +190,7 @@ def fit_denoiser(model: nn.Module, scheduler: Scheduler, draw: Callable[[int, to
 #: Notebook 01's sizes per profile: cartoon-face resolution, UNet training steps and batch, multi-view
 #: toy training steps, number of samples drawn.
 NOTEBOOK01_SETTINGS: dict[str, dict] = {
-    "smoke": dict(image_size=16, unet_steps=400, unet_batch=32, toy_steps=1500, toy_batch=256, n_samples=8),
+    "smoke": dict(image_size=16, unet_steps=320, unet_batch=32, toy_steps=1500, toy_batch=256, n_samples=8),
     "small": dict(image_size=32, unet_steps=3000, unet_batch=64, toy_steps=4000, toy_batch=512, n_samples=16),
     "paper": dict(image_size=32, unet_steps=8000, unet_batch=128, toy_steps=6000, toy_batch=1024, n_samples=16),
 }
