@@ -1,0 +1,92 @@
+import filecmp
+import json
+
+import pytest
+
+from gen3dface import synthesis
+from gen3dface.errors import InputError
+from gen3dface.pruning import prune
+from gen3dface.synthesis import SynthConfig, synthesize
+
+SMALL = SynthConfig(views=12, res=48, ssaa=1, defect_rate=0.5, seed=5, mesh_resolution=48)
+
+
+def tree(root):
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def same_files(a, b):
+    ta, tb = tree(a), tree(b)
+    assert ta == tb
+    _, mismatch, errors = filecmp.cmpfiles(a, b, ta, shallow=False)
+    assert not mismatch and not errors, mismatch
+
+
+def test_layout_and_labels(tmp_path):
+    r = synthesize(tmp_path / "ds", 4, SMALL, progress=False)
+    assert r == {"made": 4, "skipped": 0, "total": 4}
+    m = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert [i["folder"] for i in m["identities"]] == [f"id_{k:06d}" for k in range(4)]
+    d = tmp_path / "ds" / "id_000000"
+    names = {p.name for p in d.iterdir()}
+    assert {"cameras.json", "mesh.ply", "meta.json"} <= names and len(names) == 3 + 2 * 12
+    for item in m["identities"]:
+        meta = json.loads((tmp_path / "ds" / item["folder"] / "meta.json").read_text())
+        az = meta["azimuth_deg"]
+        if item["defect"] == "janus":
+            assert item["defect_views"] and all(abs(az[k]) >= synthesis.JANUS_AZIMUTH for k in item["defect_views"])
+        elif item["defect"] == "drift":
+            assert item["defect_views"] and all(az[k] > synthesis.DRIFT_AZIMUTH for k in item["defect_views"])
+        else:
+            assert item["defect_views"] == []
+
+
+def test_sharded_runs_equal_one_run_and_resume_after_a_kill(tmp_path, monkeypatch):
+    synthesize(tmp_path / "one", 5, SMALL, progress=False)
+    for shard in ("1/2", "0/2"):
+        synthesize(tmp_path / "two", 5, SMALL, shard=shard, progress=False)
+    same_files(tmp_path / "one", tmp_path / "two")
+    # a run killed mid-identity: the half-written staging folder stays behind, later identities are missing
+    real = synthesis.write_identity
+    calls = {"n": 0}
+
+    def dying(root, item):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            stage = root / f".id_{item['meta']['index']:06d}.part"
+            stage.mkdir()
+            (stage / "view_00.png").write_bytes(b"\x89PNG half")
+            raise KeyboardInterrupt
+        return real(root, item)
+    monkeypatch.setattr(synthesis, "write_identity", dying)
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(tmp_path / "killed", 5, SMALL, progress=False)
+    monkeypatch.setattr(synthesis, "write_identity", real)
+    assert len(list((tmp_path / "killed").glob("id_*"))) == 2
+    r = synthesize(tmp_path / "killed", 5, SMALL, progress=False)
+    assert r["made"] == 3 and r["skipped"] == 2
+    same_files(tmp_path / "one", tmp_path / "killed")
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(InputError):
+        SynthConfig(style="oil")
+    with pytest.raises(InputError):
+        SynthConfig(defect_rate=1.5)
+    with pytest.raises(InputError):
+        synthesize(tmp_path / "x", 2, SMALL, shard="2/2")
+    synthesize(tmp_path / "x", 1, SMALL, progress=False)
+    with pytest.raises(InputError, match="other settings"):
+        synthesize(tmp_path / "x", 1, SynthConfig(views=6, res=48, ssaa=1), progress=False)
+    with pytest.raises(InputError, match="not a gen3dface dataset"):
+        prune(tmp_path)
+
+
+def test_janus_filter_finds_injected_back_faces(tmp_path):
+    cfg = SynthConfig(views=24, res=128, ssaa=1, defect_rate=0.6, seed=11, mesh_resolution=64)
+    synthesize(tmp_path / "ds", 6, cfg, progress=False)
+    res = prune(tmp_path / "ds", progress=False)
+    j = res["janus_filter"]
+    assert j["actual"] > 0
+    assert j["recall"] >= 0.6 and j["precision"] >= 0.6, j
+    assert json.loads((tmp_path / "ds" / "pruning.json").read_text())["kept"] == res["kept"]
