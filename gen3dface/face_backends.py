@@ -288,10 +288,56 @@ def insightface_faces(rgb: np.ndarray) -> list[dict]:
     return out
 
 
+def arcface_model_path(name: str = "buffalo_l") -> Path:
+    """The recognition (ArcFace) ONNX file of an insightface model pack: ``$INSIGHTFACE_ARCFACE`` if set,
+    else the pack's ``w600k_*.onnx`` / ``*glint*.onnx`` / ``*arcface*.onnx``."""
+    explicit = os.environ.get("INSIGHTFACE_ARCFACE")
+    if explicit:
+        return Path(explicit)
+    pack = insightface_root() / "models" / name
+    for pattern in ("w600k*.onnx", "*glint*.onnx", "*arcface*.onnx"):
+        hits = sorted(pack.glob(pattern))
+        if hits:
+            return hits[0]
+    return pack / "w600k_r50.onnx"
+
+
+@lru_cache(maxsize=4)
+def _arcface(path: str):
+    if not Path(path).is_file():
+        raise BackendUnavailable(f"ArcFace model not found at {path}; unpack insightface's buffalo_l pack into "
+                                 f"{insightface_root() / 'models'} or set INSIGHTFACE_ARCFACE to an ArcFace .onnx file")
+    try:
+        from insightface.model_zoo import get_model
+    except ImportError as e:
+        raise BackendUnavailable(f"insightface is not importable ({e})") from None
+    model = get_model(path, providers=["CPUExecutionProvider"])
+    if model is None or type(model).__name__ != "ArcFaceONNX":
+        raise BackendUnavailable(f"{path} is not an ArcFace recognition model (expected input 3x112x112)")
+    model.prepare(ctx_id=-1)
+    return model
+
+
+def arcface_embedding(rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """ArcFace embedding ``(512,)`` (unit norm) of the face with five ``keypoints (5, 2)``, aligned to
+    ArcFace's 112 x 112 template with insightface's own ``norm_crop``."""
+    import warnings
+
+    from insightface.utils import face_align
+
+    model = _arcface(str(arcface_model_path()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        aligned = face_align.norm_crop(np.ascontiguousarray(rgb[..., ::-1]), np.asarray(keypoints, np.float32))
+    feat = np.asarray(model.get_feat(aligned), dtype=np.float32).reshape(-1)
+    return feat / (np.linalg.norm(feat) + 1e-12)
+
+
 def available_backends() -> dict[str, str]:
     """Each backend's state: ``"ok"`` or the reason it is unavailable."""
     state = {}
-    for name, probe in (("mediapipe", _mp_models), ("dlib", _dlib_models), ("insightface", _insightface_app)):
+    for name, probe in (("mediapipe", _mp_models), ("dlib", _dlib_models), ("insightface", _insightface_app),
+                        ("arcface", lambda: _arcface(str(arcface_model_path())))):
         try:
             probe()
             state[name] = "ok"

@@ -189,16 +189,19 @@ def embed(image, face: Face | None = None, backend: str = "dlib") -> np.ndarray:
     """Identity embedding of ``face`` (found with ``backend`` when not given).
 
     ``dlib`` gives the 128-D descriptor (compare with Euclidean distance, same person below 0.6);
-    ``insightface`` gives the 512-D normed ArcFace embedding (compare with cosine similarity).
+    ``insightface`` gives the 512-D normed ArcFace embedding (compare with cosine similarity) of the face
+    aligned by its five key points (any backend's), with the pack's ArcFace model only.
     """
     _check_backend(backend)
     if backend == "mediapipe":
         raise InputError("mediapipe computes no identity embedding; use backend='dlib' or 'insightface'")
     photo = as_photo(image)
     if backend == "insightface":
-        if face is None or face.embedding is None:
-            face = find_face(photo, "insightface")
-        return face.embedding
+        if face is not None and face.embedding is not None:
+            return face.embedding
+        if face is None:
+            face = find_face(photo, "mediapipe")
+        return fb.arcface_embedding(photo.rgb, face.keypoints)
     if face is None:
         face = find_face(photo, "dlib")
     return fb.dlib_embedding(photo.rgb, face.box if face.backend == "dlib" else _square_box(face))

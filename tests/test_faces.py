@@ -138,3 +138,39 @@ def test_small_face_in_a_large_photo_is_found(astronaut):
     canvas[900:1156, 1500:1756] = small
     face = find_face(canvas)
     assert inside(face.landmarks, (1500 + 80, 900 + 30, 1500 + 143, 900 + 95))
+
+
+def test_arcface_loading_code_on_a_small_model_the_test_saves(tmp_path, monkeypatch, astronaut, hopper):
+    """The real insightface loading path (model_zoo routing, norm_crop alignment, get_feat) on a tiny
+    ArcFace-shaped ONNX network: 3x112x112 in, 512 out."""
+    import torch
+
+    from gen3dface import face_backends
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = torch.nn.Conv2d(3, 8, 8, 8)
+            self.fc = torch.nn.Linear(8 * 14 * 14, 512)
+
+        def forward(self, x):
+            return self.fc(self.conv(x).flatten(1))
+
+    pack = tmp_path / "models" / "buffalo_l"
+    pack.mkdir(parents=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Tiny(), torch.randn(1, 3, 112, 112), str(pack / "w600k_r50.onnx"), input_names=["input"],
+                          output_names=["embedding"], dynamic_axes={"input": {0: "batch"}}, dynamo=False)
+    monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path))
+    monkeypatch.delenv("INSIGHTFACE_ARCFACE", raising=False)
+    face_backends._arcface.cache_clear()
+    a1, a2 = embed(astronaut, backend="insightface"), embed(astronaut, backend="insightface")
+    h = embed(hopper, backend="insightface")
+    assert a1.shape == (512,) and abs(np.linalg.norm(a1) - 1) < 1e-5
+    assert np.array_equal(a1, a2) and not np.allclose(a1, h)
+    monkeypatch.setenv("INSIGHTFACE_ARCFACE", str(tmp_path / "missing.onnx"))
+    with pytest.raises(BackendUnavailable, match="ArcFace model not found"):
+        embed(astronaut, backend="insightface")
+    face_backends._arcface.cache_clear()
