@@ -151,3 +151,37 @@ def check_multiview_loss(fn: Callable[..., torch.Tensor]) -> bool:
         got = fn(model, sch.alphas_cumprod.clone(), x0, y, cams, t, noise)
         return _close(torch.as_tensor(got).detach(), want, 1e-4)
     return _run("exercise: multiview_loss", body)
+
+
+# ------------------------------------------------------------------------------------- notebook 02
+def check_grid_angles(fn: Callable[[], list[tuple[float, float]]]) -> bool:
+    """``fn() -> [(azimuth, elevation), ...]``: the paper's 48 synthesis views as in
+    :func:`gen3dface.cameras.synthesis_grid` (elevation-major: -40, 0, 40; azimuths from -180 in 22.5° steps)."""
+    from .cameras import synthesis_grid
+
+    def body():
+        grid = synthesis_grid()
+        want = [(round((float(a) + 180) % 360 - 180, 3), round(float(e), 3))
+                for a, e in zip(grid.azimuth_deg, grid.elevation_deg)]
+        want = [(-180.0 if a == 180.0 else a, e) for a, e in want]
+        got = [(round(float(a), 3), round(float(e), 3)) for a, e in fn()]
+        if len(got) != 48:
+            return f"{len(got)} views, expected 48"
+        bad = [i for i, (g, w) in enumerate(zip(got, want)) if g != w]
+        return None if not bad else f"view {bad[0]}: got {got[bad[0]]}, expected {want[bad[0]]}"
+    return _run("exercise: grid_angles", body)
+
+
+def check_consistency_score(fn: Callable[[np.ndarray], float]) -> bool:
+    """``fn(embeddings (M, D)) -> float``: the mean pairwise cosine similarity over distinct pairs."""
+    from .pruning import consistency_score
+
+    def body():
+        rng = np.random.default_rng(6)
+        for m in (2, 3, 7):
+            e = rng.normal(size=(m, 16)) * rng.uniform(0.5, 3, (m, 1))
+            why = _close(fn(e), consistency_score(e), 1e-5)
+            if why:
+                return f"{m} embeddings: {why}"
+        return None
+    return _run("exercise: consistency_score", body)

@@ -227,3 +227,11 @@ def synthesize(root: str | Path, n_identities: int, cfg: SynthConfig, shard: str
         write_identity(root, render_identity(cfg, k))
     manifest = build_manifest(root)
     return {"made": len(todo), "skipped": len(mine) - len(todo), "total": manifest["count"]}
+
+
+#: Notebook 02's sizes per profile.
+NOTEBOOK02_SETTINGS: dict[str, dict] = {
+    "smoke": dict(identities=10, views=24, res=96, defect_rate=0.5, top_k=8, detect_n=6),
+    "small": dict(identities=100, views=48, res=128, defect_rate=0.2, top_k=85, detect_n=30),
+    "paper": dict(identities=1000, views=48, res=256, defect_rate=0.2, top_k=850, detect_n=50),
+}

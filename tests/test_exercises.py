@@ -66,3 +66,17 @@ def test_notebook01_checkers(capsys):
     out = capsys.readouterr().out
     assert out.count("PASS") == 3 and out.count("FAIL") == 3
     assert torch.is_tensor(torch.zeros(1))
+
+
+def test_notebook02_checkers(capsys):
+    assert exercises.check_grid_angles(lambda: [(-180 + 22.5 * a, e) for e in (-40, 0, 40) for a in range(16)])
+    assert not exercises.check_grid_angles(lambda: [(22.5 * a, e) for e in (-40, 0, 40) for a in range(16)])
+
+    def score(E):
+        E = E / np.linalg.norm(E, axis=1, keepdims=True)
+        S = E @ E.T
+        return (S.sum() - len(E)) / (len(E) * (len(E) - 1))
+    assert exercises.check_consistency_score(score)
+    assert not exercises.check_consistency_score(lambda E: float(np.mean(E @ E.T)))  # unnormalised, diagonal in
+    out = capsys.readouterr().out
+    assert out.count("PASS") == 2 and out.count("FAIL") == 2
