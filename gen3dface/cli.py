@@ -43,6 +43,28 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _cmd_synth(args) -> int:
+    from .synthesis import SynthConfig, synthesize
+
+    cfg = SynthConfig(views=args.views, res=args.res, style=args.style, defect_rate=args.defects, seed=args.seed,
+                      ssaa=args.ssaa)
+    r = synthesize(args.output, args.identities, cfg, shard=args.shard, progress=not args.quiet)
+    print(f"{args.output}: made {r['made']}, already there {r['skipped']}, dataset now holds {r['total']} identities")
+    return 0
+
+
+def _cmd_prune(args) -> int:
+    from .pruning import prune
+
+    r = prune(args.dataset, top_k=args.top_k, tau=args.tau, embed_backend=args.embed, progress=not args.quiet)
+    j, i = r["janus_filter"], r["identity_filter"]
+    print(f"kept {r['kept']} of {len(r['identities'])} identities, removed {r['views_removed']} Janus views "
+          f"-> {args.dataset}/pruning.json")
+    print(f"Janus filter vs labels: precision {j['precision']:.2f}, recall {j['recall']:.2f}; identity filter: "
+          f"precision {i['precision']:.2f}, recall {i['recall']:.2f}")
+    return 0
+
+
 def _cmd_info(args) -> int:
     from .envinfo import report
 
@@ -69,6 +91,27 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", default="outputs/demo", help="output folder (default outputs/demo)")
     d.add_argument("--size", type=int, default=256, help="crop side in pixels (default 256)")
     d.set_defaults(func=_cmd_demo)
+
+    s = sub.add_parser("synth", help="render procedural identities x views into a dataset folder (resumable)")
+    s.add_argument("-o", "--output", required=True, help="dataset folder (created; existing identities are kept)")
+    s.add_argument("--identities", type=int, required=True, help="number of identities in the whole dataset")
+    s.add_argument("--views", type=int, default=48, help="views per identity (48 = the paper's grid)")
+    s.add_argument("--res", type=int, default=128, help="image side in pixels (default 128)")
+    s.add_argument("--style", default="photo", help="photo, toon, clay or sketch")
+    s.add_argument("--defects", type=float, default=0.0, help="fraction of identities with a Janus or drift defect")
+    s.add_argument("--shard", default=None, help="i/n: make only identities with index %% n == i")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--ssaa", type=int, default=2, help="supersampling (1 = off, 2 = anti-aliased)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_synth)
+
+    pr = sub.add_parser("prune", help="Janus filter and identity-consistency top-K over a dataset")
+    pr.add_argument("dataset", help="a folder written by `gen3dface synth`")
+    pr.add_argument("--top-k", type=int, default=None, help="identities to keep (default: the best 90%%)")
+    pr.add_argument("--tau", type=float, default=0.5, help="front-face score above which a back view is removed")
+    pr.add_argument("--embed", default="dlib", choices=["dlib", "insightface"], help="identity embedding")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    pr.set_defaults(func=_cmd_prune)
 
     i = sub.add_parser("info", help="versions, devices and which face backends and extras are available")
     i.set_defaults(func=_cmd_info)

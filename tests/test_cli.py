@@ -81,3 +81,23 @@ def test_info_reports_components(capsys):
     out = capsys.readouterr().out
     for key in ("faces:mediapipe", "faces:dlib", "faces:insightface", "spconv", "fid:inception"):
         assert key in out
+
+
+def test_synth_and_prune_commands(tmp_path, capsys):
+    out = tmp_path / "ds"
+    args = ["synth", "-o", str(out), "--identities", "2", "--views", "6", "--res", "48", "--ssaa", "1", "--quiet"]
+    assert main(args) == 0
+    assert "made 2" in capsys.readouterr().out
+    assert main(args) == 0  # resume: nothing to do
+    assert "made 0, already there 2" in capsys.readouterr().out
+    assert main(["prune", str(out), "--quiet"]) == 0
+    assert (out / "pruning.json").is_file()
+    for bad in (["synth", "-o", str(tmp_path / "b"), "--identities", "0"],
+                ["synth", "-o", str(tmp_path / "b"), "--identities", "2", "--style", "oil"],
+                ["synth", "-o", str(tmp_path / "b"), "--identities", "2", "--shard", "3/2"],
+                ["synth", "-o", str(tmp_path / "b"), "--identities", "2", "--defects", "2"],
+                ["prune", str(tmp_path / "nothing")],
+                ["prune", str(out), "--tau", "7"]):
+        assert main(bad) == 2, bad
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("gen3dface: error:"), err
