@@ -165,7 +165,8 @@ def write_identity(root: Path, item: dict) -> Path:
             save_png(stage / f"view_{k:02d}.png", img)
             save_png(stage / f"mask_{k:02d}.png", m)
         item["cameras"].save(stage / "cameras.json")
-        export_mesh(item["mesh"], stage / "mesh.ply")
+        if item.get("mesh") is not None:
+            export_mesh(item["mesh"], stage / "mesh.ply")
         (stage / "meta.json").write_text(json.dumps(item["meta"], indent=1))
         stage.rename(final)
     except BaseException:
@@ -199,12 +200,36 @@ def build_manifest(root: str | Path) -> dict:
     return manifest
 
 
+def panohead_maker(G, truncation: float = 0.7):
+    """An identity maker for :func:`synthesize` that renders PanoHead identities (see :mod:`gen3dface.panohead`)
+    from the same grid, at PanoHead's radius and focal; no ground-truth mesh, no injected defects."""
+    from .panohead import panohead_grid, render_panohead_identity
+
+    def make(cfg: SynthConfig, index: int) -> dict:
+        seed = identity_seed(cfg, index)
+        cams = panohead_grid(cfg.res, n_azimuth=cfg.views // 3) if cfg.views % 3 == 0 else None
+        if cams is None:
+            raise InputError("PanoHead synthesis needs --views divisible by 3 (azimuths x 3 elevations)")
+        item = render_panohead_identity(G, seed, cams, truncation)
+        item["mesh"] = None
+        item["meta"] = {"index": index, "seed": seed, "style": "panohead", "res": cfg.res, "views": len(cams),
+                        "defect": None, "defect_views": [], "generator": "panohead", "truncation": truncation,
+                        "azimuth_deg": [round(float(a), 4) for a in cams.azimuth_deg],
+                        "elevation_deg": [round(float(e), 4) for e in cams.elevation_deg]}
+        return item
+    make.name = "panohead"
+    return make
+
+
 def synthesize(root: str | Path, n_identities: int, cfg: SynthConfig, shard: str | None = None,
-               progress: bool = True) -> dict:
+               progress: bool = True, make_item=None) -> dict:
     """Make (or finish) a dataset of ``n_identities`` identities in ``root``; this process does shard ``i/n``.
 
-    Identities whose folder exists are skipped (resume); stale staging folders are removed. Returns counts.
+    Identities whose folder exists are skipped (resume); stale staging folders are removed. ``make_item``
+    renders one identity (default: procedural heads, :func:`render_identity`; :func:`panohead_maker` for
+    PanoHead). Returns counts.
     """
+    make_item = make_item or render_identity
     if n_identities < 1:
         raise InputError(f"--identities must be at least 1, got {n_identities}")
     i, n = parse_shard(shard)
@@ -213,7 +238,8 @@ def synthesize(root: str | Path, n_identities: int, cfg: SynthConfig, shard: str
         raise InputError(f"{root} exists and is not a folder")
     root.mkdir(parents=True, exist_ok=True)
     config_file = root / "synth_config.json"
-    cfg_json = json.dumps({"identities": n_identities, **dataclasses.asdict(cfg)}, indent=1, sort_keys=True)
+    cfg_json = json.dumps({"identities": n_identities, "generator": getattr(make_item, "name", "procedural"),
+                           **dataclasses.asdict(cfg)}, indent=1, sort_keys=True)
     if config_file.exists() and config_file.read_text() != cfg_json:
         raise InputError(f"{root} holds a dataset made with other settings ({config_file}); use a new folder")
     if not config_file.exists():
@@ -224,7 +250,7 @@ def synthesize(root: str | Path, n_identities: int, cfg: SynthConfig, shard: str
     mine = [k for k in range(n_identities) if k % n == i]
     todo = [k for k in mine if not (root / f"id_{k:06d}").is_dir()]
     for k in tqdm(todo, desc=f"synth shard {i}/{n}", disable=not progress, unit="id"):
-        write_identity(root, render_identity(cfg, k))
+        write_identity(root, make_item(cfg, k))
     manifest = build_manifest(root)
     return {"made": len(todo), "skipped": len(mine) - len(todo), "total": manifest["count"]}
 
