@@ -41,6 +41,7 @@ NEAR = 1e-2
 _EPS = 1e-5
 #: Box sizes (pixels) of the triangle groups; boxes larger than the last are enumerated at their own size.
 _BINS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+_SQUARE_BINS = (1, 2, 4, 8, 16, 32, 64, 128)
 #: Candidate pairs evaluated at once (bounds memory: about 40 bytes per pair).
 _CHUNK = 1 << 22
 #: Pixel samples (views x supersampled pixels) rendered in one pass; more views are split into passes.
@@ -198,7 +199,7 @@ def _scatter_group(zbuf: torch.Tensor, ids: torch.Tensor, pix0: torch.Tensor, co
 
 
 def rasterize(screen: torch.Tensor, tris: torch.Tensor, slots: torch.Tensor, n_slots: int, height: int,
-              width: int, two_sided: torch.Tensor | None = None) -> torch.Tensor:
+              width: int, two_sided: torch.Tensor | None = None, square_bins: bool | None = None) -> torch.Tensor:
     """Visible triangle per pixel of ``n_slots`` images.
 
     Args:
@@ -206,10 +207,15 @@ def rasterize(screen: torch.Tensor, tris: torch.Tensor, slots: torch.Tensor, n_s
         tris: ``(T, 3)`` int64 indices into ``screen``, counter-clockwise seen from outside.
         slots: ``(T,)`` int64 image each triangle is drawn into, in ``[0, n_slots)``.
         two_sided: ``(T,)`` bool, triangles also drawn when seen from behind (default: none).
+        square_bins: group triangles by the larger side of their box in powers of two (few groups, more
+            candidate pixels: best on a GPU, where each group costs kernel launches) instead of by width and
+            height separately (fewest candidates: best on a CPU). Default: square on CUDA. Same result.
     Returns:
         ``(n_slots, H, W)`` int64 index into ``tris`` of the nearest triangle covering each pixel
         centre, -1 where none does.
     """
+    if square_bins is None:
+        square_bins = screen.device.type == "cuda"
     dev = screen.device
     if two_sided is None:
         two_sided = torch.zeros(len(tris), dtype=torch.bool, device=dev)
@@ -218,10 +224,14 @@ def rasterize(screen: torch.Tensor, tris: torch.Tensor, slots: torch.Tensor, n_s
     zbuf = torch.full((n_slots * height * width,), -1, dtype=torch.int64, device=dev)
     keep, box, coef = _triangle_setup(screen, tris, two_sided, height, width)
     pix0 = _take(slots, keep) * (height * width) + box[:, 1] * width + box[:, 0]
-    bins = torch.tensor(_BINS, device=dev)
-    bin_w = torch.bucketize(box[:, 2].contiguous(), bins)  # index of the smallest bin >= size (len(_BINS) if larger)
-    bin_h = torch.bucketize(box[:, 3].contiguous(), bins)
-    group = bin_w * (len(_BINS) + 1) + bin_h
+    sizes = _SQUARE_BINS if square_bins else _BINS
+    bins = torch.tensor(sizes, device=dev)
+    if square_bins:
+        bin_w = bin_h = torch.bucketize(box[:, 2:4].amax(1).contiguous(), bins)
+    else:
+        bin_w = torch.bucketize(box[:, 2].contiguous(), bins)  # index of the smallest bin >= size (len if larger)
+        bin_h = torch.bucketize(box[:, 3].contiguous(), bins)
+    group = bin_w * (len(sizes) + 1) + bin_h
     order = torch.argsort(group)
     group_sorted = group[order]
     uniq, counts = torch.unique_consecutive(group_sorted, return_counts=True)
@@ -229,10 +239,10 @@ def rasterize(screen: torch.Tensor, tris: torch.Tensor, slots: torch.Tensor, n_s
     for g, n in zip(uniq.tolist(), counts.tolist()):
         sel = order[start:start + n]
         start += n
-        gw, gh = divmod(g, len(_BINS) + 1)
-        bw = _BINS[gw] if gw < len(_BINS) else int(box[sel, 2].max())
-        bh = _BINS[gh] if gh < len(_BINS) else int(box[sel, 3].max())
-        step = max(1, _CHUNK // (bw * bh))
+        gw, gh = divmod(g, len(sizes) + 1)
+        bw = sizes[gw] if gw < len(sizes) else int(box[sel, 2].max())
+        bh = sizes[gh] if gh < len(sizes) else int(box[sel, 3].max())
+        step = max(1, (_CHUNK * 8 if square_bins else _CHUNK) // (bw * bh))  # GPUs take bigger bites
         for s in range(0, n, step):
             part = sel[s:s + step]
             _scatter_group(zbuf, _take(keep, part), _take(pix0, part), _take(coef, part), _take(box, part), bw, bh,

@@ -163,3 +163,20 @@ def test_bad_arguments_raise_input_errors(heads):
         build_head(sample_head_params(0), resolution=8)
     with pytest.raises(InputError, match="meshes"):
         render([heads[0], heads[1]], orbit_cameras(torch.zeros(3, 2), 0.0, image_size=32))
+
+
+def test_square_binning_rasterises_the_same_pixels():
+    from gen3dface.cameras import orbit_cameras
+    from gen3dface.heads import build_head, sample_head_params
+    from gen3dface.render import rasterize
+
+    mesh = build_head(sample_head_params(3), 48)
+    cams = orbit_cameras([0.0, 70.0, 180.0], [10.0, -20.0, 35.0], image_size=96)
+    uv, z = cams.project(mesh.vertices.expand(3, -1, -1))
+    screen = torch.cat([uv, z[..., None]], -1).reshape(-1, 3)
+    n = len(mesh.vertices)
+    tris = torch.cat([mesh.faces + v * n for v in range(3)])
+    slots = torch.arange(3).repeat_interleave(len(mesh.faces))
+    fine = rasterize(screen, tris, slots, 3, 96, 96, square_bins=False)
+    square = rasterize(screen, tris, slots, 3, 96, 96, square_bins=True)
+    assert (fine >= 0).sum() > 1000 and torch.equal(fine, square)
