@@ -1,0 +1,215 @@
+"""gen3dface.geometry: the face geometry prior (mediapipe mesh, FLAME layer, ground truth) and `gen3dface mesh`."""
+
+import json
+import pickle
+import sys
+import types
+
+import numpy as np
+import pytest
+import scipy.sparse
+import torch
+from PIL import Image
+from scipy.spatial.transform import Rotation
+
+from gen3dface import geometry as g
+from gen3dface.cameras import orbit_cameras
+from gen3dface.cli import main
+from gen3dface.errors import BackendUnavailable, InputError, NoFaceError
+from gen3dface.faces import MultipleFacesWarning
+
+
+# ------------------------------------------------------------------------------------------- tools
+def test_tesselation_is_a_manifold_face_with_three_holes():
+    tri = g.tesselation_triangles()
+    assert tri.shape == (852, 3) and tri.dtype == np.int64 and tri.max() == g.MESH_POINTS - 1
+    edges = np.sort(tri[:, [[0, 1], [1, 2], [0, 2]]], axis=-1).reshape(-1, 2)
+    _, counts = np.unique(edges, axis=0, return_counts=True)
+    assert counts.max() == 2
+    m = g.FaceMesh(g.face_template(), tri, {}, 1.0, "x").to_trimesh()
+    assert m.is_winding_consistent and m.euler_number == -2  # a disk with eyes and mouth open
+    assert (m.face_normals[:, 2] > 0).mean() > 0.95  # outward: the face looks along +Z
+
+
+def test_umeyama_recovers_a_known_similarity():
+    rng = np.random.default_rng(0)
+    src = rng.normal(size=(50, 3))
+    R = Rotation.from_euler("xyz", [20, -35, 10], degrees=True).as_matrix()
+    dst = 2.5 * src @ R.T + np.array([0.3, -1.0, 4.0])
+    s, R_got, t = g.umeyama(src, dst)
+    assert s == pytest.approx(2.5, abs=1e-9) and np.allclose(R_got, R, atol=1e-9) and np.allclose(t, [0.3, -1, 4])
+    dst[:5] += 3.0  # outliers: the robust fit ignores them
+    s, R_got, t, w = g.robust_umeyama(src, dst)
+    assert s == pytest.approx(2.5, abs=1e-2) and np.allclose(R_got, R, atol=1e-2) and w[:5].max() < w[5:].min()
+
+
+def test_pose_convention_matches_orbit_cameras():
+    for az, el in [(0, 0), (30, 0), (-50, 20), (120, -40)]:
+        R = orbit_cameras([az], el)[0].c2w[:3, :3].double().numpy()
+        assert np.allclose(g.rotation_from_pose(az, el, 0), R, atol=1e-6)
+        pose = g.pose_from_rotation(R)
+        assert pose["yaw"] == pytest.approx(az, abs=1e-4) and pose["pitch"] == pytest.approx(el, abs=1e-4)
+    pose = g.pose_from_rotation(g.rotation_from_pose(-70, 35, 25))
+    assert [pose[k] for k in ("yaw", "pitch", "roll")] == pytest.approx([-70, 35, 25], abs=1e-6)
+
+
+# ------------------------------------------------------------------------------------------- mediapipe
+@pytest.mark.parametrize("name", ["astronaut_path", "hopper_path"])
+def test_mediapipe_mesh_on_sample_photos(name, request):
+    mesh = g.estimate_mesh(request.getfixturevalue(name))
+    assert mesh.vertices.shape == (468, 3) and mesh.vertices.dtype == np.float32 and mesh.faces.shape == (852, 3)
+    assert np.abs(mesh.vertices).max() < 1 and mesh.vertices[:, 2].min() > 0  # the face, in front
+    assert 0.3 < mesh.confidence <= 1 and abs(mesh.pose["yaw"]) < 20 and abs(mesh.pose["roll"]) < 10
+    # the estimated camera puts the mesh back onto the photo's landmarks
+    from gen3dface.faces import find_face
+    uv, depth = mesh.camera.project(torch.tensor(mesh.vertices))
+    assert (depth > 0).all()
+    assert np.abs(uv.numpy() - find_face(request.getfixturevalue(name)).landmarks[:468, :2]).max() < 0.05
+
+
+def test_pose_signs_on_renders():
+    img, _, _ = g.render_synthetic_view(1, azimuth=30, image_size=256)
+    assert g.estimate_mesh(img).pose["yaw"] == pytest.approx(30, abs=6)
+    img, _, _ = g.render_synthetic_view(1, azimuth=0, image_size=256)
+    rolled = np.asarray(Image.fromarray(img).rotate(15, fillcolor=(255, 255, 255)))  # counter-clockwise
+    assert g.estimate_mesh(rolled).pose["roll"] == pytest.approx(15, abs=4)
+
+
+def test_synthetic_measurement_threshold():
+    r = g.evaluate_on_synthetic(n_identities=2, azimuths=(-40, 0, 40), elevations=(0,), image_size=256, seed=100)
+    o = r["overall"]
+    assert o["n"] == 6 and o["missed"] == 0
+    assert o["raw_err"] < 0.045 and o["shape_err"] < 0.03  # measured ~0.027 and ~0.018 head widths
+    assert o["yaw_err"] < 8 and o["roll_err"] < 5  # measured ~2 and ~1 degrees
+    assert "|az| <= 20" in g.format_table(r)
+
+
+def test_hard_inputs_fail_clearly_or_work(astronaut, astronaut_path, odd_inputs):
+    tiny = np.asarray(Image.fromarray(astronaut).resize((40, 40)))
+    with pytest.raises(NoFaceError, match="no face found"):
+        g.estimate_mesh(tiny)
+    with pytest.warns(MultipleFacesWarning):
+        g.estimate_mesh(odd_inputs["several_faces"])
+    blocked = astronaut.copy()
+    blocked[90:260, 120:330] = 0  # eyes to mouth covered
+    try:
+        mesh = g.estimate_mesh(blocked)
+        assert 0 <= mesh.confidence <= 1
+    except NoFaceError as e:
+        assert "\n" not in str(e)
+
+
+# ------------------------------------------------------------------------------------------- ground truth
+def test_ground_truth_backend():
+    cam = orbit_cameras([25.0], -10.0)[0]
+    mesh = g.estimate_mesh(None, "ground_truth", head=3, camera=cam)
+    from gen3dface.heads import build_head, sample_head_params
+    assert np.allclose(mesh.vertices, build_head(sample_head_params(3)).vertices.numpy())
+    assert mesh.pose["yaw"] == pytest.approx(25, abs=1e-3) and mesh.pose["pitch"] == pytest.approx(-10, abs=1e-3)
+    assert mesh.confidence == 1.0
+    with pytest.raises(InputError, match="head="):
+        g.estimate_mesh(None, "ground_truth")
+
+
+# ------------------------------------------------------------------------------------------- FLAME
+N, J, F = 5023, 5, 9976
+
+
+@pytest.fixture(scope="module")
+def flame_file(tmp_path_factory):
+    """A FLAME-2020-format pickle with random bases, written like the real one: protocol 2, shapedirs as a
+    chumpy array (a stand-in class registered as chumpy.ch.Ch while pickling), a sparse J_regressor."""
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(N, 3))
+    v = 0.08 * d / np.linalg.norm(d, axis=1, keepdims=True) * [1.0, 1.2, 1.0]
+    J_reg = np.zeros((J, N))
+    J_reg[np.arange(J), rng.choice(N, J, replace=False)] = 1.0
+    w = rng.uniform(size=(N, J))
+    chumpy, ch = types.ModuleType("chumpy"), types.ModuleType("chumpy.ch")
+    Ch = type("Ch", (), {"__module__": "chumpy.ch"})
+    ch.Ch, chumpy.ch = Ch, ch
+    shapedirs = Ch()
+    shapedirs.__dict__.update(x=(1e-3 * rng.normal(size=(N, 3, 400))).astype(np.float32), _dirty_vars=set())
+    model = {"v_template": v, "shapedirs": shapedirs, "posedirs": 1e-3 * rng.normal(size=(N, 3, 36)),
+             "J_regressor": scipy.sparse.csc_matrix(J_reg), "weights": w / w.sum(1, keepdims=True),
+             "kintree_table": np.array([[2**32 - 1, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.int64),
+             "f": rng.integers(0, N, (F, 3)).astype(np.uint32), "bs_style": "lbs"}
+    path = tmp_path_factory.mktemp("flame") / "generic_model.pkl"
+    saved = {k: sys.modules.get(k) for k in ("chumpy", "chumpy.ch")}
+    sys.modules.update({"chumpy": chumpy, "chumpy.ch": ch})
+    try:
+        path.write_bytes(pickle.dumps(model, protocol=2))
+    finally:
+        for k, m in saved.items():
+            sys.modules.pop(k) if m is None else sys.modules.__setitem__(k, m)
+    return path
+
+
+def test_flame_refuses_untrusted_and_missing(flame_file, tmp_path):
+    with pytest.raises(BackendUnavailable, match="trust_pickle"):
+        g.load_flame(flame_file)
+    with pytest.raises(BackendUnavailable, match="flame.is.tue.mpg.de"):
+        g.load_flame(tmp_path / "absent.pkl", trust_pickle=True)
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(b"cos\nsystem\n(S'touch " + str(tmp_path / "pwned").encode() + b"'\ntR.")
+    with pytest.raises(InputError, match="refusing"):
+        g.load_flame(evil, trust_pickle=True)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_flame_forward_pass(flame_file):
+    layer = g.FlameLayer.from_file(flame_file, trust_pickle=True)
+    assert layer.n_shape == 300 and layer.n_expression == 100 and layer.faces.shape == (F, 3)
+    rest = layer()[0]
+    assert torch.allclose(rest, layer.v_template, atol=1e-6)
+    shape = torch.zeros(1, 10)
+    shape[0, 3] = 2.0
+    assert torch.allclose(layer(shape=shape)[0], layer.v_template + 2.0 * layer.shapedirs[:, :, 3], atol=1e-5)
+    # a root rotation alone moves every vertex rigidly about the root joint (no pose correctives)
+    pose = torch.zeros(1, 3 * J)
+    pose[0, :3] = torch.tensor([0.1, 0.4, -0.2])
+    R = torch.tensor(Rotation.from_rotvec([0.1, 0.4, -0.2]).as_matrix(), dtype=torch.float32)
+    j0 = layer.J_regressor[0] @ layer.v_template
+    assert torch.allclose(layer(pose=pose)[0], (layer.v_template - j0) @ R.T + j0, atol=1e-5)
+
+
+def test_flame_backend_fits_the_mediapipe_mesh(flame_file, astronaut_path):
+    mesh = g.estimate_mesh(astronaut_path, "flame", flame_model=flame_file, trust_pickle=True, fit_steps=40)
+    assert mesh.vertices.shape == (N, 3) and np.isfinite(mesh.vertices).all() and mesh.backend == "flame"
+    assert 0 <= mesh.confidence <= 1
+    observed = g.estimate_mesh(astronaut_path)
+    _, info = g.fit_flame(g.FlameLayer.from_file(flame_file, trust_pickle=True), observed.vertices, steps=40)
+    assert info["loss"][-1] < 0.5 * info["loss"][0]
+    with pytest.raises(BackendUnavailable, match="DECA"):
+        g.estimate_mesh(astronaut_path, "flame", flame_model=flame_file, trust_pickle=True, deca_model="deca_model.tar")
+    with pytest.raises(BackendUnavailable, match="GEN3DFACE_FLAME_MODEL"):
+        g.estimate_mesh(astronaut_path, "flame")
+
+
+# ------------------------------------------------------------------------------------------- saving and CLI
+@pytest.mark.parametrize("ext", [".obj", ".ply", ".glb"])
+def test_save_formats(astronaut_path, tmp_path, ext):
+    import trimesh
+    mesh = g.estimate_mesh(astronaut_path)
+    path = mesh.save(tmp_path / f"face{ext}")
+    loaded = trimesh.load(path, force="mesh", process=False)
+    assert len(loaded.vertices) == 468 and len(loaded.faces) == 852
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"face{ext}"]  # no temporary left behind
+
+
+def test_cli_mesh_writes_mesh_and_json(astronaut_path, tmp_path, capsys):
+    assert main(["mesh", str(astronaut_path), "-o", str(tmp_path / "a.ply")]) == 0
+    rec = json.loads((tmp_path / "a.json").read_text())
+    assert set(rec["pose_deg"]) == {"yaw", "pitch", "roll"} and 0 < rec["confidence"] <= 1
+    assert rec["n_vertices"] == 468 and (tmp_path / "a.ply").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("kind", ["missing", "text_as_jpg", "no_face", "bad_extension", "untrusted_flame"])
+def test_cli_mesh_bad_inputs(kind, bad_inputs, astronaut_path, flame_file, tmp_path, capsys):
+    out = tmp_path / "out" / ("face.stl" if kind == "bad_extension" else "face.obj")
+    photo = astronaut_path if kind in ("bad_extension", "untrusted_flame") else bad_inputs[kind]
+    extra = ["--backend", "flame", "--flame-model", str(flame_file)] if kind == "untrusted_flame" else []
+    assert main(["mesh", str(photo), "-o", str(out), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("gen3dface: error: "), err
+    assert not out.parent.exists() or not any(out.parent.iterdir())
