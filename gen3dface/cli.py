@@ -28,18 +28,57 @@ def _cmd_crop(args) -> int:
     return 0
 
 
+def _cmd_mesh(args) -> int:
+    import json
+    import warnings
+
+    from .faces import MultipleFacesWarning
+    from .geometry import check_mesh_path, estimate_mesh
+    from .storage import atomic_write_text
+
+    out = Path(args.output)
+    check_mesh_path(out)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MultipleFacesWarning)
+        mesh = estimate_mesh(args.photo, args.backend, fov_deg=args.fov, flame_model=args.flame_model,
+                             trust_pickle=args.trust_pickle)
+    for w in caught:
+        print(f"note: {w.message}", file=sys.stderr)
+    record = {"photo": str(args.photo), "mesh": out.name, **mesh.to_dict()}
+    mesh.save(out)
+    atomic_write_text(out.with_suffix(".json"), json.dumps(record, indent=1))
+    pose = ", ".join(f"{k} {v:+.1f}" for k, v in mesh.pose.items())
+    print(f"wrote {out} ({len(mesh.vertices)} vertices, {args.backend}) and {out.with_suffix('.json').name}: "
+          f"pose {pose} deg, confidence {mesh.confidence:.2f}")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .jobs import crop_job
     from .samples import sample_photo
 
+    import json
+    import time
+
+    from .geometry import estimate_mesh
+    from .storage import atomic_write_text
+
     photo = args.photo or sample_photo("astronaut")
-    print(f"[demo] step 1/1: face detection, landmarks and aligned crop of {photo}")
+    start = time.perf_counter()
+    print(f"[demo] step 1/2: face detection, landmarks and aligned crop of {photo}")
     report = crop_job(photo, args.output, size=args.size, summary=True)
     for note in report["notes"]:
         print(f"note: {note}", file=sys.stderr)
     for f in report["files"]:
         print(f"  {f}")
-    print(f"[demo] done in {report['seconds']:.2f} s; open {Path(args.output) / 'summary.png'}")
+    print("[demo] step 2/2: face mesh estimated from the photo, in the canonical head frame")
+    mesh = estimate_mesh(photo)
+    out = Path(args.output)
+    mesh.save(out / "mesh.obj")
+    atomic_write_text(out / "mesh.json", json.dumps({"photo": str(photo), "mesh": "mesh.obj", **mesh.to_dict()}, indent=1))
+    print(f"  {out / 'mesh.obj'} ({len(mesh.vertices)} vertices; pose "
+          + ", ".join(f"{k} {v:+.1f}" for k, v in mesh.pose.items()) + " deg)")
+    print(f"[demo] done in {time.perf_counter() - start:.1f} s; open {out / 'summary.png'}")
     return 0
 
 
@@ -85,6 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="face backend (default mediapipe: 478 landmarks)")
     c.add_argument("--summary", action="store_true", help="also write summary.png (photo | crop | mask)")
     c.set_defaults(func=_cmd_crop)
+
+    m = sub.add_parser("mesh", help="estimate the face mesh (the geometry prior) in the canonical head frame")
+    m.add_argument("photo", help="a face photo (PNG, JPEG, WebP, BMP, TIFF)")
+    m.add_argument("-o", "--output", required=True, help="mesh file: .obj, .ply or .glb (pose goes to OUT.json)")
+    m.add_argument("--backend", default="mediapipe", choices=["mediapipe", "flame"],
+                   help="mediapipe (offline default) or flame (needs --flame-model and --trust-pickle)")
+    m.add_argument("--fov", type=float, default=30.0, help="assumed vertical field of view of the photo, degrees")
+    m.add_argument("--flame-model", default=None, help="FLAME 2020 generic_model.pkl (backend flame)")
+    m.add_argument("--trust-pickle", action="store_true", help="allow unpickling the FLAME file (it is a pickle)")
+    m.set_defaults(func=_cmd_mesh)
 
     d = sub.add_parser("demo", help="the main job on the shipped sample photo (or PHOTO)")
     d.add_argument("photo", nargs="?", default=None, help="a face photo (default: data/samples/astronaut.jpg)")
