@@ -101,3 +101,13 @@ def test_synth_and_prune_commands(tmp_path, capsys):
         assert main(bad) == 2, bad
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("gen3dface: error:"), err
+
+
+def test_demo_writes_crop_summary_and_mesh(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"summary.png", "crop.png", "mask.png", "landmarks.json", "mesh.obj", "mesh.json"} <= names
+    import trimesh
+    mesh = trimesh.load(out / "mesh.obj", process=False)
+    assert len(mesh.vertices) == 468 and abs(mesh.vertices).max() <= 1.0
