@@ -220,7 +220,7 @@ def sample(model: Callable, y: Any, cameras: Any, steps: int = 50, guidance: flo
     if steps < 1:
         raise InputError(f"steps must be at least 1, got {steps}")
     scheduler = scheduler or make_scheduler("ddim")
-    view_shape = tuple(view_shape or getattr(model, "view_shape"))
+    view_shape = tuple(view_shape or model.view_shape)
     if num_views is None:
         num_views = int(cameras.shape[1])
     if batch_size is None:

@@ -244,7 +244,7 @@ def synthesize(root: str | Path, n_identities: int, cfg: SynthConfig, shard: str
         raise InputError(f"{root} holds a dataset made with other settings ({config_file}); use a new folder")
     if not config_file.exists():
         atomic_write_text(config_file, cfg_json)
-    for stale in root.glob(f".id_*.part"):
+    for stale in root.glob(".id_*.part"):
         if int(stale.name[4:10]) % n == i:
             shutil.rmtree(stale, ignore_errors=True)
     mine = [k for k in range(n_identities) if k % n == i]
