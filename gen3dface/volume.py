@@ -95,3 +95,123 @@ def sample_volume(volume: torch.Tensor, points: torch.Tensor, extent: float = 1.
     grid = (points / extent).reshape(B, -1, 1, 1, 3).to(volume.dtype)
     out = F.grid_sample(volume, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out.reshape(B, C, *rest)
+
+
+# --------------------------------------------------------------------------------------- mesh voxels
+def voxelize_mesh(vertices: torch.Tensor, faces: torch.Tensor, V: int, extent: float = 1.0,
+                  samples: int = 6) -> torch.Tensor:
+    """Voxels ``(n, 3)`` int64 (z, y, x indices, sorted, unique) that the mesh surface passes through.
+
+    Every triangle is sampled on a barycentric grid of ``samples`` steps per edge (its vertices included);
+    triangles are assumed no larger than a few voxels (true for face meshes at V <= 64).
+    """
+    i, j = torch.meshgrid(torch.arange(samples + 1), torch.arange(samples + 1), indexing="ij")
+    keep = (i + j) <= samples
+    b = torch.stack([i[keep], j[keep]], 1).to(vertices.dtype) / samples  # (S, 2)
+    tri = vertices[faces]  # (F, 3, 3)
+    pts = tri[:, None, 0] + b[None, :, :1] * (tri[:, None, 1] - tri[:, None, 0]) \
+        + b[None, :, 1:] * (tri[:, None, 2] - tri[:, None, 0])
+    pts = pts.reshape(-1, 3)
+    idx = ((pts / extent + 1) / 2 * V).floor().long()
+    idx = idx[((idx >= 0) & (idx < V)).all(1)]
+    return torch.unique(idx.flip(1), dim=0)  # x, y, z -> z, y, x
+
+
+def _spconv():
+    """spconv's torch module, or ``None`` where it cannot load (then the dense path is used)."""
+    try:
+        import spconv.pytorch as sp
+        return sp
+    except Exception:  # noqa: BLE001 - any import failure means "no spconv here"
+        return None
+
+
+class _DenseSubMConv(torch.nn.Module):
+    """Parameters laid out like spconv 2's ``SubMConv3d`` (weight ``(out, kz, ky, kx, in)``) for the dense path."""
+
+    def __init__(self, cin: int, cout: int, k: int):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.empty(cout, k, k, k, cin))
+        self.bias = torch.nn.Parameter(torch.zeros(cout))
+        torch.nn.init.kaiming_uniform_(self.weight.view(cout, -1), a=math.sqrt(5))
+
+
+class SparseMeshNet(torch.nn.Module):
+    """A submanifold sparse 3D ConvNet over the mesh's voxels (the paper's sparse 3D ConvNet, Graham et al.).
+
+    Submanifold convolutions compute outputs only at active voxels, from active neighbours, so features
+    stay on the surface. With spconv installed the convolutions run sparse; otherwise (or with
+    ``dense=True``) an equivalent masked dense ``conv3d`` runs with the same parameters and gives the same
+    numbers.
+
+    Args:
+        cin: input channels per voxel; hidden: channels of the hidden layers; cout: output channels.
+        layers: number of 3x3x3 submanifold convolutions.
+    """
+
+    def __init__(self, cin: int, hidden: int, cout: int, layers: int = 3):
+        super().__init__()
+        sp = _spconv()
+        chans = [cin] + [hidden] * (layers - 1) + [cout]
+        self.sparse_available = sp is not None
+        if sp is not None:
+            self.convs = torch.nn.ModuleList(sp.SubMConv3d(a, b, 3, padding=1, bias=True, indice_key="mesh")
+                                             for a, b in zip(chans[:-1], chans[1:]))
+        else:
+            self.convs = torch.nn.ModuleList(_DenseSubMConv(a, b, 3) for a, b in zip(chans[:-1], chans[1:]))
+
+    def forward(self, features: torch.Tensor, indices: torch.Tensor, batch_size: int, V: int,
+                dense: bool | None = None) -> torch.Tensor:
+        """Active-voxel ``features (n, cin)`` at ``indices (n, 4)`` int (batch, z, y, x) -> a dense volume
+        ``(B, cout, V, V, V)``, zero away from the mesh.
+
+        ``dense=None`` picks spconv on a GPU and the dense path on the CPU: spconv 2.3.8's CPU build has no
+        backward pass (it calls into CUDA) and races with several threads (see :meth:`_sparse`)."""
+        if dense is None:
+            dense = features.device.type != "cuda"
+        if dense or not self.sparse_available:
+            return self._dense(features, indices, batch_size, V)
+        return self._sparse(features, indices, batch_size, V)
+
+    def _sparse(self, features: torch.Tensor, indices: torch.Tensor, batch_size: int, V: int) -> torch.Tensor:
+        sp = _spconv()
+        # spconv 2.3.8's CPU kernels race when several threads scatter into one output voxel (measured:
+        # results differ from call to call by up to 0.03 with 2 threads, never with 1), so on the CPU the
+        # sparse convolutions run single-threaded.
+        threads = torch.get_num_threads()
+        if features.device.type == "cpu":
+            torch.set_num_threads(1)
+        try:
+            x = sp.SparseConvTensor(features.contiguous(), indices.int(), [V, V, V], batch_size)  # raw memory
+            for k, conv in enumerate(self.convs):
+                x = conv(x)
+                if k < len(self.convs) - 1:
+                    x = x.replace_feature(F.silu(x.features))
+            return x.dense()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _dense(self, features: torch.Tensor, indices: torch.Tensor, batch_size: int, V: int) -> torch.Tensor:
+        idx = indices.long()
+        grid = features.new_zeros(batch_size, features.shape[1], V, V, V)
+        grid[idx[:, 0], :, idx[:, 1], idx[:, 2], idx[:, 3]] = features
+        mask = features.new_zeros(batch_size, 1, V, V, V)
+        mask[idx[:, 0], :, idx[:, 1], idx[:, 2], idx[:, 3]] = 1
+        x = grid
+        for k, conv in enumerate(self.convs):
+            x = F.conv3d(x, conv.weight.permute(0, 4, 1, 2, 3), conv.bias, padding=1) * mask
+            if k < len(self.convs) - 1:
+                x = F.silu(x)
+        return x
+
+
+def mesh_voxel_features(features: torch.Tensor, cameras: Cameras, voxels: list[torch.Tensor], V: int,
+                        extent: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features of each sample's mesh voxels sampled from its views: ``(n, C)`` and indices ``(n, 4)``
+    (batch, z, y, x), from per-view ``features (B, N, C, h, w)`` and ``voxels`` (one ``(n_b, 3)`` per sample)."""
+    volume, _ = unproject_features(features, cameras, V, extent)
+    feats, inds = [], []
+    for b, vox in enumerate(voxels):
+        feats.append(volume[b, :, vox[:, 0], vox[:, 1], vox[:, 2]].T.contiguous())
+        inds.append(torch.cat([torch.full((len(vox), 1), b, dtype=vox.dtype, device=vox.device), vox], 1))
+    return torch.cat(feats), torch.cat(inds)

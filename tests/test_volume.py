@@ -53,3 +53,40 @@ def test_gradients_reach_the_features():
     out = sample_volume(vol, pts[None].expand(2, -1, -1, -1, -1, -1).reshape(2, -1, 8, 8, 3))
     out.square().mean().backward()
     assert feats.grad is not None and feats.grad.abs().sum() > 0
+
+
+def test_mesh_voxels_and_sparse_dense_agreement():
+    import pytest
+
+    from gen3dface.geometry import estimate_mesh
+    from gen3dface.samples import sample_photo
+    from gen3dface.volume import SparseMeshNet, mesh_voxel_features, voxelize_mesh
+
+    mesh = estimate_mesh(sample_photo("astronaut"))
+    V = 32
+    vox = voxelize_mesh(torch.as_tensor(mesh.vertices), torch.as_tensor(mesh.faces), V)
+    assert 100 < len(vox) < V ** 3 // 10  # a surface, not a solid
+    assert bool((vox[:, 0] >= V // 2).all())  # the face is in front (+Z half) of the head cube
+    cams = target_ring(4, image_size=32)
+    feats = torch.randn(1, 4, 8, 16, 16)
+    f, idx = mesh_voxel_features(feats, cams, [vox], V)
+    assert f.shape == (len(vox), 8) and idx.shape == (len(vox), 4)
+    torch.manual_seed(0)
+    net = SparseMeshNet(8, 16, 6, layers=3)
+    dense = net(f, idx, 1, V, dense=True)
+    assert dense.shape == (1, 6, V, V, V)
+    off = torch.ones(V, V, V, dtype=torch.bool)
+    off[vox[:, 0], vox[:, 1], vox[:, 2]] = False
+    assert float(dense[0][:, off].abs().max()) == 0.0  # nothing leaks off the surface
+    dense.square().mean().backward()  # the CPU trains through the dense path
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+    if not net.sparse_available:
+        pytest.skip("spconv not importable here: the dense path is all there is")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    with torch.no_grad():
+        for _ in range(3):  # repeated: spconv's multi-threaded CPU path used to race
+            sparse = net(f, idx, 1, V, dense=False)
+            assert torch.allclose(sparse, dense, atol=1e-5), float((sparse - dense).abs().max())
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(threads)
