@@ -13,7 +13,7 @@ trap 'rm -rf "$tmp"' EXIT
 python3 -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d "$tmp/whl" papermill ipykernel ipywidgets plotly "mediapipe==0.10.21" "protobuf==4.25.9" \
-  "diffusers==0.42.1" importlib_metadata truststore
+  "diffusers==0.42.1" importlib_metadata truststore trimesh
 # already on the target image (its own versions are kept)
 have="absl-py accelerate anyio attrs certifi charset-normalizer click contourpy cycler filelock flatbuffers
 fonttools fsspec h11 hf-xet httpcore httpx httpcore2 httpx2 huggingface-hub idna jax jaxlib jinja2 kiwisolver
@@ -33,7 +33,8 @@ tar -C "$tmp/site" -cf - . | xz -6 -T2 > "$dest/extra.tar.xz"
 cat > "$dest/activate.sh" <<'ACT'
 # sourced on the GPU machine: unpack the carried packages into /tmp/devsite and put them first on the path
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-if [ ! -d /tmp/devsite/mediapipe ]; then mkdir -p /tmp/devsite && tar -xJf "$here/extra.tar.xz" -C /tmp/devsite; fi
+stamp=$(cksum < "$here/extra.tar.xz")
+if [ "$(cat /tmp/devsite/.stamp 2>/dev/null)" != "$stamp" ]; then rm -rf /tmp/devsite && mkdir -p /tmp/devsite && tar -xJf "$here/extra.tar.xz" -C /tmp/devsite && echo "$stamp" > /tmp/devsite/.stamp; fi
 if [ -f "$here/spconv.tar.xz" ] && [ ! -d /tmp/devspconv ]; then mkdir -p /tmp/devspconv && tar -xJf "$here/spconv.tar.xz" -C /tmp/devspconv; fi
 export PYTHONPATH=/tmp/devsite:/tmp/devspconv:$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 PATH=/tmp/devsite/bin:$PATH
 ACT
