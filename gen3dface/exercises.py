@@ -185,3 +185,35 @@ def check_consistency_score(fn: Callable[[np.ndarray], float]) -> bool:
                 return f"{m} embeddings: {why}"
         return None
     return _run("exercise: consistency_score", body)
+
+
+# ------------------------------------------------------------------------------------- notebook 04
+def check_voxel_index(fn: Callable[[np.ndarray, int], tuple[int, int, int]]) -> bool:
+    """``fn(point (3,), V) -> (iz, iy, ix)``: the voxel of the [-1, 1]^3 grid holding a world point."""
+    def body():
+        rng = np.random.default_rng(8)
+        for _ in range(50):
+            V = int(rng.integers(2, 64))
+            p = rng.uniform(-0.999, 0.999, 3)
+            want = tuple(int(i) for i in np.floor((p + 1) / 2 * V)[::-1])
+            got = tuple(int(i) for i in fn(p, V))
+            if got != want:
+                return f"point {np.round(p, 3)}, V = {V}: got {got}, expected {want} (order z, y, x)"
+        return None
+    return _run("exercise: voxel_index", body)
+
+
+def check_grid_coords(fn: Callable[[np.ndarray, int, int], np.ndarray]) -> bool:
+    """``fn(uv (P, 2) pixels, height, width) -> (P, 2)`` grid_sample coordinates (align_corners=False)."""
+    from .volume import pixel_grid
+
+    def body():
+        rng = np.random.default_rng(9)
+        for _ in range(10):
+            h, w = (int(x) for x in rng.integers(4, 300, 2))
+            uv = rng.uniform(0, 1, (20, 2)) * [w, h]
+            why = _close(fn(uv, h, w), pixel_grid(torch.tensor(uv), h, w).numpy(), 1e-6)
+            if why:
+                return f"{h}x{w} image: {why}"
+        return None
+    return _run("exercise: grid_coords", body)

@@ -80,3 +80,12 @@ def test_notebook02_checkers(capsys):
     assert not exercises.check_consistency_score(lambda E: float(np.mean(E @ E.T)))  # unnormalised, diagonal in
     out = capsys.readouterr().out
     assert out.count("PASS") == 2 and out.count("FAIL") == 2
+
+
+def test_notebook04_checkers(capsys):
+    assert exercises.check_voxel_index(lambda p, V: tuple(np.floor((p + 1) / 2 * V).astype(int)[::-1]))
+    assert not exercises.check_voxel_index(lambda p, V: tuple(np.floor((p + 1) / 2 * V).astype(int)))  # x, y, z
+    assert exercises.check_grid_coords(lambda uv, h, w: uv / [w, h] * 2 - 1)
+    assert not exercises.check_grid_coords(lambda uv, h, w: (uv - 0.5) / [w - 1, h - 1] * 2 - 1)  # align_corners=True
+    out = capsys.readouterr().out
+    assert out.count("PASS") == 2 and out.count("FAIL") == 2
