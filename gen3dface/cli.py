@@ -28,13 +28,24 @@ def _cmd_crop(args) -> int:
     return 0
 
 
-def _cmd_mesh(args) -> int:
+def _write_mesh(mesh, out: Path, photo) -> str:
+    """Write ``mesh`` to ``out`` and its pose/confidence record beside it as ``out.json``; returns the pose
+    as text for the console."""
     import json
+
+    from .storage import atomic_write_text
+
+    mesh.save(out)
+    record = {"photo": str(photo), "mesh": out.name, **mesh.to_dict()}
+    atomic_write_text(out.with_suffix(".json"), json.dumps(record, indent=1))
+    return ", ".join(f"{k} {v:+.1f}" for k, v in mesh.pose.items())
+
+
+def _cmd_mesh(args) -> int:
     import warnings
 
     from .faces import MultipleFacesWarning
     from .geometry import check_mesh_path, estimate_mesh
-    from .storage import atomic_write_text
 
     out = Path(args.output)
     check_mesh_path(out)
@@ -44,10 +55,7 @@ def _cmd_mesh(args) -> int:
                              trust_pickle=args.trust_pickle)
     for w in caught:
         print(f"note: {w.message}", file=sys.stderr)
-    record = {"photo": str(args.photo), "mesh": out.name, **mesh.to_dict()}
-    mesh.save(out)
-    atomic_write_text(out.with_suffix(".json"), json.dumps(record, indent=1))
-    pose = ", ".join(f"{k} {v:+.1f}" for k, v in mesh.pose.items())
+    pose = _write_mesh(mesh, out, args.photo)
     print(f"wrote {out} ({len(mesh.vertices)} vertices, {args.backend}) and {out.with_suffix('.json').name}: "
           f"pose {pose} deg, confidence {mesh.confidence:.2f}")
     return 0
@@ -57,11 +65,9 @@ def _cmd_demo(args) -> int:
     from .jobs import crop_job
     from .samples import sample_photo
 
-    import json
     import time
 
     from .geometry import estimate_mesh
-    from .storage import atomic_write_text
 
     photo = args.photo or sample_photo("astronaut")
     start = time.perf_counter()
@@ -74,10 +80,8 @@ def _cmd_demo(args) -> int:
     print("[demo] step 2/2: face mesh estimated from the photo, in the canonical head frame")
     mesh = estimate_mesh(photo)
     out = Path(args.output)
-    mesh.save(out / "mesh.obj")
-    atomic_write_text(out / "mesh.json", json.dumps({"photo": str(photo), "mesh": "mesh.obj", **mesh.to_dict()}, indent=1))
-    print(f"  {out / 'mesh.obj'} ({len(mesh.vertices)} vertices; pose "
-          + ", ".join(f"{k} {v:+.1f}" for k, v in mesh.pose.items()) + " deg)")
+    pose = _write_mesh(mesh, out / "mesh.obj", photo)
+    print(f"  {out / 'mesh.obj'} ({len(mesh.vertices)} vertices; pose {pose} deg)")
     print(f"[demo] done in {time.perf_counter() - start:.1f} s; open {out / 'summary.png'}")
     return 0
 

@@ -149,14 +149,19 @@ def as_photo(image) -> Photo:
     raise InputError(f"expected an image array of shape (H, W), (H, W, 3) or (H, W, 4), got {arr.shape}")
 
 
-def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write an ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` uint8 (or float in [0, 1]) array as PNG, atomically."""
+def png_bytes(image: np.ndarray) -> bytes:
+    """PNG encoding of an ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` uint8 (or float in [0, 1]) array."""
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
         arr = np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an image array (see :func:`png_bytes`) as PNG, atomically."""
+    atomic_write_bytes(path, png_bytes(image))
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:

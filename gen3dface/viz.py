@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from .cameras import Cameras
+from .images import png_bytes
 
 
 def draw_landmarks(rgb: np.ndarray, landmarks: np.ndarray, quad: np.ndarray | None = None,
@@ -123,16 +124,6 @@ def figure_to_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def array_to_png(img: np.ndarray) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(img)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def interactive_image(fn, **controls):
     """Sliders (or any ipywidgets value widgets) driving a picture: ``fn(**values)`` returns an
     ``(H, W, 3)`` uint8 array or a matplotlib figure, shown in an ``ipywidgets.Image``.
@@ -146,7 +137,7 @@ def interactive_image(fn, **controls):
 
     def update(_=None):
         out = fn(**{k: w.value for k, w in controls.items()})
-        image.value = array_to_png(out) if isinstance(out, np.ndarray) else figure_to_png(out)
+        image.value = png_bytes(out) if isinstance(out, np.ndarray) else figure_to_png(out)
 
     for w in controls.values():
         w.observe(update, names="value")
