@@ -108,6 +108,36 @@ def _cmd_prune(args) -> int:
     return 0
 
 
+def _cmd_reconstruct(args) -> int:
+    from .errors import InputError
+    from .recon import VIDEO_FORMATS, check_output_path, config_for, load_views, reconstruct_views, save_mesh
+
+    out = check_output_path(args.output)
+    turntable = check_output_path(args.turntable, VIDEO_FORMATS, "turntable") if args.turntable else None
+    stages = config_for(args.profile).iters
+    changes = {"seed": args.seed}
+    if args.iters:
+        try:
+            changes["iters"] = tuple(int(n) for n in args.iters.split(","))
+        except ValueError:
+            changes["iters"] = ()
+        if len(changes["iters"]) != len(stages) or min(changes["iters"]) < 0:
+            raise InputError(f"--iters: give {len(stages)} counts >= 0, one per grid stage, e.g. "
+                             f"{','.join(map(str, stages))}")
+    cfg = config_for(args.profile, **changes)
+    views = load_views(args.views)
+    result = reconstruct_views(views, config=cfg, device=args.device, progress=not args.quiet)
+    save_mesh(result.mesh, out)
+    seconds = result.seconds["fit"] + result.seconds["mesh"]
+    psnr = f"; training PSNR {result.history[-1]['psnr']:.1f} dB" if result.history else ""
+    print(f"wrote {out} ({len(result.mesh.vertices)} vertices, {len(result.mesh.faces)} faces) from "
+          f"{len(views)} views in {seconds:.1f} s{psnr}")
+    if turntable is not None:
+        result.save_turntable(turntable)
+        print(f"wrote {turntable}")
+    return 0
+
+
 def _cmd_info(args) -> int:
     from .envinfo import report
 
@@ -165,6 +195,22 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--embed", default="dlib", choices=["dlib", "insightface"], help="identity embedding")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=_cmd_prune)
+
+    rc = sub.add_parser("reconstruct",
+                        help="fit an SDF to posed views and export a coloured mesh (.glb/.obj/.ply)")
+    rc.add_argument("views", help="a views folder: view_XX.png + cameras.json (+ mask_XX.png), as written by "
+                                  "`generate`, or one identity folder of `synth`")
+    rc.add_argument("-o", "--output", required=True, help="mesh file: .glb, .obj or .ply")
+    rc.add_argument("--profile", default="small", choices=["smoke", "small", "paper"],
+                    help="fit size: smoke (a CPU minute), small (default), paper (GPU)")
+    rc.add_argument("--iters", default=None,
+                    help="Adam steps per grid stage, comma-separated (default: the profile's)")
+    rc.add_argument("--turntable", default=None,
+                    help="also write a turntable of the fitted head (.gif or .mp4)")
+    rc.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    rc.add_argument("--seed", type=int, default=0)
+    rc.add_argument("--quiet", action="store_true", help="no progress bar")
+    rc.set_defaults(func=_cmd_reconstruct)
 
     i = sub.add_parser("info", help="versions, devices and which face backends and extras are available")
     i.set_defaults(func=_cmd_info)
