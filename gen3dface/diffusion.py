@@ -123,13 +123,22 @@ def ddim_step(scheduler: DDIMScheduler, eps: torch.Tensor, t: int, x_t: torch.Te
     return out
 
 
+#: keys of a dict condition that classifier-free guidance blanks (the input view); others (the mesh) stay
+NULL_KEYS = ("latent", "image")
+
+
 def null_like(y: Any) -> Any:
-    """The unconditional input for classifier-free guidance: zeros shaped like ``y``."""
-    return torch.zeros_like(y) if isinstance(y, torch.Tensor) else y
+    """The unconditional input for classifier-free guidance: zeros shaped like ``y``; for a dict condition,
+    its :data:`NULL_KEYS` entries zeroed and the rest kept."""
+    if isinstance(y, torch.Tensor):
+        return torch.zeros_like(y)
+    if isinstance(y, dict):
+        return {k: torch.zeros_like(v) if k in NULL_KEYS else v for k, v in y.items()}
+    return y
 
 
 def batch_cat(a: Any, b: Any) -> Any:
-    """Concatenate two conditioning objects along the batch: tensors, :class:`Cameras`, dicts, None."""
+    """Concatenate two conditioning objects along the batch: tensors, :class:`Cameras`, dicts, lists, None."""
     if a is None:
         return None
     if isinstance(a, torch.Tensor):
@@ -138,7 +147,19 @@ def batch_cat(a: Any, b: Any) -> Any:
         return Cameras(torch.cat([a.K, b.K], 0), torch.cat([a.c2w, b.c2w], 0), a.height, a.width)
     if isinstance(a, dict):
         return {k: batch_cat(a[k], b[k]) for k in a}
+    if isinstance(a, list):
+        return a + b
     raise TypeError(f"cannot batch conditioning of type {type(a).__name__}")
+
+
+def drop_condition(y: Any, drop: torch.Tensor) -> Any:
+    """``y`` with the samples where ``drop (B,)`` is true replaced by :func:`null_like` (condition dropout)."""
+    null = null_like(y)
+    if isinstance(y, torch.Tensor):
+        return torch.where(drop.reshape((-1,) + (1,) * (y.dim() - 1)), null, y)
+    if isinstance(y, dict):
+        return {k: drop_condition(v, drop) if k in NULL_KEYS else v for k, v in y.items()}
+    return y
 
 
 def multiview_loss(model: Callable, scheduler: Scheduler, x0: torch.Tensor, y: Any, cameras: Any,
@@ -158,9 +179,9 @@ def multiview_loss(model: Callable, scheduler: Scheduler, x0: torch.Tensor, y: A
     if t is None:
         t = torch.randint(0, T, (B,), generator=generator, device=x0.device)
     x_t, noise = q_sample(scheduler, x0, t, generator=generator)
-    if cond_drop_prob > 0 and isinstance(y, torch.Tensor):
+    if cond_drop_prob > 0:
         drop = torch.rand(B, generator=generator, device=x0.device) < cond_drop_prob
-        y = torch.where(drop.reshape((B,) + (1,) * (y.dim() - 1)), null_like(y), y)
+        y = drop_condition(y, drop)
     eps = model(x_t, t, y, cameras)
     return torch.nn.functional.mse_loss(eps.float(), noise.float())
 

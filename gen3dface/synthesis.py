@@ -122,33 +122,44 @@ def turned(mesh: HeadMesh, degrees: float) -> HeadMesh:
     return type(mesh)(**fields)
 
 
-def render_identity(cfg: SynthConfig, index: int) -> dict:
-    """Render identity ``index``: ``rgb (V, H, W, 3)`` uint8, ``mask (V, H, W)`` uint8, cameras, mesh, meta."""
+def render_identity(cfg: SynthConfig, index: int, views=None, device=None) -> dict:
+    """Render identity ``index``: ``rgb (V, H, W, 3)`` uint8, ``mask (V, H, W)`` uint8, cameras, mesh, meta.
+
+    ``views`` (indices into ``cfg.cameras()``) renders only those views, defects included, e.g. to rebuild a
+    training set on a GPU from seeds; ``device`` is where to render (default: the CPU).
+    """
     seed = identity_seed(cfg, index)
     params = sample_head_params(seed, cfg.style)
     mesh = build_head(params, cfg.mesh_resolution)
-    cams = cfg.cameras()
+    all_cams = cfg.cameras()
     defect = identity_defect(cfg, index)
-    az = cams.azimuth_deg
-    affected = torch.zeros(len(cams), dtype=torch.bool)
-    out = render(mesh, cams, ssaa=cfg.ssaa)
+    az = all_cams.azimuth_deg
+    affected = torch.zeros(len(all_cams), dtype=torch.bool)
+    if defect == "janus":
+        affected = az.abs() >= JANUS_AZIMUTH
+    elif defect == "drift":
+        affected = az > DRIFT_AZIMUTH
+    sel = torch.arange(len(all_cams)) if views is None else torch.as_tensor(list(views), dtype=torch.long)
+    cams, hit = all_cams[sel], affected[sel]
+    out = render(mesh, cams, ssaa=cfg.ssaa, device=device)
     rgb, alpha = out["rgb"][0], out["alpha"][0]
-    if defect is not None:
+    if defect is not None and bool(hit.any()):
         if defect == "janus":
-            affected = az.abs() >= JANUS_AZIMUTH
             other = turned(mesh, 180.0)
         else:
-            affected = az > DRIFT_AZIMUTH
             other = build_head(sample_head_params(seed + 500_000_009, cfg.style), cfg.mesh_resolution)
-        if bool(affected.any()):
-            sub = render(other, cams[affected], ssaa=cfg.ssaa)
-            rgb[affected], alpha[affected] = sub["rgb"][0], sub["alpha"][0]
+        sub = render(other, cams[hit], ssaa=cfg.ssaa, device=device)
+        dev_hit = hit.to(rgb.device)
+        rgb[dev_hit], alpha[dev_hit] = sub["rgb"][0], sub["alpha"][0]
     meta = {
-        "index": index, "seed": seed, "style": cfg.style, "res": cfg.res, "views": len(cams),
+        "index": index, "seed": seed, "style": cfg.style, "res": cfg.res, "views": len(all_cams),
         "defect": defect, "defect_views": [int(i) for i in torch.nonzero(affected).flatten()],
-        "azimuth_deg": [round(float(a), 4) for a in az], "elevation_deg": [round(float(e), 4) for e in cams.elevation_deg],
+        "azimuth_deg": [round(float(a), 4) for a in az],
+        "elevation_deg": [round(float(e), 4) for e in all_cams.elevation_deg],
         "params": {k: v for k, v in dataclasses.asdict(params).items()},
     }
+    if device is not None and torch.device(device).type != "cpu":
+        return {"rgb_tensor": rgb, "alpha_tensor": alpha, "cameras": cams, "mesh": mesh, "meta": meta}
     return {"rgb": to_uint8(rgb), "mask": (alpha[:, 0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy(),
             "cameras": cams, "mesh": mesh, "meta": meta}
 

@@ -105,7 +105,8 @@ def voxelize_mesh(vertices: torch.Tensor, faces: torch.Tensor, V: int, extent: f
     Every triangle is sampled on a barycentric grid of ``samples`` steps per edge (its vertices included);
     triangles are assumed no larger than a few voxels (true for face meshes at V <= 64).
     """
-    i, j = torch.meshgrid(torch.arange(samples + 1), torch.arange(samples + 1), indexing="ij")
+    ar = torch.arange(samples + 1, device=vertices.device)
+    i, j = torch.meshgrid(ar, ar, indexing="ij")
     keep = (i + j) <= samples
     b = torch.stack([i[keep], j[keep]], 1).to(vertices.dtype) / samples  # (S, 2)
     tri = vertices[faces]  # (F, 3, 3)

@@ -2,6 +2,8 @@
 # Pack what an offline GPU machine with Python 3.12 and torch (but no diffusers, mediapipe, papermill
 # or Jupyter kernel) needs to run gen3dface's notebooks, as one xz tarball plus an activate script.
 #   bash scripts/gpu_bundle.sh [DEST=.device]
+#   LEAN=1 bash scripts/gpu_bundle.sh .devlean   # diffusers only: training and benchmarks,
+#                                                 # leaving room in the 64 MB carry for a checkpoint
 # On the GPU machine, from the repository root:  source DEST/activate.sh
 # Packages the target already has (numpy 2.x, scipy, matplotlib, opencv-python-headless, jax, huggingface_hub,
 # ...) are left out: carrying numpy 1.26 there breaks its scipy, and mediapipe 0.10.21 runs on numpy 2.x.
@@ -10,10 +12,15 @@ set -euo pipefail
 dest=${1:-.device}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+if [ -n "${LEAN:-}" ]; then
+  pkgs=("diffusers==0.42.1" importlib_metadata)
+else
+  pkgs=(papermill ipykernel ipywidgets plotly "mediapipe==0.10.21" "protobuf==4.25.9" "diffusers==0.42.1"
+        importlib_metadata truststore trimesh scikit-image)
+fi
 python3 -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  -d "$tmp/whl" papermill ipykernel ipywidgets plotly "mediapipe==0.10.21" "protobuf==4.25.9" \
-  "diffusers==0.42.1" importlib_metadata truststore trimesh
+  -d "$tmp/whl" "${pkgs[@]}"
 # already on the target image (its own versions are kept)
 have="absl-py accelerate anyio attrs certifi charset-normalizer click contourpy cycler filelock flatbuffers
 fonttools fsspec h11 hf-xet httpcore httpx httpcore2 httpx2 huggingface-hub idna jax jaxlib jinja2 kiwisolver

@@ -1,0 +1,396 @@
+"""The Gen3D-Face noise predictor (paper Sec. 3.2, "Multi-view joint generation").
+
+One :class:`Gen3DFaceModel` call denoises every target view of a sample at once:
+
+* backbone: a diffusers ``UNet2DConditionModel`` (Stable Diffusion's when the user has it, via
+  :meth:`Gen3DFaceModel.from_stable_diffusion`; a random-init small config otherwise);
+* frames: the UNet runs on ``1 + N`` frames per sample, the clean input view first, then the N noisy
+  target views; every frame also gets the input view concatenated on its channels (zero123-style);
+* camera + time: a camera encoder's output is added to the UNet's time embedding of each frame (the input
+  frame gets an "input view" flag instead of a camera);
+* volume conditioning: :class:`gen3dface.conditioning.HybridVolume` builds F_H from the noisy views and the
+  estimated mesh, :class:`~gen3dface.conditioning.FrustumNet` samples it along each target view's rays, and
+  :class:`~gen3dface.conditioning.DepthWiseAttention` injects those frustum features into the UNet;
+* joint generation: every self-attention layer of the UNet attends over the tokens of all frames at once
+  (3D self-attention). The *sequential* baseline lets each target view attend only to itself and the
+  input view, so target views are tied only through the volume.
+
+Images live in a codec space ("latents"): ``pixel`` (a lossless pixel-unshuffle by ``factor``, the offline
+small models) or ``vae`` (Stable Diffusion's AutoencoderKL). Shapes: input view ``y["image"] (B, 3, H, W)``
+in [-1, 1]; latents ``(B, N, C, h, w)``; cameras :class:`gen3dface.cameras.Cameras` of batch shape
+``(B, N)`` at image resolution.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from diffusers import ConfigMixin, ModelMixin, UNet2DConditionModel
+from diffusers.configuration_utils import register_to_config
+from torch import nn
+
+from .cameras import Cameras
+from .conditioning import DepthWiseAttention, FrustumNet, HybridVolume, camera_embedding
+from .errors import InputError
+
+ATTENTION_MODES = ("joint", "sequential")
+CAMERA_DIM = 7  # camera_embedding's 6 values + an "input view" flag
+
+#: UNet configs of the offline profiles (the paper profile is SD 1.5's UNet, built by :func:`sd15_unet_config`)
+UNET_CONFIGS: dict[str, dict] = {
+    # ``attention_head_dim`` is diffusers' legacy name for the number of heads per block (head width 32 here);
+    # attention (3D across views, and cross-attention to the input) sits at the two coarsest resolutions,
+    # where 17 frames x h x w tokens stay affordable; the finer levels get the volume through depth-wise attention
+    "smoke": dict(block_out_channels=(32, 64, 96), layers_per_block=1, cross_attention_dim=64, attention_head_dim=(1, 2, 3),
+                  down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+                  up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"), norm_num_groups=16),
+    "small": dict(block_out_channels=(64, 128, 192, 256), layers_per_block=1, cross_attention_dim=256,
+                  attention_head_dim=(2, 4, 6, 8), norm_num_groups=32,
+                  down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                  up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D")),
+}
+
+
+def sd15_unet_config() -> dict:
+    """Stable Diffusion 1.5's UNet architecture (860 M parameters), for random-weight benchmarks."""
+    return dict(block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, cross_attention_dim=768,
+                attention_head_dim=8, norm_num_groups=32,
+                down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"))
+
+
+# --------------------------------------------------------------------------------------------- codecs
+class PixelCodec(nn.Module):
+    """Images <-> "latents" by pixel-unshuffle: ``(.., 3, H, W)`` <-> ``(.., 3 f², H/f, W/f)``, lossless.
+
+    ``factor=1`` is plain pixel-space diffusion; ``factor=2`` halves the UNet's resolution (as patchifying
+    "simple diffusion" models do) at no loss.
+    """
+
+    def __init__(self, factor: int = 1):
+        super().__init__()
+        self.factor = factor
+        self.channels = 3 * factor * factor
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-3]
+        return F.pixel_unshuffle(x.reshape(-1, *x.shape[-3:]), self.factor).reshape(*lead, self.channels,
+                                                                                      x.shape[-2] // self.factor,
+                                                                                      x.shape[-1] // self.factor)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        lead = z.shape[:-3]
+        return F.pixel_shuffle(z.reshape(-1, *z.shape[-3:]), self.factor).reshape(*lead, 3, z.shape[-2] * self.factor,
+                                                                                    z.shape[-1] * self.factor)
+
+
+class VAECodec(nn.Module):
+    """Stable Diffusion's AutoencoderKL: ``(.., 3, H, W)`` <-> ``(.., 4, H/8, W/8)`` scaled latents."""
+
+    def __init__(self, vae):
+        super().__init__()
+        self.vae = vae
+        self.factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.channels = vae.config.latent_channels
+        self.scale = vae.config.scaling_factor
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-3]
+        z = self.vae.encode(x.reshape(-1, *x.shape[-3:]).to(self.vae.dtype)).latent_dist.mode() * self.scale
+        return z.reshape(*lead, *z.shape[1:])
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        lead = z.shape[:-3]
+        x = self.vae.decode(z.reshape(-1, *z.shape[-3:]).to(self.vae.dtype) / self.scale).sample
+        return x.reshape(*lead, *x.shape[1:])
+
+
+# ------------------------------------------------------------------------------------ 3D self-attention
+class MultiViewAttnProcessor:
+    """Self-attention over the tokens of all frames of a sample (the paper's 3D self-attention).
+
+    The UNet sees ``B * F`` frames (frame 0 the input view); ``owner.frames`` tells how many frames each
+    sample has. ``joint``: one attention over ``F * L`` tokens. ``sequential``: the input frame attends to
+    itself; each target frame attends to itself and the input frame (no other target view).
+    """
+
+    def __init__(self, owner: "Gen3DFaceModel"):
+        self.owner = owner
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+        if encoder_hidden_states is not None or attn.group_norm is not None or attn.spatial_norm is not None:
+            raise RuntimeError("MultiViewAttnProcessor is for plain self-attention layers (attn1)")
+        frames, mode = self.owner._frames, self.owner._mode
+        BF, L, C = hidden_states.shape
+        B = BF // frames
+        q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
+        heads = attn.heads
+
+        def split(t: torch.Tensor, n: int) -> torch.Tensor:  # (b, n, C) -> (b, heads, n, C/heads)
+            return t.reshape(t.shape[0], n, heads, -1).transpose(1, 2)
+
+        if mode == "joint" or frames == 1:
+            sh = (B, frames * L, -1)
+            out = F.scaled_dot_product_attention(split(q.reshape(sh), frames * L), split(k.reshape(sh), frames * L),
+                                                 split(v.reshape(sh), frames * L))
+            out = out.transpose(1, 2).reshape(BF, L, -1)
+        else:
+            q, k, v = (t.reshape(B, frames, L, -1) for t in (q, k, v))
+            first = F.scaled_dot_product_attention(split(q[:, 0], L), split(k[:, 0], L), split(v[:, 0], L))
+            T = frames - 1
+            kk = torch.cat([k[:, 1:], k[:, :1].expand(-1, T, -1, -1)], 2).reshape(B * T, 2 * L, -1)
+            vv = torch.cat([v[:, 1:], v[:, :1].expand(-1, T, -1, -1)], 2).reshape(B * T, 2 * L, -1)
+            rest = F.scaled_dot_product_attention(split(q[:, 1:].reshape(B * T, L, -1), L), split(kk, 2 * L),
+                                                  split(vv, 2 * L))
+            out = torch.cat([first.transpose(1, 2).reshape(B, 1, L, -1),
+                             rest.transpose(1, 2).reshape(B, T, L, -1)], 1).reshape(BF, L, -1)
+        out = attn.to_out[1](attn.to_out[0](out.to(q.dtype)))
+        if attn.residual_connection:
+            out = out + hidden_states
+        return out / attn.rescale_output_factor
+
+
+# ----------------------------------------------------------------------------------------- the model
+class InputEncoder(nn.Module):
+    """Tokens of the input view for the UNet's cross-attention: ``(B, C, h, w)`` -> ``(B, (h/8)(w/8), D)``.
+
+    Takes CLIP's image-embedding role in zero123 (a learned encoder here, so nothing is downloaded).
+    """
+
+    def __init__(self, cin: int, dim: int):
+        super().__init__()
+        w = max(32, dim // 4)
+        self.net = nn.Sequential(nn.Conv2d(cin, w, 3, padding=1), nn.SiLU(), nn.Conv2d(w, 2 * w, 4, 2, 1), nn.SiLU(),
+                                 nn.Conv2d(2 * w, 4 * w, 4, 2, 1), nn.SiLU(), nn.Conv2d(4 * w, dim, 4, 2, 1))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.net(y).flatten(2).transpose(1, 2))
+
+
+class Gen3DFaceModel(ModelMixin, ConfigMixin):
+    """The multi-view noise predictor ``model(x_t, t, y, cameras, views=None) -> eps`` of
+    :mod:`gen3dface.diffusion`.
+
+    Args:
+        unet_config: ``UNet2DConditionModel`` config (block sizes, attention, cross-attention width).
+        image_size: side of input and target views, pixels.
+        codec: ``"pixel"`` (lossless pixel-unshuffle by ``codec_factor``) or ``"vae"`` (SD's autoencoder,
+            attached with :meth:`set_vae`; not stored in the checkpoint).
+        volume_size, volume_channels, frustum_depth: V, F and D of the volume conditioning.
+        frustum_size: latent resolution of the finest frustum level (levels halve twice); depth-wise
+            attention is injected into every UNet block at one of those resolutions.
+        attention: ``"joint"`` (3D self-attention across all views, the paper) or ``"sequential"``.
+        n_views: N, the number of target views it was trained for (informational; any N works).
+    """
+
+    config_name = "config.json"
+
+    @register_to_config
+    def __init__(self, unet_config: dict | None = None, image_size: int = 64, codec: str = "pixel", codec_factor: int = 1,
+                 volume_size: int = 16, volume_channels: int = 16, frustum_depth: int = 16, frustum_size: int | None = None,
+                 attention: str = "joint", n_views: int = 16, latent_channels: int = 4):
+        super().__init__()
+        if attention not in ATTENTION_MODES:
+            raise InputError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTION_MODES)}")
+        # the codec is held, not registered: a VAE belongs to the pipeline and is not saved with the model
+        if codec == "pixel":
+            object.__setattr__(self, "codec", PixelCodec(codec_factor))
+            channels = self.codec.channels
+        elif codec == "vae":
+            object.__setattr__(self, "codec", None)  # attached by set_vae
+            channels = latent_channels
+            codec_factor = 8
+        else:
+            raise InputError(f"unknown codec {codec!r}; choose 'pixel' or 'vae'")
+        if image_size % (codec_factor * 8):
+            raise InputError(f"image_size {image_size} must be a multiple of {codec_factor * 8}")
+        self.channels = channels
+        self.latent_size = image_size // codec_factor
+        cfg = dict(UNET_CONFIGS["smoke"]) if unet_config is None else dict(unet_config)
+        cfg.update(sample_size=self.latent_size, in_channels=2 * channels, out_channels=channels)
+        self.unet = UNet2DConditionModel(**cfg)
+        temb_dim = self.unet.time_embedding.linear_2.out_features
+        self.camera_encoder = nn.Sequential(nn.Linear(CAMERA_DIM, temb_dim), nn.SiLU(), nn.Linear(temb_dim, temb_dim))
+        nn.init.zeros_(self.camera_encoder[2].weight)
+        nn.init.zeros_(self.camera_encoder[2].bias)
+        self.input_encoder = InputEncoder(channels, self.unet.config.cross_attention_dim)
+        self.volume = HybridVolume(channels, volume_channels, temb_dim, volume_size)
+        self.frustum = FrustumNet(volume_channels, temb_dim, frustum_depth)
+        self.frustum_size = frustum_size or max(8, self.latent_size // 2)
+        levels = [self.frustum_size // 2**i for i in range(3)]
+        self._dwa_sites = []  # (module name, resolution)
+        dwa = {}
+        res = self.latent_size
+        for i, block in enumerate(self.unet.down_blocks):
+            if res in levels:
+                dwa[f"down{i}"] = DepthWiseAttention(block.resnets[0].conv2.out_channels, volume_channels)
+                self._dwa_sites.append((f"down{i}", block.resnets[0], res))
+            res = res // 2 if getattr(block, "downsamplers", None) else res
+        for i, block in enumerate(self.unet.up_blocks):
+            if res in levels:
+                dwa[f"up{i}"] = DepthWiseAttention(block.resnets[0].conv2.out_channels, volume_channels)
+                self._dwa_sites.append((f"up{i}", block.resnets[0], res))
+            res = res * 2 if getattr(block, "upsamplers", None) else res
+        self.dwa = nn.ModuleDict(dwa)
+        self._ctx: dict[str, Any] = {}
+        self._frames, self._mode = 1, attention
+        self._install_hooks()
+
+    # ------------------------------------------------------------------------------------ plumbing
+    def _install_hooks(self) -> None:
+        self.unet.time_embedding.register_forward_hook(self._add_camera)
+        for name, module, res in self._dwa_sites:
+            module.register_forward_hook(self._make_dwa_hook(name, res))
+        procs = {}
+        for name in self.unet.attn_processors:
+            procs[name] = MultiViewAttnProcessor(self) if name.endswith("attn1.processor") else \
+                self.unet.attn_processors[name]
+        self.unet.set_attn_processor(procs)
+
+    def _add_camera(self, module, args, out):
+        cam = self._ctx.get("camera")
+        return out if cam is None else out + cam.to(out.dtype)
+
+    def _make_dwa_hook(self, name: str, res: int):
+        def hook(module, args, out):
+            frustum = self._ctx.get("frustum")
+            if frustum is None:
+                return out
+            ctx = frustum[res]  # (B, T, F, D, h, w)
+            B, T = ctx.shape[:2]
+            x = out.unflatten(0, (B, 1 + T))
+            targets = self.dwa[name](x[:, 1:].flatten(0, 1), ctx.flatten(0, 1).to(out.dtype))
+            return torch.cat([x[:, :1], targets.unflatten(0, (B, T))], 1).flatten(0, 1)
+        return hook
+
+    @property
+    def view_shape(self) -> tuple[int, int, int]:
+        """``(C, h, w)`` of one target view's latent."""
+        return self.channels, self.latent_size, self.latent_size
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+    def set_vae(self, vae) -> None:
+        """Attach Stable Diffusion's ``AutoencoderKL`` (``codec="vae"`` models)."""
+        object.__setattr__(self, "codec", VAECodec(vae))
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images ``(..., 3, H, W)`` in [-1, 1] -> latents ``(..., C, h, w)``."""
+        if self.codec is None:
+            raise InputError("this model works in a VAE's latent space: call set_vae(AutoencoderKL...) first")
+        return self.codec.encode(images)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents ``(..., C, h, w)`` -> images ``(..., 3, H, W)`` (about [-1, 1])."""
+        if self.codec is None:
+            raise InputError("this model works in a VAE's latent space: call set_vae(AutoencoderKL...) first")
+        return self.codec.decode(latents)
+
+    # ------------------------------------------------------------------------------------- forward
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: dict, cameras: Cameras,
+                views: torch.Tensor | None = None, attention: str | None = None) -> torch.Tensor:
+        """Predict the noise of target views.
+
+        Args:
+            x_t: noisy target latents ``(B, N, C, h, w)``.
+            t: timesteps ``(B,)``.
+            y: the condition: ``{"latent": (B, C, h, w)`` input-view latent (zeros = unconditional),
+                ``"mesh_voxels": [ (n_b, 3) ]`` voxel indices of each sample's estimated mesh at
+                ``volume_size`` (:func:`gen3dface.volume.voxelize_mesh`)}.
+            cameras: the N target cameras ``(B, N)`` at image resolution.
+            views: ``None`` for every view in one call (joint); a ``(K,)`` index for those views only (the
+                volume still sees all of ``x_t``).
+            attention: override of the config's attention mode for this call.
+        Returns:
+            ``eps (B, K, C, h, w)``.
+        """
+        B, N = x_t.shape[:2]
+        if views is None:
+            views = torch.arange(N, device=x_t.device)
+        mode = attention or self.config.attention
+        K = len(views)
+        dtype = x_t.dtype
+        lat_cams = cameras.resized(self.latent_size).to(x_t.device)
+        temb = self.unet.time_embedding(self.unet.time_proj(t).to(dtype))  # (B, E), no camera yet
+        f_h = self.volume(x_t, temb, lat_cams, y["mesh_voxels"])
+        sel = lat_cams[:, views]
+        levels = self.frustum(f_h, temb, sel, self.frustum_size)
+        frustum = {lv.shape[-1]: lv for lv in levels}
+        y_lat = y["latent"].to(dtype)
+        frames = torch.cat([y_lat[:, None], x_t[:, views]], 1)  # (B, 1 + K, C, h, w)
+        unet_in = torch.cat([frames, y_lat[:, None].expand_as(frames)], 2).flatten(0, 1)
+        tf = torch.cat([torch.zeros_like(t)[:, None], t[:, None].expand(B, K)], 1).flatten()
+        cam = torch.zeros(B, 1 + K, CAMERA_DIM, device=x_t.device, dtype=dtype)
+        cam[:, 0, -1] = 1
+        cam[:, 1:, :-1] = camera_embedding(sel).to(dtype)
+        tokens = self.input_encoder(y_lat)
+        tokens = tokens[:, None].expand(B, 1 + K, *tokens.shape[1:]).flatten(0, 1)
+        self._ctx = {"camera": self.camera_encoder(cam.flatten(0, 1)), "frustum": frustum}
+        self._frames, self._mode = 1 + K, mode
+        try:
+            out = self.unet(unet_in, tf, encoder_hidden_states=tokens).sample
+        finally:
+            self._ctx = {}
+        return out.unflatten(0, (B, 1 + K))[:, 1:]
+
+    # ---------------------------------------------------------------------------------- construction
+    @classmethod
+    def from_profile(cls, profile: str = "smoke", **overrides) -> "Gen3DFaceModel":
+        """A random-init model of a profile: ``smoke`` (tiny, CPU tests), ``small`` (the shipped model's
+        architecture: 128 px, pixel-unshuffle 2, 16 views), ``paper`` (SD 1.5's UNet, 256 px, VAE latents)."""
+        from .profiles import get_profile
+
+        p = get_profile(profile)
+        if p.name == "paper":
+            kw = dict(unet_config=sd15_unet_config(), image_size=p.image_size, codec="vae", volume_size=p.volume_size,
+                      volume_channels=16, frustum_depth=p.frustum_depth, frustum_size=p.image_size // 8,
+                      n_views=p.n_views)
+        elif p.name == "small":
+            kw = dict(unet_config=UNET_CONFIGS["small"], image_size=p.image_size, codec="pixel", codec_factor=2,
+                      volume_size=p.volume_size, volume_channels=16, frustum_depth=p.frustum_depth,
+                      n_views=p.n_views)
+        else:
+            kw = dict(unet_config=UNET_CONFIGS["smoke"], image_size=p.image_size, codec="pixel", codec_factor=2,
+                      volume_size=p.volume_size, volume_channels=8, frustum_depth=p.frustum_depth,
+                      n_views=p.n_views)
+        kw.update(overrides)
+        return cls(**kw)
+
+    @classmethod
+    def from_stable_diffusion(cls, path: str | os.PathLike, image_size: int = 256, **kw) -> "Gen3DFaceModel":
+        """Build on a Stable Diffusion checkpoint (a diffusers folder with ``unet/`` and ``vae/``): its UNet's
+        weights, ``conv_in`` widened for the concatenated input view (new channels start at zero, so the
+        pretrained UNet is unchanged at initialisation), and its VAE as the codec."""
+        from diffusers import AutoencoderKL
+
+        path = Path(path)
+        if not (path / "unet").is_dir():
+            raise InputError(f"{path} is not a diffusers Stable Diffusion folder (no unet/ inside)")
+        sd_unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet")
+        vae = AutoencoderKL.from_pretrained(path, subfolder="vae") if (path / "vae").is_dir() else None
+        keep = {k: v for k, v in sd_unet.config.items() if not k.startswith("_") and k not in
+                ("sample_size", "in_channels", "out_channels")}
+        model = cls(unet_config=keep, image_size=image_size, codec="vae", latent_channels=sd_unet.config.in_channels, **kw)
+        state = copy.copy(sd_unet.state_dict())
+        w = state["conv_in.weight"]
+        wide = torch.zeros(w.shape[0], 2 * w.shape[1], *w.shape[2:], dtype=w.dtype)
+        wide[:, : w.shape[1]] = w
+        state["conv_in.weight"] = wide
+        missing, unexpected = model.unet.load_state_dict(state, strict=False)
+        if unexpected or missing:
+            raise InputError(f"{path}: UNet weights do not fit ({len(missing)} missing, {len(unexpected)} unexpected)")
+        if vae is not None:
+            model.set_vae(vae)
+        return model
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

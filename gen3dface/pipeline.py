@@ -1,0 +1,163 @@
+"""Photo -> 16 views: :class:`Gen3DFacePipeline`, a diffusers ``DiffusionPipeline``.
+
+Steps (paper Fig. 2): find the largest face and crop the head like FFHQ (:func:`gen3dface.faces.align_crop`,
+background made white with the photo's alpha or a selfie mask); estimate the face mesh from the photo
+(:func:`gen3dface.geometry.estimate_mesh`) and voxelise it; denoise all target views with
+:func:`gen3dface.diffusion.sample` (joint: one model call per step for every view; sequential: one per
+view); decode. The shipped checkpoint lives in ``data/checkpoints/gen3dface-small``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler, DiffusionPipeline
+
+from .cameras import Cameras, target_ring
+from .diffusion import make_scheduler, sample
+from .errors import InputError
+from .model import Gen3DFaceModel
+from .volume import voxelize_mesh
+
+#: the shipped small model, trained by scripts/train_small.py (see its MODEL_CARD.md)
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "checkpoints" / "gen3dface-small"
+CHECKPOINT_ENV = "GEN3DFACE_CHECKPOINT"
+
+
+@dataclass
+class Gen3DFaceOutput:
+    """What the pipeline returns.
+
+    Attributes:
+        views: ``(N, S, S, 3)`` uint8 generated views, view ``N // 2`` facing the camera.
+        cameras: their cameras ``(N,)`` (:func:`gen3dface.cameras.target_ring`).
+        input_view: ``(S, S, 3)`` uint8 the crop the model saw; mesh: the estimated
+            :class:`gen3dface.geometry.FaceMesh`; notes: warnings for the user (several faces, ...).
+    """
+
+    views: np.ndarray
+    cameras: Cameras
+    input_view: np.ndarray
+    mesh: object
+    notes: list[str]
+
+
+def default_checkpoint() -> Path:
+    """``$GEN3DFACE_CHECKPOINT`` when set, else the shipped small model."""
+    return Path(os.environ.get(CHECKPOINT_ENV, DEFAULT_CHECKPOINT))
+
+
+def input_tensor(crop, mask: bool = True) -> torch.Tensor:
+    """An :class:`gen3dface.faces.AlignedCrop` as the model's input view ``(1, 3, S, S)`` in [-1, 1], the
+    background made white (training crops of synthetic renders have white backgrounds)."""
+    rgb = crop.image.astype(np.float32) / 255.0
+    if mask:
+        fg = crop.mask[..., None].astype(np.float32)
+        rgb = rgb * fg + (1.0 - fg)
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None] * 2 - 1
+
+
+class Gen3DFacePipeline(DiffusionPipeline):
+    """``pipe(photo) -> Gen3DFaceOutput``; load with :meth:`from_checkpoint` (or diffusers'
+    ``from_pretrained`` on a saved pipeline folder)."""
+
+    def __init__(self, model: Gen3DFaceModel, scheduler: DDIMScheduler):
+        super().__init__()
+        self.register_modules(model=model, scheduler=scheduler)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str | torch.device | None = None,
+                        dtype: torch.dtype = torch.float32) -> "Gen3DFacePipeline":
+        """A pipeline around a trained model folder (``config.json`` + safetensors, or a folder holding
+        ``model/``). Raises :class:`InputError` when it is missing or not a model."""
+        path = Path(path) if path is not None else default_checkpoint()
+        folder = path / "model" if (path / "model" / "config.json").exists() else path
+        if not (folder / "config.json").exists():
+            raise InputError(f"no gen3dface model in {path} (expected config.json and a .safetensors file)")
+        try:
+            model = Gen3DFaceModel.from_pretrained(folder, torch_dtype=dtype)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise InputError(f"cannot load the model in {folder}: {str(e).splitlines()[0]}") from None
+        pipe = cls(model.eval(), make_scheduler("ddim"))
+        if device is not None:
+            pipe.to(device)
+        return pipe
+
+    def prepare(self, photo, mesh_backend: str = "mediapipe", mask: bool = True) -> dict:
+        """Crop and mesh a photo (path, array, PIL image): ``{"input": (1, 3, S, S), "crop", "mesh",
+        "notes"}``. Raises the package's errors for unreadable photos or no face."""
+        import warnings
+
+        from .faces import MultipleFacesWarning, align_crop, as_photo, find_face
+        from .geometry import estimate_mesh
+
+        S = self.model.image_size
+        img = as_photo(photo)
+        notes = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", MultipleFacesWarning)
+            face = find_face(img)
+            crop = align_crop(img, face, size=S, mask=mask)
+            mesh = estimate_mesh(img, mesh_backend)
+        notes += sorted({str(w.message) for w in caught if issubclass(w.category, MultipleFacesWarning)})
+        return {"input": input_tensor(crop, mask), "crop": crop, "mesh": mesh, "notes": notes}
+
+    @torch.no_grad()
+    def __call__(self, photo, num_views: int | None = None, steps: int = 50, guidance: float = 2.0,
+                 sampler: str = "joint", seed: int | None = 0, generator: torch.Generator | None = None,
+                 mesh_backend: str = "mediapipe", progress: bool = True, prepared: dict | None = None,
+                 callback=None) -> Gen3DFaceOutput:
+        """Generate ``num_views`` (default: what the model was trained for) views of the head in ``photo``.
+
+        Args:
+            steps: DDIM steps; guidance: classifier-free guidance weight (1 = off); sampler: ``"joint"``
+                (the paper) or ``"sequential"``; seed / generator: the start noise.
+            prepared: the output of :meth:`prepare` (skips cropping and meshing).
+        """
+        model = self.model
+        N = num_views or model.config.n_views
+        if N < 1 or N > 64:
+            raise InputError(f"--views must be between 1 and 64, got {N}")
+        if steps < 1 or steps > 1000:
+            raise InputError(f"--steps must be between 1 and 1000, got {steps}")
+        if not 0.0 <= guidance <= 30.0:
+            raise InputError(f"--guidance must be between 0 and 30, got {guidance}")
+        prep = prepared if prepared is not None else self.prepare(photo, mesh_backend)
+        dev = self.device
+        dtype = next(model.parameters()).dtype
+        S = model.image_size
+        ring = target_ring(N, image_size=S)
+        cams = Cameras(ring.K[None], ring.c2w[None], S, S).to(dev)
+        mesh = prep["mesh"]
+        vox = voxelize_mesh(torch.as_tensor(mesh.vertices, dtype=torch.float32),
+                            torch.as_tensor(np.asarray(mesh.faces), dtype=torch.long), model.config.volume_size).to(dev)
+        if generator is None:
+            generator = torch.Generator(device=dev).manual_seed(0 if seed is None else seed)
+        x_T = torch.randn(1, N, *model.view_shape, generator=generator, device=dev).to(dtype)
+        y = {"latent": model.encode(prep["input"].to(dev, dtype)), "mesh_voxels": [vox]}
+        z = sample(model, y, cams, steps=steps, guidance=guidance, sampler=sampler, generator=generator,
+                   scheduler=self.scheduler, x_T=x_T, device=dev, progress=progress, callback=callback)
+        views = model.decode(z).float().clamp(-1, 1)[0]
+        u8 = ((views + 1) * 127.5 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return Gen3DFaceOutput(u8, ring, prep["crop"].image, mesh, prep["notes"])
+
+
+def contact_sheet(views: np.ndarray, input_view: np.ndarray | None = None, columns: int = 8) -> np.ndarray:
+    """Views ``(N, S, S, 3)`` (and the input first, when given) tiled into one ``(rows*S, columns*S, 3)``
+    uint8 image, white where empty."""
+    tiles = ([input_view] if input_view is not None else []) + list(views)
+    S = views.shape[1]
+    rows = -(-len(tiles) // columns)
+    sheet = np.full((rows * S, columns * S, 3), 255, np.uint8)
+    for k, t in enumerate(tiles):
+        if t.shape[:2] != (S, S):
+            import cv2
+
+            t = cv2.resize(t, (S, S), interpolation=cv2.INTER_AREA)
+        r, c = divmod(k, columns)
+        sheet[r * S:(r + 1) * S, c * S:(c + 1) * S] = t
+    return sheet

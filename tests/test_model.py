@@ -1,0 +1,176 @@
+"""The multi-view model: joint vs sequential attention, training, exact resume, save/load."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gen3dface.cameras import Cameras, target_ring
+from gen3dface.geometry import face_template, tesselation_triangles
+from gen3dface.model import UNET_CONFIGS, Gen3DFaceModel
+from gen3dface.volume import voxelize_mesh
+
+TINY = dict(unet_config=dict(UNET_CONFIGS["smoke"], block_out_channels=(16, 32, 32), cross_attention_dim=32,
+                             attention_head_dim=(1, 2, 2), norm_num_groups=8),
+            image_size=32, codec="pixel", codec_factor=1, volume_size=8, volume_channels=4, frustum_depth=8,
+            n_views=4)
+
+
+def tiny(**kw) -> Gen3DFaceModel:
+    torch.manual_seed(0)
+    return Gen3DFaceModel(**{**TINY, **kw})
+
+
+def inputs(model, B=1, N=4, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    S = model.image_size
+    ring = target_ring(N, image_size=S)
+    cams = Cameras(ring.K[None].expand(B, N, 3, 3), ring.c2w[None].expand(B, N, 4, 4), S, S)
+    vox = voxelize_mesh(torch.as_tensor(face_template()), torch.as_tensor(tesselation_triangles()).long(),
+                        model.config.volume_size)
+    x = torch.randn(B, N, *model.view_shape, generator=g)
+    y = {"latent": torch.randn(B, *model.view_shape, generator=g), "mesh_voxels": [vox] * B}
+    return x, torch.full((B,), 400), y, cams
+
+
+def perturb_dwa(model):
+    for m in model.dwa.values():
+        torch.nn.init.normal_(m.out.weight, std=0.5)
+
+
+@torch.no_grad()
+def test_joint_attention_ties_views_and_sequential_does_not():
+    for attention in ("joint", "sequential"):
+        m = tiny(attention=attention).eval()
+        x, t, y, cams = inputs(m)
+        x2 = x.clone()
+        x2[:, 3] += torch.randn_like(x2[:, 3])
+        # depth-wise attention starts at zero: the volume has no say yet, only attention can tie views
+        change = (m(x2, t, y, cams)[:, 0] - m(x, t, y, cams)[:, 0]).abs().max().item()
+        if attention == "joint":
+            assert change > 1e-3
+        else:
+            assert change == 0.0
+        perturb_dwa(m)  # with the volume switched on, views are tied through it in both modes
+        assert (m(x2, t, y, cams)[:, 0] - m(x, t, y, cams)[:, 0]).abs().max().item() > 1e-4
+
+
+@torch.no_grad()
+def test_sequential_call_per_view_equals_one_sequential_call():
+    m = tiny(attention="sequential").eval()
+    perturb_dwa(m)
+    x, t, y, cams = inputs(m, B=2)
+    full = m(x, t, y, cams)
+    for v in range(4):
+        one = m(x, t, y, cams, views=torch.tensor([v]))
+        torch.testing.assert_close(one[:, 0], full[:, v], atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_save_load_round_trip_is_exact(tmp_path):
+    m = tiny().eval()
+    perturb_dwa(m)
+    x, t, y, cams = inputs(m)
+    m.save_pretrained(tmp_path / "m", safe_serialization=True)
+    assert (tmp_path / "m" / "config.json").exists()
+    assert list((tmp_path / "m").glob("*.safetensors")) and not list((tmp_path / "m").glob("*.bin"))
+    m2 = Gen3DFaceModel.from_pretrained(tmp_path / "m").eval()
+    s1, s2 = m.state_dict(), m2.state_dict()
+    assert s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)  # every weight, bit for bit
+    # the same numbers out (up to float rounding: loaded tensors may sit differently in memory)
+    torch.testing.assert_close(m(x, t, y, cams), m2(x, t, y, cams), atol=1e-5, rtol=1e-5)
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["attention"] == "joint"
+
+
+def test_pixel_codec_is_lossless():
+    m = tiny(codec_factor=2, image_size=32)
+    img = torch.rand(2, 3, 3, 32, 32) * 2 - 1
+    z = m.encode(img)
+    assert z.shape == (2, 3, 12, 16, 16)
+    assert torch.equal(m.decode(z), img)
+
+
+def test_bad_configs_are_refused():
+    from gen3dface.errors import InputError
+
+    with pytest.raises(InputError):
+        tiny(attention="both")
+    with pytest.raises(InputError):
+        tiny(image_size=36)
+
+
+def test_from_stable_diffusion_loads_unet_and_widens_conv_in(tmp_path):
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(16, 32),
+                                layers_per_block=1, cross_attention_dim=16, attention_head_dim=4, norm_num_groups=8,
+                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
+    vae = AutoencoderKL(block_out_channels=(8, 8, 8, 8), down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, norm_num_groups=4,
+                        layers_per_block=1)
+    unet.save_pretrained(tmp_path / "sd" / "unet")
+    vae.save_pretrained(tmp_path / "sd" / "vae")
+    m = Gen3DFaceModel.from_stable_diffusion(tmp_path / "sd", image_size=64, volume_size=8, volume_channels=4,
+                                             frustum_depth=8, frustum_size=8)
+    w = m.unet.conv_in.weight
+    assert w.shape[1] == 8 and torch.equal(w[:, :4], unet.conv_in.weight) and not w[:, 4:].any()
+    assert torch.equal(m.unet.down_blocks[0].attentions[0].proj_in.weight,
+                       unet.down_blocks[0].attentions[0].proj_in.weight)
+    img = torch.rand(1, 3, 64, 64) * 2 - 1
+    z = m.encode(img)
+    assert z.shape == (1, 4, 8, 8) and m.decode(z).shape == (1, 3, 64, 64)
+    x, t, y, cams = inputs(m, N=2)
+    assert m(x, t, y, cams).shape == (1, 2, 4, 8, 8)
+
+
+def test_training_lowers_the_loss_and_resumes_exactly(tmp_path):
+    from gen3dface.train import TrainConfig, train
+    from gen3dface.trainset import TrainData
+
+    g = torch.Generator().manual_seed(0)
+    S, N, I = 32, 4, 3
+    ring = target_ring(N, image_size=S)
+    base = torch.rand(I, 1, 3, S, S, generator=g)
+    data = TrainData(targets=(base.expand(I, N, 3, S, S) * 255).to(torch.uint8).contiguous(),
+                     inputs=(base[:, 0] * 255).to(torch.uint8), input_identity=torch.arange(I),
+                     vertices=torch.as_tensor(face_template())[None].expand(I, -1, -1).contiguous(),
+                     faces=torch.as_tensor(tesselation_triangles()).long(), cameras=ring, identities=list(range(I)))
+    cfg = TrainConfig(steps=6, batch_size=2, lr_backbone=1e-3, lr_new=1e-3, warmup_steps=1, log_every=1,
+                      checkpoint_every=3)
+    whole = train(tiny(), data, tmp_path / "a", cfg, progress=False)
+    first = train(tiny(), data, tmp_path / "b", cfg, stop_after=3, progress=False)
+    assert len(first) == 3 and (tmp_path / "b" / "checkpoint").exists() and not (tmp_path / "b" / "model").exists()
+    rest = train(tiny(), data, tmp_path / "b", cfg, progress=False)
+    assert [r["loss"] for r in rest] == [r["loss"] for r in whole]
+    lines = (tmp_path / "b" / "losses.jsonl").read_text().splitlines()
+    assert [json.loads(x)["loss"] for x in lines] == [r["loss"] for r in whole]
+    assert (tmp_path / "b" / "model" / "config.json").exists()
+
+
+def test_a_training_step_lowers_the_loss_on_a_fixed_batch():
+    from gen3dface.diffusion import make_scheduler
+    from gen3dface.train import TrainConfig, parameter_groups
+
+    m = tiny()
+    x0 = torch.rand(2, 4, *m.view_shape) * 2 - 1
+    _, _, y, cams = inputs(m, B=2)
+    sch = make_scheduler("ddpm")
+    g = torch.Generator().manual_seed(0)
+    t = torch.randint(0, 1000, (2,), generator=g)
+    noise = torch.randn(x0.shape, generator=g)
+    from gen3dface.diffusion import q_sample
+
+    x_t, _ = q_sample(sch, x0, t, noise=noise)
+    opt = torch.optim.AdamW(parameter_groups(m, TrainConfig(lr_backbone=1e-3, lr_new=1e-3)))
+    losses = []
+    for _ in range(3):
+        loss = torch.nn.functional.mse_loss(m(x_t, t, y, cams), noise)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[1] < losses[0] and losses[2] < losses[0]
+    assert np.isfinite(losses).all()
