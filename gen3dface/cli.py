@@ -62,27 +62,37 @@ def _cmd_mesh(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from .jobs import crop_job
-    from .samples import sample_photo
-
     import time
 
+    import torch
+
     from .geometry import estimate_mesh
+    from .jobs import crop_job, generate_job
+    from .samples import sample_photo
 
     photo = args.photo or sample_photo("astronaut")
     start = time.perf_counter()
-    print(f"[demo] step 1/2: face detection, landmarks and aligned crop of {photo}")
+    print(f"[demo] step 1/4: face detection, landmarks and aligned crop of {photo}")
     report = crop_job(photo, args.output, size=args.size, summary=True)
     for note in report["notes"]:
         print(f"note: {note}", file=sys.stderr)
     for f in report["files"]:
         print(f"  {f}")
-    print("[demo] step 2/2: face mesh estimated from the photo, in the canonical head frame")
+    print("[demo] step 2/4: face mesh estimated from the photo, in the canonical head frame")
     mesh = estimate_mesh(photo)
     out = Path(args.output)
     pose = _write_mesh(mesh, out / "mesh.obj", photo)
     print(f"  {out / 'mesh.obj'} ({len(mesh.vertices)} vertices; pose {pose} deg)")
-    print(f"[demo] done in {time.perf_counter() - start:.1f} s; open {out / 'summary.png'}")
+    if args.steps == 0:
+        print(f"[demo] done in {time.perf_counter() - start:.1f} s (--steps 0: no generation); open {out / 'summary.png'}")
+        return 0
+    steps = args.steps or (50 if torch.cuda.is_available() else 20)
+    print(f"[demo] step 3/4: 16 views with the shipped small model ({steps} DDIM steps), then step 4/4: head.glb")
+    rep = generate_job(photo, out, steps=steps, mesh=True, progress=not args.quiet, log=lambda m: print("  " + m))
+    s = rep["seconds"]
+    print(f"  views: sampling {s['sampling']:.1f} s; head.glb + turntable.gif: {s['reconstruction']:.1f} s")
+    print(f"[demo] done in {time.perf_counter() - start:.1f} s; open {out / 'summary.png'}, "
+          f"{out / 'contact_sheet.png'} and {out / 'head.glb'}")
     return 0
 
 
@@ -138,6 +148,21 @@ def _cmd_reconstruct(args) -> int:
     return 0
 
 
+def _cmd_generate(args) -> int:
+    from .jobs import generate_job
+
+    report = generate_job(args.photo, args.output, checkpoint=args.checkpoint, views=args.views, steps=args.steps,
+                          guidance=args.guidance, sampler=args.sampler, seed=args.seed, device=args.device,
+                          mesh=args.mesh, recon_profile=args.recon_profile, progress=not args.quiet)
+    for note in report["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    s = report["seconds"]
+    print(f"wrote {len(report['files'])} files to {args.output} (crop + mesh {s['crop_and_mesh']:.1f} s, "
+          f"sampling {s['sampling']:.1f} s" + (f", reconstruction {s['reconstruction']:.1f} s" if args.mesh else "")
+          + f"); open {Path(args.output) / 'contact_sheet.png'}")
+    return 0
+
+
 def _cmd_info(args) -> int:
     from .envinfo import report
 
@@ -173,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("photo", nargs="?", default=None, help="a face photo (default: data/samples/astronaut.jpg)")
     d.add_argument("-o", "--output", default="outputs/demo", help="output folder (default outputs/demo)")
     d.add_argument("--size", type=int, default=256, help="crop side in pixels (default 256)")
+    d.add_argument("--steps", type=int, default=None,
+                   help="DDIM steps for the 16 views (default 50 on a GPU, 20 on a CPU; 0 = crop and mesh only)")
+    d.add_argument("--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=_cmd_demo)
 
     s = sub.add_parser("synth", help="render procedural identities x views into a dataset folder (resumable)")
@@ -211,6 +239,24 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--seed", type=int, default=0)
     rc.add_argument("--quiet", action="store_true", help="no progress bar")
     rc.set_defaults(func=_cmd_reconstruct)
+
+    g = sub.add_parser("generate", help="photo -> 16 views of the head with the multi-view model (+ --mesh: a .glb)")
+    g.add_argument("photo", help="a face photo (PNG, JPEG, WebP, BMP, TIFF)")
+    g.add_argument("-o", "--output", required=True, help="output folder (created; files inside are replaced)")
+    g.add_argument("--checkpoint", default=None,
+                   help="a trained model folder (default: $GEN3DFACE_CHECKPOINT or the shipped small model)")
+    g.add_argument("--views", type=int, default=None, help="target views around the head (default: the model's, 16)")
+    g.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    g.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance weight (default 2; 1 = off)")
+    g.add_argument("--sampler", default="joint", choices=["joint", "sequential"],
+                   help="joint: one model call per step for all views (the paper); sequential: one per view")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    g.add_argument("--mesh", action="store_true", help="also reconstruct head.glb + turntable.gif from the views")
+    g.add_argument("--recon-profile", default="smoke", choices=["smoke", "small", "paper"],
+                   help="reconstruction size with --mesh (default smoke: about a CPU minute)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.set_defaults(func=_cmd_generate)
 
     i = sub.add_parser("info", help="versions, devices and which face backends and extras are available")
     i.set_defaults(func=_cmd_info)

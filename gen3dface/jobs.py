@@ -90,3 +90,70 @@ def crop_job(photo_path, outdir, size: int = 256, backend: str = "mediapipe", su
     files = publish(stage, outdir)
     return {"files": [str(f) for f in files], "notes": notes, "seconds": seconds,
             "n_landmarks": int(len(face.landmarks)), "mask_fraction": float(np.mean(crop.mask > 0.5))}
+
+
+def generate_job(photo_path, outdir, checkpoint=None, views: int | None = None, steps: int = 50,
+                 guidance: float = 2.0, sampler: str = "joint", seed: int = 0, device: str | None = None,
+                 mesh: bool = False, recon_profile: str = "smoke", progress: bool = True, log=print) -> dict:
+    """Photo -> ``views`` generated views in ``outdir`` (and, with ``mesh``, the reconstructed head).
+
+    Files: ``view_00.png`` .. (``N`` views, view ``N/2`` frontal), ``contact_sheet.png`` (input crop + views),
+    ``cameras.json`` (:mod:`gen3dface.cameras` format), ``input.png`` (the crop the model saw),
+    ``input_mesh.obj`` + ``input_mesh.json`` (the estimated face mesh that conditioned the model, with pose),
+    ``generate.json`` (settings and timings) and, with ``mesh``, ``head.glb`` + ``turntable.gif``.
+    Everything is written to a staging folder first: a failure leaves no output folder behind.
+    """
+    import torch
+
+    from .errors import InputError
+    from .pipeline import Gen3DFacePipeline, contact_sheet
+
+    if sampler not in ("joint", "sequential"):
+        raise InputError(f"unknown sampler {sampler!r}; choose joint or sequential")
+    outdir = Path(outdir)
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if dev not in ("cpu", "cuda") and not str(dev).startswith("cuda:"):
+        raise InputError(f"unknown device {dev!r}; choose cpu or cuda")
+    if str(dev).startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA GPU is visible to torch")
+    t0 = time.perf_counter()
+    pipe = Gen3DFacePipeline.from_checkpoint(checkpoint, device=dev)
+    prep = pipe.prepare(photo_path)  # bad photo / no face: raises before anything is written
+    t_prep = time.perf_counter() - t0
+    log(f"[generate] face found and meshed ({len(prep['mesh'].vertices)} vertices) in {t_prep:.1f} s; "
+        f"sampling {views or pipe.model.config.n_views} views, {steps} steps, {sampler}, on {dev}")
+    t1 = time.perf_counter()
+    out = pipe(None, num_views=views, steps=steps, guidance=guidance, sampler=sampler, seed=seed,
+               prepared=prep, progress=progress)
+    t_sample = time.perf_counter() - t1
+    stage = staging_dir(outdir)
+    try:
+        for k, v in enumerate(out.views):
+            save_png(stage / f"view_{k:02d}.png", v)
+        save_png(stage / "input.png", out.input_view)
+        save_png(stage / "contact_sheet.png", contact_sheet(out.views, out.input_view, columns=9))
+        out.cameras.save(stage / "cameras.json")
+        out.mesh.save(stage / "input_mesh.obj")
+        (stage / "input_mesh.json").write_text(json.dumps({"photo": str(photo_path), **out.mesh.to_dict()}, indent=1))
+        t_mesh = None
+        if mesh:
+            from .recon import config_for, reconstruct_views, save_mesh
+
+            log(f"[generate] reconstructing the head from the {len(out.views)} views ({recon_profile} fit)")
+            t2 = time.perf_counter()
+            result = reconstruct_views(out.views, out.cameras, config=config_for(recon_profile), device=dev,
+                                       progress=progress)
+            save_mesh(result.mesh, stage / "head.glb")
+            result.save_turntable(stage / "turntable.gif")
+            t_mesh = time.perf_counter() - t2
+        record = {"photo": str(photo_path), "checkpoint": str(checkpoint or "shipped small model"),
+                  "views": len(out.views), "steps": steps, "guidance": guidance, "sampler": sampler, "seed": seed,
+                  "device": dev, "notes": out.notes, "seconds": {"crop_and_mesh": round(t_prep, 2),
+                                                                   "sampling": round(t_sample, 2),
+                                                                   "reconstruction": t_mesh and round(t_mesh, 2)}}
+        (stage / "generate.json").write_text(json.dumps(record, indent=1))
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    files = publish(stage, outdir)
+    return {"files": [str(f) for f in files], "notes": out.notes, "seconds": record["seconds"]}

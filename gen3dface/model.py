@@ -394,3 +394,38 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+@torch.no_grad()
+def attention_to_views(model: Gen3DFaceModel, x_t: torch.Tensor, t: torch.Tensor, y: dict, cameras: Cameras,
+                       query_view: int, layer: int = 0, attention: str | None = None) -> torch.Tensor:
+    """Where the tokens of one target view look, in one 3D self-attention layer.
+
+    Runs the model once, captures the input of the ``layer``-th self-attention (``attn1``) layer, and returns the
+    attention probabilities of ``query_view``'s tokens (averaged over its tokens and the heads) over the tokens
+    of every frame: ``(B, 1 + N, h, w)`` (frame 0 = the input view), summing to 1 per sample.
+    """
+    mods = [m for n, m in model.unet.named_modules() if n.endswith("attn1")]
+    attn = mods[layer]
+    seen = {}
+    handle = attn.register_forward_pre_hook(lambda m, args, kwargs: seen.setdefault("x", args[0] if args else
+                                            kwargs["hidden_states"]), with_kwargs=True)
+    try:
+        model(x_t, t, y, cameras, attention=attention)
+    finally:
+        handle.remove()
+    hs = seen["x"]  # (B * F, L, C)
+    F_ = 1 + x_t.shape[1]
+    B, L = hs.shape[0] // F_, hs.shape[1]
+    heads = attn.heads
+    q = attn.to_q(hs).reshape(B, F_, L, heads, -1)[:, 1 + query_view]  # (B, L, heads, c)
+    k = attn.to_k(hs).reshape(B, F_ * L, heads, -1)
+    scores = torch.einsum("blhc,bmhc->bhlm", q, k) * q.shape[-1] ** -0.5
+    mode = attention or model.config.attention
+    if mode == "sequential":  # the query view sees itself and the input frame only
+        keep = torch.zeros(F_, dtype=torch.bool, device=hs.device)
+        keep[[0, 1 + query_view]] = True
+        scores = scores.masked_fill(~keep.repeat_interleave(L)[None, None, None], float("-inf"))
+    p = scores.softmax(-1).mean((1, 2))  # (B, F * L)
+    side = int(round(L ** 0.5))
+    return p.reshape(B, F_, side, side)

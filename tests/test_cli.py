@@ -105,7 +105,7 @@ def test_synth_and_prune_commands(tmp_path, capsys):
 
 def test_demo_writes_crop_summary_and_mesh(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "-o", str(out)]) == 0
+    assert main(["demo", "-o", str(out), "--steps", "0"]) == 0  # generation: tests/test_pipeline.py
     names = {p.name for p in out.iterdir()}
     assert {"summary.png", "crop.png", "mask.png", "landmarks.json", "mesh.obj", "mesh.json"} <= names
     import trimesh

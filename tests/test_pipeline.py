@@ -1,0 +1,96 @@
+"""Photo -> views: the pipeline and `gen3dface generate` end to end on CPU with a tiny model, and the shipped model."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gen3dface.cli import main
+from gen3dface.model import UNET_CONFIGS, Gen3DFaceModel
+from gen3dface.pipeline import DEFAULT_CHECKPOINT, Gen3DFacePipeline, contact_sheet
+from gen3dface.samples import sample_photo
+
+TINY = dict(unet_config=dict(UNET_CONFIGS["smoke"], block_out_channels=(16, 32, 32), cross_attention_dim=32,
+                             attention_head_dim=(1, 2, 2), norm_num_groups=8),
+            image_size=32, codec="pixel", codec_factor=1, volume_size=8, volume_channels=4, frustum_depth=8, n_views=4)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny"
+    Gen3DFaceModel(**TINY).save_pretrained(path, safe_serialization=True)
+    return path
+
+
+def test_pipeline_generates_views_of_a_photo(tiny_checkpoint):
+    pipe = Gen3DFacePipeline.from_checkpoint(tiny_checkpoint)
+    out = pipe(sample_photo("astronaut"), steps=2, progress=False)
+    assert out.views.shape == (4, 32, 32, 3) and out.views.dtype == np.uint8
+    assert out.input_view.shape == (32, 32, 3) and len(out.cameras) == 4
+    assert len(out.mesh.vertices) == 468
+    again = pipe(sample_photo("astronaut"), steps=2, progress=False)
+    assert np.array_equal(out.views, again.views)  # seeded
+    other = pipe(sample_photo("astronaut"), steps=2, seed=1, progress=False)
+    assert not np.array_equal(out.views, other.views)
+    seq = pipe(sample_photo("astronaut"), steps=2, sampler="sequential", progress=False)
+    assert seq.views.shape == out.views.shape
+    assert contact_sheet(out.views, out.input_view, columns=3).shape == (64, 96, 3)
+
+
+def test_generate_cli_writes_views_sheet_cameras_and_mesh(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "gen"
+    photo = Path(sample_photo("grace_hopper"))
+    assert main(["generate", str(photo), "-o", str(out), "--checkpoint", str(tiny_checkpoint), "--steps", "2",
+                 "--quiet", "--mesh"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {f"view_{k:02d}.png" for k in range(4)} <= names
+    assert {"contact_sheet.png", "cameras.json", "input.png", "input_mesh.obj", "input_mesh.json", "generate.json",
+            "head.glb", "turntable.gif"} <= names
+    from gen3dface.cameras import Cameras
+
+    assert len(Cameras.load(out / "cameras.json")) == 4
+    rec = json.loads((out / "generate.json").read_text())
+    assert rec["steps"] == 2 and rec["sampler"] == "joint"
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_generate_cli_bad_inputs_exit_2_and_leave_nothing(tiny_checkpoint, tmp_path, capsys):
+    blank = tmp_path / "blank.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((200, 200, 3), 200, np.uint8)).save(blank)
+    photo = str(sample_photo("astronaut"))
+    cases = [
+        [str(tmp_path / "missing.jpg")],
+        [str(blank)],                                   # no face
+        [photo, "--steps", "0"],
+        [photo, "--views", "0"],
+        [photo, "--guidance", "-1"],
+        [photo, "--checkpoint", str(tmp_path)],        # not a model
+        [photo, "--device", "tpu"],
+    ]
+    for k, extra in enumerate(cases):
+        out = tmp_path / f"out{k}"
+        args = ["generate", *extra[:1], "-o", str(out), "--quiet"] + extra[1:]
+        if "--checkpoint" not in extra:
+            args += ["--checkpoint", str(tiny_checkpoint)]
+        assert main(args) == 2, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("gen3dface: error:"), (extra, err)
+        assert not out.exists(), extra
+        assert not list(tmp_path.glob(f".out{k}*")), extra
+
+
+def test_the_shipped_small_model_loads_and_is_documented():
+    files = {p.name for p in DEFAULT_CHECKPOINT.rglob("*") if p.is_file()}
+    assert {"MODEL_CARD.md", "loss_curve.png", "losses.jsonl", "config.json"} <= files
+    weights = list(DEFAULT_CHECKPOINT.rglob("*.safetensors"))
+    assert len(weights) == 1 and weights[0].stat().st_size <= 60 * 2**20
+    pipe = Gen3DFacePipeline.from_checkpoint()
+    cfg = pipe.model.config
+    assert cfg.n_views == 16 and cfg.image_size >= 64 and cfg.attention == "joint"
+    losses = [json.loads(x)["loss"] for x in (DEFAULT_CHECKPOINT / "losses.jsonl").read_text().splitlines()]
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[5:15])  # it was trained: the loss fell
