@@ -408,8 +408,11 @@ def attention_to_views(model: Gen3DFaceModel, x_t: torch.Tensor, t: torch.Tensor
     mods = [m for n, m in model.unet.named_modules() if n.endswith("attn1")]
     attn = mods[layer]
     seen = {}
-    handle = attn.register_forward_pre_hook(lambda m, args, kwargs: seen.setdefault("x", args[0] if args else
-                                            kwargs["hidden_states"]), with_kwargs=True)
+
+    def grab(module, args, kwargs):
+        seen["x"] = args[0] if args else kwargs["hidden_states"]
+
+    handle = attn.register_forward_pre_hook(grab, with_kwargs=True)
     try:
         model(x_t, t, y, cameras, attention=attention)
     finally:
