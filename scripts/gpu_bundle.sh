@@ -2,7 +2,8 @@
 # Pack what an offline GPU machine with Python 3.12 and torch (but no diffusers, mediapipe, papermill
 # or Jupyter kernel) needs to run gen3dface's notebooks, as one xz tarball plus an activate script.
 #   bash scripts/gpu_bundle.sh [DEST=.device]
-#   LEAN=1 bash scripts/gpu_bundle.sh .devlean   # diffusers only: training and benchmarks,
+#   LEAN=1 bash scripts/gpu_bundle.sh .devlean   # diffusers only (LEAN_EXTRA="trimesh scikit-image" adds
+#                                                 # what reconstruction needs): training and benchmarks,
 #                                                 # leaving room in the 64 MB carry for a checkpoint
 # On the GPU machine, from the repository root:  source DEST/activate.sh
 # Packages the target already has (numpy 2.x, scipy, matplotlib, opencv-python-headless, jax, huggingface_hub,
@@ -13,7 +14,7 @@ dest=${1:-.device}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ -n "${LEAN:-}" ]; then
-  pkgs=("diffusers==0.42.1" importlib_metadata)
+  pkgs=("diffusers==0.42.1" importlib_metadata ${LEAN_EXTRA:-})
 else
   pkgs=(papermill ipykernel ipywidgets plotly "mediapipe==0.10.21" "protobuf==4.25.9" "diffusers==0.42.1"
         importlib_metadata truststore trimesh scikit-image)
