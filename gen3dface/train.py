@@ -169,7 +169,8 @@ def train(model: Gen3DFaceModel, data: TrainData, run_dir: str | Path, cfg: Trai
             log_with = "tensorboard"
         except Exception:  # noqa: BLE001 - absent or broken (e.g. a protobuf clash): log to losses.jsonl only
             pass
-        accelerator = Accelerator(mixed_precision=cfg.mixed_precision, log_with=log_with,
+        # cpu=True where there is no GPU, so that several launched CPU processes join one gloo group
+        accelerator = Accelerator(mixed_precision=cfg.mixed_precision, log_with=log_with, cpu=not torch.cuda.is_available(),
                                   project_config=ProjectConfiguration(project_dir=str(run), logging_dir=str(run / "logs")))
     dev = accelerator.device
     torch.manual_seed(cfg.seed)
