@@ -163,6 +163,20 @@ def _cmd_generate(args) -> int:
     return 0
 
 
+def _cmd_eval(args) -> int:
+    from .evaluation import run_eval
+
+    res = run_eval(args.protocol, args.inputs, args.output, checkpoint=args.checkpoint, views=args.views,
+                   steps=args.steps, guidance=args.guidance, sampler=args.sampler, seed=args.seed, device=args.device,
+                   limit=args.limit, progress=not args.quiet)
+    for s in res["skipped"]:
+        print(f"note: skipped {s['input']}: {s['reason']}", file=sys.stderr)
+    shown = ", ".join(f"{k} {v['value']:.3f}" for k, v in res["metrics"].items() if v.get("value") is not None)
+    print(f"{res['protocol']}: {res['n_inputs']} inputs x {res['n_views']} views -> {args.output} "
+          f"(+ {Path(args.output).with_suffix('.md').name}): {shown}")
+    return 0
+
+
 def _cmd_info(args) -> int:
     from .envinfo import report
 
@@ -257,6 +271,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reconstruction size with --mesh (default smoke: about a CPU minute)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     g.set_defaults(func=_cmd_generate)
+
+    e = sub.add_parser("eval", help="the paper's evaluation: generate for every input, then every metric")
+    e.add_argument("--protocol", required=True, choices=["ood", "indomain"],
+                   help="ood: a folder of photos; indomain: a synth dataset of held-out identities")
+    e.add_argument("--inputs", required=True, help="the folder of photos or the synth dataset")
+    e.add_argument("-o", "--output", required=True, help="results .json (the paper-layout table goes beside as .md)")
+    e.add_argument("--checkpoint", default=None, help="a trained model folder (default: the shipped small model)")
+    e.add_argument("--views", type=int, default=None, help="target views (default: the model's, 16)")
+    e.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    e.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance weight (default 2)")
+    e.add_argument("--sampler", default="joint", choices=["joint", "sequential"])
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    e.add_argument("--limit", type=int, default=None, help="evaluate only the first N inputs")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(func=_cmd_eval)
 
     i = sub.add_parser("info", help="versions, devices and which face backends and extras are available")
     i.set_defaults(func=_cmd_info)
