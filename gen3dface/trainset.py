@@ -120,18 +120,24 @@ class PreparedInputs:
 
 
 def _kept_identities(root: Path) -> list[int]:
-    """Identity indices of a ``synth`` folder, minus those ``pruning.json`` rejected."""
+    """Identity indices of a ``synth`` folder that ``pruning.json`` (when present) keeps.
+
+    An identity is used when the identity-consistency filter kept it and the Janus filter rejected none of its
+    views: a training example needs all of its ring views, so an identity with a rejected back view is left out
+    whole rather than trained with a face on the back of its head.
+    """
     manifest = root / "manifest.json"
     if not manifest.exists():
         raise InputError(f"{root} is not a gen3dface synth dataset (no manifest.json)")
     ids = sorted(int(p.name[3:]) for p in root.glob("id_[0-9]*") if p.is_dir())
     pruning = root / "pruning.json"
     if pruning.exists():
-        rec = json.loads(pruning.read_text())
-        keep = rec.get("kept")
-        if keep is not None:
-            keep = {int(str(k).replace("id_", "")) for k in keep}
-            ids = [i for i in ids if i in keep]
+        try:
+            records = json.loads(pruning.read_text())["identities"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise InputError(f"{pruning} is not a pruning record; run `gen3dface prune {root}` again") from None
+        keep = {r["folder"] for r in records if r.get("kept") and not r.get("janus_rejected")}
+        ids = [i for i in ids if f"id_{i:06d}" in keep]
     if not ids:
         raise InputError(f"{root} holds no identities to train on")
     return ids
@@ -275,7 +281,7 @@ def load_train_data(prepared: PreparedInputs, image_size: int, n_views: int = 16
             raw = r["rgb_tensor"] if "rgb_tensor" in r else torch.from_numpy(r["rgb"]).permute(0, 3, 1, 2).float() / 127.5 - 1
         else:
             d = root / f"id_{i:06d}"
-            read = lambda v: torch.from_numpy(load_image(d / f"view_{v:02d}.png").rgb).permute(2, 0, 1)  # noqa: E731
+            read = lambda v, d=d: torch.from_numpy(load_image(d / f"view_{v:02d}.png").rgb).permute(2, 0, 1)  # noqa: E731
             tgt = torch.stack([read(v) for v in ring]).float().to(device) / 127.5 - 1
             raw = torch.stack([read(int(prepared.view[m])) for m in ms]).float().to(device) / 127.5 - 1
         tgt = tgt.to(device)

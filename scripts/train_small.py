@@ -133,7 +133,7 @@ def profile_steps(model, data, cfg, n: int, dev: str) -> None:
     print(f"profiled {n} steps: {(time.perf_counter() - t) / n * 1000:.0f} ms/step (with profiler)")
     key = "cuda_time_total" if dev == "cuda" else "cpu_time_total"
     print(prof.key_averages().table(sort_by=key, row_limit=25, max_name_column_width=60))
-    del net, opt
+
 
 
 @torch.no_grad()

@@ -174,3 +174,22 @@ def test_a_training_step_lowers_the_loss_on_a_fixed_batch():
         losses.append(loss.item())
     assert losses[1] < losses[0] and losses[2] < losses[0]
     assert np.isfinite(losses).all()
+
+
+def test_training_data_from_a_synth_folder_honours_pruning(tmp_path):
+    from gen3dface.synthesis import SynthConfig, synthesize
+    from gen3dface.trainset import load_train_data, prepare_inputs
+
+    root = tmp_path / "synth"
+    synthesize(root, 3, SynthConfig(views=12, res=96, seed=4, ssaa=1), progress=False)
+    prep = prepare_inputs(root, per_identity=1, crop_size=32, progress=False)
+    assert sorted(set(prep.identity.tolist())) == [0, 1, 2] and prep.source["kind"] == "folder"
+    data = load_train_data(prep, 32, 4, progress=False)
+    assert data.targets.shape == (3, 4, 3, 32, 32) and data.inputs.shape == (3, 3, 32, 32)
+    assert data.vertices.shape[1:] == (468, 3)
+    # pruning: identity 1 dropped by the identity filter, identity 2 has a Janus-rejected view
+    records = [{"folder": "id_000000", "kept": True, "janus_rejected": []},
+               {"folder": "id_000001", "kept": False, "janus_rejected": []},
+               {"folder": "id_000002", "kept": True, "janus_rejected": [0]}]
+    (root / "pruning.json").write_text(json.dumps({"identities": records, "kept": 2}))
+    assert prepare_inputs(root, per_identity=1, crop_size=32, progress=False).identity.tolist() == [0]
