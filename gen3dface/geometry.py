@@ -500,7 +500,7 @@ class FlameLayer(torch.nn.Module):
 
     def __init__(self, model: dict[str, np.ndarray], n_shape: int = 300):
         super().__init__()
-        f32 = lambda k: torch.tensor(np.asarray(model[k], dtype=np.float32))
+        f32 = lambda k: torch.tensor(np.asarray(model[k], dtype=np.float32))  # noqa: E731
         self.register_buffer("v_template", f32("v_template"))
         self.register_buffer("shapedirs", f32("shapedirs"))
         self.register_buffer("posedirs", f32("posedirs"))
@@ -584,7 +584,7 @@ def fit_flame(layer: FlameLayer, target: np.ndarray, steps: int = 200, n_shape: 
     t = t0.clone().requires_grad_(True)
     beta = torch.zeros(basis.shape[2], requires_grad=True)
     opt = torch.optim.Adam([rot, log_s, t, beta], lr=lr)
-    place = lambda: log_s.exp() * (rest + basis @ beta) @ axis_angle_to_matrix(rot).T + t
+    place = lambda: log_s.exp() * (rest + basis @ beta) @ axis_angle_to_matrix(rot).T + t  # noqa: E731
     losses = []
     for _ in range(steps):
         loss = torch.cdist(tgt, place()).min(1).values.pow(2).mean() + shape_prior * beta.pow(2).sum()
@@ -745,7 +745,7 @@ def evaluate_on_synthetic(n_identities: int = 20, azimuths=(-60, -45, -30, -15, 
 
 def _summarise(rows: list[dict], name: str) -> dict:
     found = [r for r in rows if r["found"]]
-    mean = lambda k, f=float: float(np.mean([f(r[k]) for r in found])) if found else float("nan")
+    mean = lambda k, f=float: float(np.mean([f(r[k]) for r in found])) if found else float("nan")  # noqa: E731
     return {"views": name, "n": len(rows), "missed": len(rows) - len(found), "raw_err": mean("raw_err"),
             "shape_err": mean("shape_err"), "yaw_err": mean("yaw_err", abs), "pitch_err": mean("pitch_err", abs),
             "roll_err": mean("roll_err", abs), "confidence": mean("confidence")}

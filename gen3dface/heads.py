@@ -184,8 +184,8 @@ def _sphere_grid(n_lon: int, n_lat: int, warp_lon: float = 0.0, warp_lat: float 
     lat_all = torch.cat([torch.tensor([-math.pi / 2]), LA.reshape(-1), torch.tensor([math.pi / 2])])
     dirs = torch.stack([lat_all.cos() * lon_all.sin(), lat_all.sin(), lat_all.cos() * lon_all.cos()], -1)
     rows = n_lat - 1
-    ring = lambda r: 1 + r * n_lon + torch.arange(n_lon)
-    nxt = lambda r: 1 + r * n_lon + (torch.arange(n_lon) + 1) % n_lon
+    ring = lambda r: 1 + r * n_lon + torch.arange(n_lon)  # noqa: E731
+    nxt = lambda r: 1 + r * n_lon + (torch.arange(n_lon) + 1) % n_lon  # noqa: E731
     faces = [torch.stack([torch.zeros(n_lon, dtype=torch.long), nxt(0), ring(0)], 1)]
     for r in range(rows - 1):
         a, b, c, d = ring(r), nxt(r), ring(r + 1), nxt(r + 1)

@@ -400,7 +400,7 @@ def _pack(meshes: list[Mesh], cams: Cameras, dev) -> dict:
         two.append(ts.repeat(V))
         p_off += V * n
         v_off += n
-    cat = lambda xs: torch.cat([x.to(dev) for x in xs])
+    cat = lambda xs: torch.cat([x.to(dev) for x in xs])  # noqa: E731
     labels = [m.labels if m.labels is not None else torch.zeros(len(m.vertices), dtype=torch.int64) for m in meshes]
     uvw = [m.uv.float() if m.uv is not None else torch.zeros(len(m.vertices), 3) for m in meshes]
     attrs = [torch.cat([m.colors.float(), m.vertices.float(), m.normals.float(), t], 1) for m, t in zip(meshes, uvw)]

@@ -131,13 +131,13 @@ def test_training_lowers_the_loss_and_resumes_exactly(tmp_path):
     from gen3dface.trainset import TrainData
 
     g = torch.Generator().manual_seed(0)
-    S, N, I = 32, 4, 3
+    S, N, n_ids = 32, 4, 3
     ring = target_ring(N, image_size=S)
-    base = torch.rand(I, 1, 3, S, S, generator=g)
-    data = TrainData(targets=(base.expand(I, N, 3, S, S) * 255).to(torch.uint8).contiguous(),
-                     inputs=(base[:, 0] * 255).to(torch.uint8), input_identity=torch.arange(I),
-                     vertices=torch.as_tensor(face_template())[None].expand(I, -1, -1).contiguous(),
-                     faces=torch.as_tensor(tesselation_triangles()).long(), cameras=ring, identities=list(range(I)))
+    base = torch.rand(n_ids, 1, 3, S, S, generator=g)
+    data = TrainData(targets=(base.expand(n_ids, N, 3, S, S) * 255).to(torch.uint8).contiguous(),
+                     inputs=(base[:, 0] * 255).to(torch.uint8), input_identity=torch.arange(n_ids),
+                     vertices=torch.as_tensor(face_template())[None].expand(n_ids, -1, -1).contiguous(),
+                     faces=torch.as_tensor(tesselation_triangles()).long(), cameras=ring, identities=list(range(n_ids)))
     cfg = TrainConfig(steps=6, batch_size=2, lr_backbone=1e-3, lr_new=1e-3, warmup_steps=1, log_every=1,
                       checkpoint_every=3)
     whole = train(tiny(), data, tmp_path / "a", cfg, progress=False)
