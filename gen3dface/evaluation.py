@@ -49,18 +49,17 @@ def _ground_truth(identity: Path, n_views: int, size: int) -> tuple[np.ndarray, 
     import cv2
 
     from .images import load_image
-    from .trainset import ring_views
+    from .trainset import target_views
 
     meta = json.loads((identity / "meta.json").read_text())
-    ring = ring_views(meta["views"])
-    if len(ring) % n_views:
-        raise InputError(f"{identity}: its ring of {len(ring)} views does not hold {n_views} target views")
-    ring = ring[:: len(ring) // n_views]
-    front = ring[len(ring) // 2]
-    read = lambda v: load_image(identity / f"view_{v:02d}.png").rgb  # noqa: E731
-    gt = np.stack([cv2.resize(read(v), (size, size), interpolation=cv2.INTER_AREA) if read(v).shape[0] != size
-                   else read(v) for v in ring])
-    return read(front), gt
+    try:
+        ring = target_views(meta["views"], n_views)
+    except InputError as e:
+        raise InputError(f"{identity}: {e}") from None
+    views = [load_image(identity / f"view_{v:02d}.png").rgb for v in ring]
+    gt = np.stack([v if v.shape[0] == size else cv2.resize(v, (size, size), interpolation=cv2.INTER_AREA)
+                   for v in views])
+    return views[len(ring) // 2], gt
 
 
 def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint=None, views: int | None = None,

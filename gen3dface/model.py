@@ -37,6 +37,7 @@ from torch import nn
 from .cameras import Cameras
 from .conditioning import DepthWiseAttention, FrustumNet, HybridVolume, camera_embedding
 from .errors import InputError
+from .volume import voxelize_mesh
 
 ATTENTION_MODES = ("joint", "sequential")
 CAMERA_DIM = 7  # camera_embedding's 6 values + an "input view" flag
@@ -287,6 +288,18 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         if self.codec is None:
             raise InputError("this model works in a VAE's latent space: call set_vae(AutoencoderKL...) first")
         return self.codec.encode(images)
+
+    def condition(self, images: torch.Tensor, vertices, faces) -> dict:
+        """The condition ``y`` of :meth:`forward` for input views ``images (B, 3, S, S)`` in [-1, 1] and the meshes
+        estimated from them: ``vertices (B, P, 3)`` (or a list of ``(P_b, 3)``) sharing ``faces (T, 3)``. Each mesh
+        is voxelised where its vertices are (on the CPU for a NumPy mesh) and moved to the images' device."""
+        V = self.config.volume_size
+        voxels = []
+        for v in vertices:
+            v = torch.as_tensor(v, dtype=torch.float32)
+            f = torch.as_tensor(faces, dtype=torch.long, device=v.device)
+            voxels.append(voxelize_mesh(v, f, V).to(images.device))
+        return {"latent": self.encode(images), "mesh_voxels": voxels}
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents ``(..., C, h, w)`` -> images ``(..., 3, H, W)`` (about [-1, 1])."""

@@ -21,7 +21,6 @@ from .cameras import Cameras, target_ring
 from .diffusion import make_scheduler, sample
 from .errors import InputError
 from .model import Gen3DFaceModel
-from .volume import voxelize_mesh
 
 #: the shipped small model, trained by scripts/train_small.py (see its MODEL_CARD.md)
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "checkpoints" / "gen3dface-small"
@@ -155,12 +154,10 @@ class Gen3DFacePipeline(DiffusionPipeline):
         ring = target_ring(N, image_size=S)
         cams = Cameras(ring.K[None], ring.c2w[None], S, S).to(dev)
         mesh = prep["mesh"]
-        vox = voxelize_mesh(torch.as_tensor(mesh.vertices, dtype=torch.float32),
-                            torch.as_tensor(np.asarray(mesh.faces), dtype=torch.long), model.config.volume_size).to(dev)
         if generator is None:
             generator = torch.Generator(device=dev).manual_seed(0 if seed is None else seed)
         noise = torch.randn(1, N, *model.view_shape, generator=generator, device=dev).to(dtype)
-        y = {"latent": model.encode(prep["input"].to(dev, dtype)), "mesh_voxels": [vox]}
+        y = model.condition(prep["input"].to(dev, dtype), [mesh.vertices], mesh.faces)
         x_T = start_latents(model, self.scheduler, prep["input"].to(dev, dtype), noise, steps) if init == "input" \
             else noise
         z = sample(model, y, cams, steps=steps, guidance=guidance, sampler=sampler, generator=generator,

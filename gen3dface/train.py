@@ -32,11 +32,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .diffusion import make_scheduler, q_sample
+from .diffusion import drop_condition, make_scheduler, q_sample
 from .errors import InputError
 from .model import Gen3DFaceModel
 from .trainset import TrainData
-from .volume import voxelize_mesh
 
 
 @dataclass
@@ -116,14 +115,11 @@ def training_loss(model: Gen3DFaceModel, scheduler, data: TrainData, draw: dict,
     batch = data.batch(draw["rows"][lo:hi])
     net = model.module if hasattr(model, "module") else model
     x0 = net.encode(batch["targets"])
-    y_lat = net.encode(batch["input"])
-    drop = draw["drop"][lo:hi].to(y_lat.device)
-    y_lat = torch.where(drop[:, None, None, None], torch.zeros_like(y_lat), y_lat)
-    V = net.config.volume_size
-    voxels = [voxelize_mesh(v, data.faces, V) for v in batch["vertices"]]
+    y = net.condition(batch["input"], batch["vertices"], data.faces)
+    y = drop_condition(y, draw["drop"][lo:hi].to(x0.device))
     t = draw["t"][lo:hi].to(x0.device)
     x_t, noise = q_sample(scheduler, x0, t, noise=draw["noise"][lo:hi].to(x0.device))
-    eps = model(x_t, t, {"latent": y_lat, "mesh_voxels": voxels}, batch["cameras"])
+    eps = model(x_t, t, y, batch["cameras"])
     return torch.nn.functional.mse_loss(eps.float(), noise.float())
 
 

@@ -42,6 +42,15 @@ def ring_views(n_grid_views: int = 48) -> list[int]:
     return list(range(a, 2 * a))
 
 
+def target_views(n_grid_views: int, n_views: int) -> list[int]:
+    """Grid indices of the ``n_views`` target views: every k-th view of the elevation-0 ring
+    (= :func:`gen3dface.cameras.target_ring` ``(n_views)``)."""
+    ring = ring_views(n_grid_views)
+    if n_views < 1 or len(ring) % n_views:
+        raise InputError(f"the dataset's ring has {len(ring)} views; {n_views} target views must divide it")
+    return ring[:: len(ring) // n_views]
+
+
 def input_candidates(cameras: Cameras, max_azimuth: float = MAX_INPUT_AZIMUTH) -> list[int]:
     """Front-hemisphere views of a grid: |azimuth| <= ``max_azimuth``."""
     return [int(i) for i in torch.nonzero(cameras.azimuth_deg.abs() <= max_azimuth + 1e-3).flatten()]
@@ -243,6 +252,16 @@ class TrainData:
                 "vertices": self.vertices[rows], "cameras": cams}
 
 
+def _render_float(cfg, index: int, views: list[int], device) -> torch.Tensor:
+    """``views`` of identity ``index`` rendered on ``device`` as ``(V, 3, H, W)`` floats in [-1, 1]."""
+    from .synthesis import render_identity
+
+    r = render_identity(cfg, index, views=views, device=device)
+    if "rgb_tensor" in r:  # rendered off the CPU: the float images, not yet quantised
+        return r["rgb_tensor"]
+    return torch.from_numpy(r["rgb"]).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
 def _to_uint8_t(x: torch.Tensor) -> torch.Tensor:
     return ((x.clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8)
 
@@ -252,13 +271,10 @@ def load_train_data(prepared: PreparedInputs, image_size: int, n_views: int = 16
     """Build :class:`TrainData` at ``image_size`` on ``device`` from :func:`prepare_inputs`' output:
     re-rendered from seeds (procedural source) or read from the dataset folder."""
     from .images import load_image
-    from .synthesis import SynthConfig, render_identity
+    from .synthesis import SynthConfig
 
     src = prepared.source
-    ring = ring_views(src["grid_views"])
-    if n_views < 1 or len(ring) % n_views:
-        raise InputError(f"the dataset's ring has {len(ring)} views; {n_views} target views must divide it")
-    ring = ring[:: len(ring) // n_views]  # every k-th view of the ring = target_ring(n_views)
+    ring = target_views(src["grid_views"], n_views)
     ids = sorted(set(int(i) for i in prepared.identity))
     row_of = {i: r for r, i in enumerate(ids)}
     targets, inputs = [], [None] * len(prepared.identity)
@@ -275,10 +291,8 @@ def load_train_data(prepared: PreparedInputs, image_size: int, n_views: int = 16
     for i in tqdm(ids, desc="training views", disable=not progress):
         ms = by_id[i]
         if src["kind"] == "procedural":
-            t = render_identity(cfg_t, i, views=ring, device=device)
-            tgt = t["rgb_tensor"] if "rgb_tensor" in t else torch.from_numpy(t["rgb"]).permute(0, 3, 1, 2).float() / 127.5 - 1
-            r = render_identity(cfg_in, i, views=[int(prepared.view[m]) for m in ms], device=device)
-            raw = r["rgb_tensor"] if "rgb_tensor" in r else torch.from_numpy(r["rgb"]).permute(0, 3, 1, 2).float() / 127.5 - 1
+            tgt = _render_float(cfg_t, i, ring, device)
+            raw = _render_float(cfg_in, i, [int(prepared.view[m]) for m in ms], device)
         else:
             d = root / f"id_{i:06d}"
             read = lambda v, d=d: torch.from_numpy(load_image(d / f"view_{v:02d}.png").rgb).permute(2, 0, 1)  # noqa: E731

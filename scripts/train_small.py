@@ -142,7 +142,6 @@ def export(args, model: Gen3DFaceModel, losses: list[dict], dev: str) -> None:
 
     from gen3dface.diffusion import sample
     from gen3dface.images import save_png, to_uint8
-    from gen3dface.volume import voxelize_mesh
 
     out = args.export
     out.mkdir(parents=True, exist_ok=True)
@@ -171,8 +170,7 @@ def export(args, model: Gen3DFaceModel, losses: list[dict], dev: str) -> None:
         k = min(6, len(held))
         rows = torch.arange(k)
         b = held.batch(rows)
-        y = {"latent": net.encode(b["input"]),
-             "mesh_voxels": [voxelize_mesh(v, held.faces, net.config.volume_size) for v in b["vertices"]]}
+        y = net.condition(b["input"], b["vertices"], held.faces)
         g = torch.Generator(device=dev).manual_seed(0)
         sheets = []
         for sampler in ("joint", "sequential"):
