@@ -202,8 +202,10 @@ class Cameras:
     def resized(self, height: int, width: int | None = None) -> "Cameras":
         """The same cameras for images resized to ``height x width`` (e.g. latent resolution)."""
         width = height if width is None else width
-        scale = torch.tensor([width / self.width, height / self.height, 1.0], dtype=self.K.dtype, device=self.K.device)
-        return Cameras(self.K * scale[:, None], self.c2w, height, width)
+        K = self.K.clone()  # scaled in place: no host-to-device copy (allowed inside a CUDA graph capture)
+        K[..., 0, :] *= width / self.width
+        K[..., 1, :] *= height / self.height
+        return Cameras(K, self.c2w, height, width)
 
     # ----------------------------------------------------------------- serialisation
     def to_dict(self) -> dict:

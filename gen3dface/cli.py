@@ -52,7 +52,7 @@ def _cmd_mesh(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MultipleFacesWarning)
         mesh = estimate_mesh(args.photo, args.backend, fov_deg=args.fov, flame_model=args.flame_model,
-                             trust_pickle=args.trust_pickle)
+                             trust_pickle=args.trust_pickle, deca_model=args.deca_model)
     for w in caught:
         print(f"note: {w.message}", file=sys.stderr)
     pose = _write_mesh(mesh, out, args.photo)
@@ -153,7 +153,8 @@ def _cmd_generate(args) -> int:
 
     report = generate_job(args.photo, args.output, checkpoint=args.checkpoint, views=args.views, steps=args.steps,
                           guidance=args.guidance, sampler=args.sampler, seed=args.seed, device=args.device,
-                          mesh=args.mesh, recon_profile=args.recon_profile, progress=not args.quiet)
+                          mesh=args.mesh, recon_profile=args.recon_profile, progress=not args.quiet,
+                          fast=args.fast)
     for note in report["notes"]:
         print(f"note: {note}", file=sys.stderr)
     s = report["seconds"]
@@ -206,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--fov", type=float, default=30.0, help="assumed vertical field of view of the photo, degrees")
     m.add_argument("--flame-model", default=None, help="FLAME 2020 generic_model.pkl (backend flame)")
     m.add_argument("--trust-pickle", action="store_true", help="allow unpickling the FLAME file (it is a pickle)")
+    m.add_argument("--deca-model", default=None,
+                   help="DECA's deca_model.tar (backend flame): FLAME from DECA's encoder, as the paper, instead of a fit "
+                        "to the mediapipe mesh")
     m.set_defaults(func=_cmd_mesh)
 
     d = sub.add_parser("demo", help="the main job on the shipped sample photo (or PHOTO)")
@@ -266,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="joint: one model call per step for all views (the paper); sequential: one per view")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    g.add_argument("--fast", action="store_true",
+                   help="GPU: fp16 weights, channels-last and torch.compile (pays off over many photos or large models; "
+                        "the first photo waits a minute or two for compilation)")
     g.add_argument("--mesh", action="store_true", help="also reconstruct head.glb + turntable.gif from the views")
     g.add_argument("--recon-profile", default="smoke", choices=["smoke", "small", "paper"],
                    help="reconstruction size with --mesh (default smoke: about a CPU minute)")

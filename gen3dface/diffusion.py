@@ -182,8 +182,20 @@ def multiview_loss(model: Callable, scheduler: Scheduler, x0: torch.Tensor, y: A
     if cond_drop_prob > 0:
         drop = torch.rand(B, generator=generator, device=x0.device) < cond_drop_prob
         y = drop_condition(y, drop)
-    eps = model(x_t, t, y, cameras)
-    return torch.nn.functional.mse_loss(eps.float(), noise.float())
+    out = model(x_t, t, y, cameras)
+    return torch.nn.functional.mse_loss(out.float(), loss_target(scheduler, x0, noise, t).float())
+
+
+def loss_target(scheduler: Scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """What the network regresses: ε (``prediction_type="epsilon"``, Eq. 4) or the velocity
+    v = sqrt(ᾱ_t) ε − sqrt(1 − ᾱ_t) x_0 (``"v_prediction"``); shaped like ``x0 (B, ...)``, ``t (B,)``."""
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        a = _per_sample(scheduler.alphas_cumprod.to(x0.device, torch.float32), t, x0.dim())
+        return a.sqrt() * noise - (1 - a).sqrt() * x0
+    raise InputError(f"unsupported prediction type {kind!r}")
 
 
 def predict_noise(model: Callable, x_t: torch.Tensor, t: torch.Tensor, y: Any, cameras: Any,
@@ -193,18 +205,21 @@ def predict_noise(model: Callable, x_t: torch.Tensor, t: torch.Tensor, y: Any, c
     Guidance batches the conditional and unconditional inputs into *one* call of size 2B:
     ε = ε_u + w (ε_c − ε_u). ``joint`` calls the model once for all views; ``sequential`` once per view.
     """
+    kw = {}
     if guidance != 1.0:
         x_in = torch.cat([x_t, x_t], 0)
         t_in = torch.cat([t, t], 0)
         y_in = batch_cat(y, null_like(y) if null_y is None else null_y)
         c_in = batch_cat(cameras, cameras)
+        if null_y is None and getattr(model, "supports_volume_groups", False):
+            kw["volume_groups"] = 2  # both halves share x_t, t, cameras and mesh: one volume serves both
     else:
         x_in, t_in, y_in, c_in = x_t, t, y, cameras
     if sampler == "joint":
-        eps = model(x_in, t_in, y_in, c_in)
+        eps = model(x_in, t_in, y_in, c_in, **kw)
     elif sampler == "sequential":
         V = x_t.shape[1]
-        eps = torch.cat([model(x_in, t_in, y_in, c_in, views=torch.tensor([n], device=x_t.device))
+        eps = torch.cat([model(x_in, t_in, y_in, c_in, views=torch.arange(n, n + 1, device=x_t.device), **kw)
                          for n in range(V)], 1)
     else:
         raise InputError(f"unknown sampler {sampler!r}; choose 'joint' or 'sequential'")
@@ -231,7 +246,8 @@ def sample(model: Callable, y: Any, cameras: Any, steps: int = 50, guidance: flo
         steps: number of denoising steps; guidance: classifier-free guidance weight w (1 = off).
         sampler: ``"joint"`` (one model call per step for all views) or ``"sequential"`` (one per view).
         view_shape: ``(C, H, W)`` of one view; defaults to ``model.view_shape``.
-        scheduler: a diffusers DDIM (default, :func:`make_scheduler`) or DDPM scheduler.
+        scheduler: a diffusers DDIM or DDPM scheduler; default: the model's own (``model.noise_scheduler("ddim")``)
+            when it has one, else :func:`make_scheduler`'s DDIM.
         eta: DDIM's η (0 = deterministic).
         x_T: start noise; drawn from ``generator`` when ``None``.
         callback: called as ``callback(i, t, x_t)`` after every step.
@@ -240,7 +256,8 @@ def sample(model: Callable, y: Any, cameras: Any, steps: int = 50, guidance: flo
         raise InputError(f"unknown sampler {sampler!r}; choose 'joint' or 'sequential'")
     if steps < 1:
         raise InputError(f"steps must be at least 1, got {steps}")
-    scheduler = scheduler or make_scheduler("ddim")
+    if scheduler is None:
+        scheduler = model.noise_scheduler("ddim") if hasattr(model, "noise_scheduler") else make_scheduler("ddim")
     view_shape = tuple(view_shape or model.view_shape)
     if num_views is None:
         num_views = int(cameras.shape[1])
@@ -263,3 +280,4 @@ def sample(model: Callable, y: Any, cameras: Any, steps: int = 50, guidance: flo
         if callback is not None:
             callback(i, int(t), x)
     return x
+

@@ -7,6 +7,8 @@ model lean on it and ignore the photo. One entry point::
     mesh = estimate_mesh("me.jpg")                      # offline default: mediapipe's 468-point face mesh
     mesh.save("me.obj"); mesh.pose                      # {"yaw": ..., "pitch": ..., "roll": ...} degrees
     mesh = estimate_mesh("me.jpg", backend="flame", flame_model="generic_model.pkl", trust_pickle=True)
+    mesh = estimate_mesh("me.jpg", backend="flame", flame_model="generic_model.pkl", trust_pickle=True,
+                         deca_model="deca_model.tar")         # FLAME codes from DECA's encoder (the paper's way)
     mesh = estimate_mesh(None, backend="ground_truth", head=7)   # a synthetic identity's true mesh
 
 Backends
@@ -18,14 +20,16 @@ Backends
     ``refine_landmarks``) are not part of the tesselation and sit on the eyeball, not the skin: they are
     dropped from the mesh and from the alignment, so every backend's face mesh has 468 vertices.
     ``"flame"``: the FLAME 2020 model (the user's licence-gated ``generic_model.pkl``), fitted to the
-    mediapipe mesh (rigid + scale + the first shape coefficients; see :func:`fit_flame`).
+    mediapipe mesh (rigid + scale + the first shape coefficients; see :func:`fit_flame`), or, with
+    ``deca_model=`` (DECA's ``deca_model.tar``), driven by DECA's coarse encoder as in the paper
+    (:mod:`gen3dface.deca`; the result's backend is ``"deca"``).
     ``"ground_truth"``: the known mesh of a procedural head (:mod:`gen3dface.heads`), for the paper's
     mesh-prior ablation.
 
 Pose convention (degrees), the pose of the *camera* in the canonical head frame, so it reads like
 :mod:`gen3dface.cameras`' orbit angles:
     ``yaw`` = the camera's azimuth: positive when the camera sits towards the subject's left, i.e. the
-    face is turned towards the subject's own left (it then looks towards the image's left);
+    face is turned towards the subject's own right (it then looks towards the image's left);
     ``pitch`` = the camera's elevation: positive when the camera looks down on the face (head tilted
     forward, chin down);
     ``roll`` = rotation of the camera about its viewing axis relative to the upright orbit camera of
@@ -310,14 +314,18 @@ def estimate_mesh(image, backend: str = "mediapipe", *, fov_deg: float = DEFAULT
             ``GEN3DFACE_FLAME_MODEL`` environment variable).
         trust_pickle: ``"flame"`` only: must be ``True`` to unpickle the FLAME file (pickles can run code;
             only pass it for a file you downloaded yourself from the FLAME website).
-        deca_model: ``"flame"`` only: DECA's ``deca_model.tar`` (not supported offline: raises).
-        fit_steps: ``"flame"`` only: optimisation steps of :func:`fit_flame`.
+        deca_model: ``"flame"`` only: DECA's ``deca_model.tar``. When given, FLAME's shape, expression,
+            jaw and head pose come from DECA's coarse encoder (:mod:`gen3dface.deca`, as the paper does)
+            instead of the fit to the mediapipe mesh; the result's backend is ``"deca"``.
+        fit_steps: ``"flame"`` without ``deca_model`` only: optimisation steps of :func:`fit_flame`.
     Returns:
-        :class:`FaceMesh`: 468 vertices (mediapipe), 5023 (FLAME) or the whole head (ground truth).
+        :class:`FaceMesh`: 468 vertices (mediapipe), 5023 (FLAME, fitted or DECA) or the whole head
+        (ground truth).
     Raises:
         :class:`gen3dface.errors.NoFaceError` when no face is found (profile beyond ~60 degrees, heavy
-        occlusion, too few pixels); :class:`InputError` for bad arguments; :class:`BackendUnavailable`
-        when the FLAME files are missing or not trusted. Several faces: the largest, with a
+        occlusion, too few pixels); :class:`InputError` for bad arguments or a file that is not a FLAME
+        model / DECA checkpoint; :class:`BackendUnavailable` when the FLAME or DECA files are missing or
+        the FLAME pickle is not trusted. Several faces: the largest, with a
         :class:`gen3dface.faces.MultipleFacesWarning`.
     """
     if backend not in BACKENDS:
@@ -327,20 +335,25 @@ def estimate_mesh(image, backend: str = "mediapipe", *, fov_deg: float = DEFAULT
     if backend == "flame":
         layer = FlameLayer.from_file(_flame_path(flame_model), trust_pickle=trust_pickle)
         if deca_model is not None:
-            raise BackendUnavailable("DECA's encoder (deca_model.tar) is not wired into this offline build; leave "
-                                     "deca_model out to fit FLAME to the mediapipe landmarks instead")
+            from .deca import cached_deca, deca_mesh
+
+            return deca_mesh(image, layer, cached_deca(deca_model), fov_deg)
         return flame_mesh(mediapipe_mesh(image, fov_deg), layer, steps=fit_steps)
     return mediapipe_mesh(image, fov_deg)
 
 
-def mediapipe_mesh(image, fov_deg: float = DEFAULT_FOV_DEG) -> FaceMesh:
-    """The ``"mediapipe"`` backend (see :func:`estimate_mesh`)."""
+def mediapipe_mesh(image, fov_deg: float = DEFAULT_FOV_DEG, face=None) -> FaceMesh:
+    """The ``"mediapipe"`` backend (see :func:`estimate_mesh`); ``face``: an already found mediapipe
+    :class:`gen3dface.faces.Face` of ``image`` (found here when ``None``)."""
     from .faces import find_face
 
     photo = as_photo(image)
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")  # a MultipleFacesWarning must reach the caller every time
-        face = find_face(photo)
+    if face is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")  # a MultipleFacesWarning must reach the caller every time
+            face = find_face(photo)
+    elif face.backend != "mediapipe":
+        raise InputError(f"mediapipe_mesh needs mediapipe's 478 landmarks, got a {face.backend} face")
     h, w = photo.size
     pts = deperspective(face.landmarks[:MESH_POINTS], h, w, fov_deg)
     template = face_template()

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from diffusers import ConfigMixin, ModelMixin, UNet2DConditionModel
 from diffusers.configuration_utils import register_to_config
 from torch import nn
+from torch.profiler import record_function
 
 from .cameras import Cameras
 from .conditioning import DepthWiseAttention, FrustumNet, HybridVolume, camera_embedding
@@ -40,6 +41,7 @@ from .errors import InputError
 from .volume import voxelize_mesh
 
 ATTENTION_MODES = ("joint", "sequential")
+PREDICTION_TYPES = ("epsilon", "v_prediction")
 CAMERA_DIM = 7  # camera_embedding's 6 values + an "input view" flag
 
 #: UNet configs of the offline profiles (the paper profile is SD 1.5's UNet, built by :func:`sd15_unet_config`)
@@ -188,17 +190,27 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
             attention is injected into every UNet block at one of those resolutions.
         attention: ``"joint"`` (3D self-attention across all views, the paper) or ``"sequential"``.
         n_views: N, the number of target views it was trained for (informational; any N works).
+        prediction_type: what the network predicts, ``"epsilon"`` (the paper's Eq. 4) or ``"v_prediction"``.
+        zero_terminal_snr: train and sample with SD's betas rescaled to reach zero SNR at t = T (needs
+            v-prediction); see :meth:`noise_scheduler`.
     """
 
     config_name = "config.json"
+    supports_volume_groups = True  # see forward's volume_groups
 
     @register_to_config
     def __init__(self, unet_config: dict | None = None, image_size: int = 64, codec: str = "pixel", codec_factor: int = 1,
                  volume_size: int = 16, volume_channels: int = 16, frustum_depth: int = 16, frustum_size: int | None = None,
-                 attention: str = "joint", n_views: int = 16, latent_channels: int = 4):
+                 attention: str = "joint", n_views: int = 16, latent_channels: int = 4,
+                 prediction_type: str = "epsilon", zero_terminal_snr: bool = False):
         super().__init__()
         if attention not in ATTENTION_MODES:
             raise InputError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTION_MODES)}")
+        if prediction_type not in PREDICTION_TYPES:
+            raise InputError(f"unknown prediction type {prediction_type!r}; choose one of {', '.join(PREDICTION_TYPES)}")
+        if zero_terminal_snr and prediction_type != "v_prediction":
+            raise InputError("a zero-terminal-SNR schedule needs prediction_type='v_prediction' (epsilon is "
+                             "undefined where no signal is left)")
         # the codec is held, not registered: a VAE belongs to the pipeline and is not saved with the model
         if codec == "pixel":
             object.__setattr__(self, "codec", PixelCodec(codec_factor))
@@ -266,9 +278,42 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
             ctx = frustum[res]  # (B, T, F, D, h, w)
             B, T = ctx.shape[:2]
             x = out.unflatten(0, (B, 1 + T))
-            targets = self.dwa[name](x[:, 1:].flatten(0, 1), ctx.flatten(0, 1).to(out.dtype))
+            with record_function("gen3dface.depthwise_attention"):
+                targets = self.dwa[name](x[:, 1:].flatten(0, 1), ctx.flatten(0, 1).to(out.dtype))
             return torch.cat([x[:, :1], targets.unflatten(0, (B, T))], 1).flatten(0, 1)
         return hook
+
+    def noise_scheduler(self, kind: str = "ddim"):
+        """The diffusers scheduler this model was trained with (``"ddpm"``) or samples with (``"ddim"``).
+
+        The paper's setting is SD's scaled-linear betas with epsilon prediction. Those betas leave
+        sqrt(alpha_bar_T) = 0.068 of the image at t = T; in a VAE's latent space that residue is faint, but in
+        the offline models' pixel space a view's colour layout stays readable from x_T (averaged over 16 x 16
+        pixels its SNR is above 1), so a model learns to take colours from the noisy targets rather than
+        from the input view, and at sampling time (pure noise) falls back to a mean head. Models configured
+        with ``zero_terminal_snr`` use the same betas rescaled to reach SNR 0 at t = T (Lin et al. 2024,
+        "Common diffusion noise schedules and sample steps are flawed"), v-prediction and trailing DDIM
+        timesteps, so the first sampling step starts from pure noise and must read the input view.
+        """
+        from .diffusion import make_scheduler
+
+        extra = {"prediction_type": self.config.prediction_type}
+        if self.config.zero_terminal_snr:
+            extra["rescale_betas_zero_snr"] = True
+            if kind == "ddim":
+                extra["timestep_spacing"] = "trailing"
+        return make_scheduler(kind, **extra)
+
+    def speed_up(self, compile: bool = True) -> "Gen3DFaceModel":
+        """Make sampling faster on a GPU; returns ``self``. The UNet's weights go to channels-last memory format
+        (cuDNN's fast layout for fp16 convolutions) and, with ``compile``, the UNet is compiled in place by
+        ``torch.compile`` (fused normalisation/activation kernels; its first call takes a minute or two). The
+        weights, ``state_dict`` and results (up to float rounding) are unchanged. Measured on an H100, paper
+        profile, 16 views, 50 steps: 3.59 s -> 2.33 s (``scripts/bench_sampling.py``)."""
+        self.unet.to(memory_format=torch.channels_last)
+        if compile:
+            self.unet.compile()
+        return self
 
     @property
     def view_shape(self) -> tuple[int, int, int]:
@@ -309,7 +354,7 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
 
     # ------------------------------------------------------------------------------------- forward
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: dict, cameras: Cameras,
-                views: torch.Tensor | None = None, attention: str | None = None) -> torch.Tensor:
+                views: torch.Tensor | None = None, attention: str | None = None, volume_groups: int = 1) -> torch.Tensor:
         """Predict the noise of target views.
 
         Args:
@@ -322,6 +367,10 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
             views: ``None`` for every view in one call (joint); a ``(K,)`` index for those views only (the
                 volume still sees all of ``x_t``).
             attention: override of the config's attention mode for this call.
+            volume_groups: G > 1 says that the batch is G stacked copies of the same ``x_t``, ``t``, cameras and
+                mesh that differ only in ``y["latent"]`` (classifier-free guidance stacks the conditional and
+                the unconditional half). F_H and the frustum volumes do not read the input view, so they are
+                computed once for ``B / G`` samples and shared: the same result, with less work.
         Returns:
             ``eps (B, K, C, h, w)``.
         """
@@ -333,10 +382,16 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         dtype = x_t.dtype
         lat_cams = cameras.resized(self.latent_size).to(x_t.device)
         temb = self.unet.time_embedding(self.unet.time_proj(t).to(dtype))  # (B, E), no camera yet
-        f_h = self.volume(x_t, temb, lat_cams, y["mesh_voxels"])
         sel = lat_cams[:, views]
-        levels = self.frustum(f_h, temb, sel, self.frustum_size)
-        frustum = {lv.shape[-1]: lv for lv in levels}
+        G = volume_groups
+        if G < 1 or B % G:
+            raise InputError(f"volume_groups {G} must divide the batch size {B}")
+        u = B // G
+        with record_function("gen3dface.volume"):
+            f_h = self.volume(x_t[:u], temb[:u], lat_cams[:u], y["mesh_voxels"][:u])
+        with record_function("gen3dface.frustum"):
+            levels = self.frustum(f_h, temb[:u], sel[:u], self.frustum_size)
+        frustum = {lv.shape[-1]: lv.repeat(G, *([1] * (lv.dim() - 1))) if G > 1 else lv for lv in levels}
         y_lat = y["latent"].to(dtype)
         frames = torch.cat([y_lat[:, None], x_t[:, views]], 1)  # (B, 1 + K, C, h, w)
         unet_in = torch.cat([frames, y_lat[:, None].expand_as(frames)], 2).flatten(0, 1)
@@ -349,7 +404,8 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         self._ctx = {"camera": self.camera_encoder(cam.flatten(0, 1)), "frustum": frustum}
         self._frames, self._mode = 1 + K, mode
         try:
-            out = self.unet(unet_in, tf, encoder_hidden_states=tokens).sample
+            with record_function("gen3dface.unet"):
+                out = self.unet(unet_in, tf, encoder_hidden_states=tokens).sample
         finally:
             self._ctx = {}
         return out.unflatten(0, (B, 1 + K))[:, 1:]
@@ -358,7 +414,9 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
     @classmethod
     def from_profile(cls, profile: str = "smoke", **overrides) -> "Gen3DFaceModel":
         """A random-init model of a profile: ``smoke`` (tiny, CPU tests), ``small`` (the shipped model's
-        architecture: 128 px, pixel-unshuffle 2, 16 views), ``paper`` (SD 1.5's UNet, 256 px, VAE latents)."""
+        architecture: 128 px, pixel-unshuffle 2, 16 views), ``paper`` (SD 1.5's UNet, 256 px, VAE latents).
+        The pixel-space profiles use v-prediction with a zero-terminal-SNR schedule, the paper profile SD's
+        epsilon prediction (:meth:`noise_scheduler` says why)."""
         from .profiles import get_profile
 
         p = get_profile(profile)
@@ -374,6 +432,8 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
             kw = dict(unet_config=UNET_CONFIGS["smoke"], image_size=p.image_size, codec="pixel", codec_factor=2,
                       volume_size=p.volume_size, volume_channels=8, frustum_depth=p.frustum_depth,
                       n_views=p.n_views)
+        if p.name != "paper":  # pixel-space models need zero terminal SNR (see noise_scheduler); the paper's VAE
+            kw.update(prediction_type="v_prediction", zero_terminal_snr=True)  # latents keep SD's epsilon setting
         kw.update(overrides)
         return cls(**kw)
 

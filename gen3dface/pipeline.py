@@ -18,7 +18,7 @@ import torch
 from diffusers import DDIMScheduler, DiffusionPipeline
 
 from .cameras import Cameras, target_ring
-from .diffusion import make_scheduler, sample
+from .diffusion import sample
 from .errors import InputError
 from .model import Gen3DFaceModel
 
@@ -66,8 +66,9 @@ def start_latents(model: Gen3DFaceModel, scheduler, image: torch.Tensor, noise: 
     SD's scaled-linear schedule does not reach zero SNR: at the first DDIM step, training inputs still hold
     sqrt(alpha_bar) ~ 0.07 of the clean image, so a model trained on them takes its global colour and background
     from that residue. Pure noise there pulls every sample to a grey mean; starting from the training marginal
-    with the input's coarse layout (white background, head colour) does not. ``image (1, 3, S, S)``,
-    ``noise (1, N, C, h, w)`` -> ``(1, N, C, h, w)``.
+    with the input's coarse layout (white background, head colour) does not. For a zero-terminal-SNR model
+    (:meth:`Gen3DFaceModel.noise_scheduler`) alpha_bar is 0 at the first step and this is the noise itself.
+    ``image (1, 3, S, S)``, ``noise (1, N, C, h, w)`` -> ``(1, N, C, h, w)``.
     """
     import torch.nn.functional as F
 
@@ -89,9 +90,10 @@ class Gen3DFacePipeline(DiffusionPipeline):
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str | torch.device | None = None,
-                        dtype: torch.dtype = torch.float32) -> "Gen3DFacePipeline":
+                        dtype: torch.dtype = torch.float32, compile: bool = False) -> "Gen3DFacePipeline":
         """A pipeline around a trained model folder (``config.json`` + safetensors, or a folder holding
-        ``model/``). Raises :class:`InputError` when it is missing or not a model."""
+        ``model/``). Raises :class:`InputError` when it is missing or not a model. The UNet runs in channels-last
+        memory format (faster on CPU and GPU); ``compile`` also compiles it (:meth:`Gen3DFaceModel.speed_up`)."""
         path = Path(path) if path is not None else default_checkpoint()
         folder = path / "model" if (path / "model" / "config.json").exists() else path
         if not (folder / "config.json").exists():
@@ -100,9 +102,10 @@ class Gen3DFacePipeline(DiffusionPipeline):
             model = Gen3DFaceModel.from_pretrained(folder, torch_dtype=dtype)
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise InputError(f"cannot load the model in {folder}: {str(e).splitlines()[0]}") from None
-        pipe = cls(model.eval(), make_scheduler("ddim"))
+        pipe = cls(model.eval(), model.noise_scheduler("ddim"))
         if device is not None:
             pipe.to(device)
+        model.speed_up(compile=compile)
         return pipe
 
     def prepare(self, photo, mesh_backend: str = "mediapipe", mask: bool = True) -> dict:

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .diffusion import drop_condition, make_scheduler, q_sample
+from .diffusion import drop_condition, loss_target, q_sample
 from .errors import InputError
 from .model import Gen3DFaceModel
 from .trainset import TrainData
@@ -111,7 +111,7 @@ def draw_batch(data: TrainData, generator: torch.Generator, global_batch: int, n
 
 
 def training_loss(model: Gen3DFaceModel, scheduler, data: TrainData, draw: dict, lo: int, hi: int) -> torch.Tensor:
-    """Eq. (4) on samples ``lo:hi`` of a drawn global batch."""
+    """Eq. (4) on samples ``lo:hi`` of a drawn global batch (ε, or v for a v-prediction model)."""
     batch = data.batch(draw["rows"][lo:hi])
     net = model.module if hasattr(model, "module") else model
     x0 = net.encode(batch["targets"])
@@ -119,8 +119,8 @@ def training_loss(model: Gen3DFaceModel, scheduler, data: TrainData, draw: dict,
     y = drop_condition(y, draw["drop"][lo:hi].to(x0.device))
     t = draw["t"][lo:hi].to(x0.device)
     x_t, noise = q_sample(scheduler, x0, t, noise=draw["noise"][lo:hi].to(x0.device))
-    eps = model(x_t, t, y, batch["cameras"])
-    return torch.nn.functional.mse_loss(eps.float(), noise.float())
+    out = model(x_t, t, y, batch["cameras"])
+    return torch.nn.functional.mse_loss(out.float(), loss_target(scheduler, x0, noise, t).float())
 
 
 def _swap_in(stage: Path, final: Path) -> None:
@@ -170,7 +170,7 @@ def train(model: Gen3DFaceModel, data: TrainData, run_dir: str | Path, cfg: Trai
                                   project_config=ProjectConfiguration(project_dir=str(run), logging_dir=str(run / "logs")))
     dev = accelerator.device
     torch.manual_seed(cfg.seed)
-    scheduler = make_scheduler("ddpm")
+    scheduler = model.noise_scheduler("ddpm")
     T = scheduler.config.num_train_timesteps
     opt = torch.optim.AdamW(parameter_groups(model, cfg), weight_decay=cfg.weight_decay)
     warm = max(1, cfg.warmup_steps)
@@ -278,20 +278,31 @@ def train(model: Gen3DFaceModel, data: TrainData, run_dir: str | Path, cfg: Trai
 
 
 def loss_curve_figure(losses: list[dict], smooth: int = 20):
-    """A matplotlib figure of the loss log (raw and a running mean over ``smooth`` log points)."""
+    """A matplotlib figure of the loss log (raw and a running mean over ``smooth`` log points). Records with
+    an ``"objective"`` field (e.g. epsilon, then v-prediction when fine-tuned) are drawn as separate runs,
+    since their losses measure different targets."""
     import matplotlib.pyplot as plt
 
-    steps = [r["step"] for r in losses]
-    vals = [r["loss"] for r in losses]
-    k = max(1, min(smooth, len(vals)))
-    mean = [sum(vals[max(0, i - k + 1): i + 1]) / len(vals[max(0, i - k + 1): i + 1]) for i in range(len(vals))]
+    runs: list[tuple[str | None, list[dict]]] = []
+    for r in losses:
+        if not runs or runs[-1][0] != r.get("objective"):
+            runs.append((r.get("objective"), []))
+        runs[-1][1].append(r)
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.plot(steps, vals, lw=0.6, alpha=0.5, label="loss")
-    ax.plot(steps, mean, lw=1.6, label=f"running mean ({k})")
+    for n, (objective, recs) in enumerate(runs):
+        steps = [r["step"] for r in recs]
+        vals = [r["loss"] for r in recs]
+        k = max(1, min(smooth, len(vals)))
+        mean = [sum(vals[max(0, i - k + 1): i + 1]) / len(vals[max(0, i - k + 1): i + 1]) for i in range(len(vals))]
+        name = f" ({objective})" if objective else ""
+        ax.plot(steps, vals, lw=0.6, alpha=0.4, color=f"C{2 * n}", label=f"loss{name}")
+        ax.plot(steps, mean, lw=1.6, color=f"C{2 * n + 1}", label=f"running mean ({k}){name}")
+        if n:
+            ax.axvline(steps[0], color="grey", lw=0.8, ls="--")
     ax.set_xlabel("step")
     ax.set_ylabel("Eq. (4) loss")
     ax.set_yscale("log")
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

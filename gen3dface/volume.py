@@ -207,10 +207,12 @@ class SparseMeshNet(torch.nn.Module):
 
 
 def mesh_voxel_features(features: torch.Tensor, cameras: Cameras, voxels: list[torch.Tensor], V: int,
-                        extent: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+                        extent: float = 1.0, volume: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Features of each sample's mesh voxels sampled from its views: ``(n, C)`` and indices ``(n, 4)``
-    (batch, z, y, x), from per-view ``features (B, N, C, h, w)`` and ``voxels`` (one ``(n_b, 3)`` per sample)."""
-    volume, _ = unproject_features(features, cameras, V, extent)
+    (batch, z, y, x), from per-view ``features (B, N, C, h, w)`` and ``voxels`` (one ``(n_b, 3)`` per sample).
+    ``volume``: :func:`unproject_features` of the same features when the caller already has it."""
+    if volume is None:
+        volume, _ = unproject_features(features, cameras, V, extent)
     feats, inds = [], []
     for b, vox in enumerate(voxels):
         feats.append(volume[b, :, vox[:, 0], vox[:, 1], vox[:, 2]].T.contiguous())

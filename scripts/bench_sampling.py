@@ -12,6 +12,7 @@ model's architecture. The mesh is the shipped face template, voxelised. Times in
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -34,18 +35,36 @@ def sd_vae():
                          down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
 
 
-def run(profile: str, sampler: str, device: str, steps: int, guidance: float, dtype) -> dict:
+def bench_mesh() -> tuple[torch.Tensor, torch.Tensor]:
+    """The conditioning mesh: the face template on mediapipe's triangles, or (where mediapipe is not installed,
+    e.g. a bare GPU box) the face-region vertices' triangles of a procedural head. Either way a face-sized
+    surface; the volume's cost does not depend on which."""
+    try:
+        return torch.as_tensor(face_template()), torch.as_tensor(tesselation_triangles()).long()
+    except ImportError:
+        from gen3dface.heads import PARTS, build_head, sample_head_params
+
+        head = build_head(sample_head_params(0), 64)
+        keep = torch.as_tensor(head.labels) == PARTS.index("skin")
+        f = torch.as_tensor(head.faces).long()
+        f = f[keep[f].all(1) & (torch.as_tensor(head.vertices)[f][..., 2].mean(1) > 0)]  # the front of the skin
+        return torch.as_tensor(head.vertices).float(), f
+
+
+def run(profile: str, sampler: str, device: str, steps: int, guidance: float, dtype, profile_ops: bool = False,
+        compile_unet: bool = False, channels_last: bool = False, repeats: int = 1) -> dict:
     torch.manual_seed(0)
     model = Gen3DFaceModel.from_profile(profile)
     if profile == "paper":
         model.set_vae(sd_vae())
         model.codec.vae.to(device, dtype)
     model.to(device, dtype).eval()
+    if channels_last or compile_unet:
+        model.speed_up(compile=compile_unet)
     S, N = model.image_size, model.config.n_views
     ring = target_ring(N, image_size=S)
     cams = Cameras(ring.K[None], ring.c2w[None], S, S).to(device)
-    vox = voxelize_mesh(torch.as_tensor(face_template()), torch.as_tensor(tesselation_triangles()).long(),
-                        model.config.volume_size).to(device)
+    vox = voxelize_mesh(*bench_mesh(), model.config.volume_size).to(device)
     photo = torch.rand(1, 3, S, S, device=device, dtype=dtype) * 2 - 1
     if device == "cuda":
         torch.cuda.synchronize()
@@ -59,19 +78,45 @@ def run(profile: str, sampler: str, device: str, steps: int, guidance: float, dt
                        x_T=torch.randn(1, N, *model.view_shape, device=device, generator=g).to(dtype))
             return model.decode(z)
 
-    once() if device == "cuda" else None  # warm-up (cuDNN autotune, kernels)
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
-    views = once()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    sec = time.perf_counter() - t
+    once() if device == "cuda" else None  # warm-up (cuDNN autotune, kernels; torch.compile's compilation)
+    first = time.perf_counter() - t
+    times = []
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        t = time.perf_counter()
+        views = once()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    sec = times[len(times) // 2]
     peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
+    if profile_ops:
+        print_op_profile(once, device, f"{profile} {sampler}")
     assert views.shape == (1, N, 3, S, S) and torch.isfinite(views).all()
-    return {"profile": profile, "sampler": sampler, "device": device, "px": S, "views": N, "steps": steps,
+    return {"profile": profile, "sampler": sampler, "compile": compile_unet, "channels_last": channels_last or compile_unet,
+            "first_s": first, "range_s": (times[0], times[-1]), "device": device, "px": S, "views": N, "steps": steps,
             "params_M": count_parameters(model) / 1e6, "seconds": sec, "peak_GiB": peak}
+
+
+def print_op_profile(once, device: str, label: str) -> None:
+    """Where one sampling run spends its time: the model's parts (record_function labels) and the top ops."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=acts) as prof:
+        once()
+        torch.cuda.synchronize() if device == "cuda" else None
+    key = "device_time_total" if device == "cuda" else "cpu_time_total"
+    rows = prof.key_averages()
+    print(f"\n{label}: time per part (ms over the whole run)")
+    for r in rows:
+        if r.key.startswith("gen3dface."):
+            print(f"  {r.key:32s} cpu {r.cpu_time_total / 1e3:9.1f}  device {getattr(r, key, 0) / 1e3:9.1f}  calls {r.count}")
+    print(rows.table(sort_by=key, row_limit=15, max_name_column_width=50))
 
 
 def main() -> None:
@@ -81,24 +126,43 @@ def main() -> None:
     ap.add_argument("--samplers", nargs="+", default=["joint", "sequential"])
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--guidance", type=float, default=2.0)
+    ap.add_argument("--repeats", type=int, default=1, help="timed runs after the warm-up; the median is reported")
+    ap.add_argument("--profile-ops", action="store_true", help="also print where the time goes (torch.profiler)")
+    ap.add_argument("--compile", choices=["on", "off", "both"], default="off", help="torch.compile the UNet")
+    ap.add_argument("--channels-last", choices=["on", "off", "both"], default="off",
+                    help="the UNet's weights and activations in channels-last memory format (always on with --compile:"
+                         " Gen3DFaceModel.speed_up)")
     args = ap.parse_args()
     dtype = torch.float16 if args.device == "cuda" else torch.float32
     if args.device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     rows = []
+    options = {"on": [True], "off": [False], "both": [False, True]}
     for prof in args.profiles:
         for smp in args.samplers:
-            r = run(prof, smp, args.device, args.steps, args.guidance, dtype)
-            rows.append(r)
-            print(f"  {prof:6s} {smp:10s} {r['seconds']:8.2f} s  peak {r['peak_GiB']:.2f} GiB", flush=True)
+            for cp, cl in itertools.product(options[args.compile], options[args.channels_last]):
+                if cp and cl is False and args.channels_last == "both":
+                    continue  # compiling implies channels-last (speed_up)
+                try:
+                    r = run(prof, smp, args.device, args.steps, args.guidance, dtype, args.profile_ops, cp, cl, args.repeats)
+                except Exception as e:  # noqa: BLE001 - an option that fails on this machine is reported, not fatal
+                    print(f"  {prof} {smp} compile={cp} channels_last={cl}: failed: {str(e).splitlines()[0]}")
+                    continue
+                rows.append(r)
+                print(f"  {prof:6s} {smp:10s} compile {cp:d} channels-last {r['channels_last']:d}: {r['seconds']:8.2f} s "
+                      f"(first call {r['first_s']:.1f} s), peak {r['peak_GiB']:.2f} GiB", flush=True)
     name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
     print(f"\nsampling, {name}, guidance {args.guidance} (CFG batched), {str(dtype).replace('torch.', '')}")
-    print(f"| profile | params (M) | px | views | DDIM steps | sampler | seconds / {rows[0]['views']} views | peak GPU GiB |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    onoff = lambda b: "on" if b else "off"  # noqa: E731
+    print(f"| profile | params (M) | px | views | DDIM steps | sampler | compile | channels-last "
+          f"| seconds / {rows[0]['views']} views (median) | range | first call (s) | peak GPU GiB |")
+    print("| --- " * 12 + "|")
     for r in rows:
+        lo, hi = r["range_s"]
         print(f"| {r['profile']} | {r['params_M']:.0f} | {r['px']} | {r['views']} | {r['steps']} | {r['sampler']} | "
-              f"{r['seconds']:.2f} | {r['peak_GiB']:.2f} |")
+              f"{onoff(r['compile'])} | {onoff(r['channels_last'])} | {r['seconds']:.2f} | {lo:.2f}-{hi:.2f} | "
+              f"{r['first_s']:.1f} | {r['peak_GiB']:.2f} |")
 
 
 if __name__ == "__main__":

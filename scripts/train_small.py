@@ -68,6 +68,9 @@ def main() -> None:
     ap.add_argument("--checkpoint-every", type=int, default=1000)
     ap.add_argument("--init", type=Path, default=None, help="start from these weights (no optimizer state)")
     ap.add_argument("--cache", type=Path, default=None)
+    ap.add_argument("--prediction", default=None, choices=["epsilon", "v_prediction"],
+                    help="prediction type (default: the profile's, or --init's)")
+    ap.add_argument("--zero-snr", action="store_true", help="zero-terminal-SNR schedule (needs v_prediction)")
     ap.add_argument("--export", type=Path, default=None)
     ap.add_argument("--profile-steps", type=int, default=0, help="first profile so many steps (CUDA op table)")
     ap.add_argument("--split-mb", type=float, default=15.0)
@@ -79,10 +82,7 @@ def main() -> None:
     torch.backends.cudnn.allow_tf32 = True
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
-    if args.init is not None:
-        model = Gen3DFaceModel.from_pretrained(args.init, torch_dtype=torch.float32)
-    else:
-        model = Gen3DFaceModel.from_profile(args.profile, attention=args.attention)
+    model = build_model(args)
     data = load_data(args.prepared, model.image_size, model.config.n_views, dev, args.cache)
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch, lr_backbone=args.lr_backbone, lr_new=args.lr_new,
                       mixed_precision="bf16" if dev == "cuda" else "no", checkpoint_every=args.checkpoint_every,
@@ -98,18 +98,29 @@ def main() -> None:
         export(args, model, losses, dev)
 
 
+def build_model(args) -> Gen3DFaceModel:
+    """A random-init model of ``--profile``, or ``--init``'s weights; ``--prediction`` / ``--zero-snr`` override."""
+    over = {}
+    if args.prediction:
+        over["prediction_type"] = args.prediction
+    if args.zero_snr:
+        over["zero_terminal_snr"] = True
+    if args.init is not None:
+        return Gen3DFaceModel.from_pretrained(args.init, torch_dtype=torch.float32, **over)
+    return Gen3DFaceModel.from_profile(args.profile, attention=args.attention, **over)
+
+
 def profile_steps(model, data, cfg, n: int, dev: str) -> None:
     """Time ``n`` training steps of a throwaway copy under torch.profiler and print the top ops."""
     import copy
 
     from torch.profiler import ProfilerActivity, profile
 
-    from gen3dface.diffusion import make_scheduler
     from gen3dface.train import draw_batch, parameter_groups, training_loss
 
     net = copy.deepcopy(model).to(dev).train()
     opt = torch.optim.AdamW(parameter_groups(net, cfg))
-    sch = make_scheduler("ddpm")
+    sch = net.noise_scheduler("ddpm")
     g = torch.Generator(device=dev).manual_seed(0)
     shape = (data.cameras.shape[0], *net.view_shape)
 
@@ -147,8 +158,7 @@ def export(args, model: Gen3DFaceModel, losses: list[dict], dev: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     ckpt = args.run / "checkpoint"
     # the weights to ship: the EMA copy when training kept one (accelerate saved it beside the model)
-    net = Gen3DFaceModel.from_profile(args.profile, attention=args.attention) if args.init is None else \
-        Gen3DFaceModel.from_pretrained(args.init, torch_dtype=torch.float32)
+    net = build_model(args)
     from safetensors.torch import load_file
 
     net.load_state_dict(load_file(ckpt / "model.safetensors"))

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import io
+import pickle
 import struct
+import sys
+import types
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse
 from PIL import Image
 
 from gen3dface.samples import sample_photo
@@ -110,3 +114,38 @@ def odd_inputs(tmp_path, astronaut) -> dict[str, Path]:
     hop = np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
     files["several_faces"].write_bytes(encode(Image.fromarray(two_faces(hop, astronaut))))
     return files
+
+
+#: FLAME 2020's vertex, joint and triangle counts (what the ``flame_file`` fixture imitates).
+FLAME_N, FLAME_J, FLAME_F = 5023, 5, 9976
+
+
+@pytest.fixture(scope="session")
+def flame_file(tmp_path_factory) -> Path:
+    """A FLAME-2020-format pickle with random bases, written like the real one: protocol 2, shapedirs as a
+    chumpy array (a stand-in class registered as chumpy.ch.Ch while pickling), a sparse J_regressor."""
+    N, J, F = FLAME_N, FLAME_J, FLAME_F
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(N, 3))
+    v = 0.08 * d / np.linalg.norm(d, axis=1, keepdims=True) * [1.0, 1.2, 1.0]
+    J_reg = np.zeros((J, N))
+    J_reg[np.arange(J), rng.choice(N, J, replace=False)] = 1.0
+    w = rng.uniform(size=(N, J))
+    chumpy, ch = types.ModuleType("chumpy"), types.ModuleType("chumpy.ch")
+    Ch = type("Ch", (), {"__module__": "chumpy.ch"})
+    ch.Ch, chumpy.ch = Ch, ch
+    shapedirs = Ch()
+    shapedirs.__dict__.update(x=(1e-3 * rng.normal(size=(N, 3, 400))).astype(np.float32), _dirty_vars=set())
+    model = {"v_template": v, "shapedirs": shapedirs, "posedirs": 1e-3 * rng.normal(size=(N, 3, 36)),
+             "J_regressor": scipy.sparse.csc_matrix(J_reg), "weights": w / w.sum(1, keepdims=True),
+             "kintree_table": np.array([[2**32 - 1, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.int64),
+             "f": rng.integers(0, N, (F, 3)).astype(np.uint32), "bs_style": "lbs"}
+    path = tmp_path_factory.mktemp("flame") / "generic_model.pkl"
+    saved = {k: sys.modules.get(k) for k in ("chumpy", "chumpy.ch")}
+    sys.modules.update({"chumpy": chumpy, "chumpy.ch": ch})
+    try:
+        path.write_bytes(pickle.dumps(model, protocol=2))
+    finally:
+        for k, m in saved.items():
+            sys.modules.pop(k) if m is None else sys.modules.__setitem__(k, m)
+    return path

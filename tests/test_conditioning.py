@@ -30,6 +30,22 @@ def test_depthwise_attention_reads_the_depth_samples():
     assert diff[0, 0] > 0 and float(diff.flatten()[1:].max()) == 0.0
 
 
+def test_depthwise_attention_equals_attention_over_lifted_keys_and_values():
+    """The module pulls queries back to the context's channels; this is the textbook form it must equal:
+    every depth sample lifted to keys and values, softmax over the D samples of each pixel, per head."""
+    torch.manual_seed(1)
+    att = DepthWiseAttention(12, 5, heads=3)
+    torch.nn.init.normal_(att.out.weight)
+    x, ctx = torch.randn(2, 12, 3, 4), torch.randn(2, 5, 7, 3, 4)
+    P, H, c = 2 * 3 * 4, 3, 4
+    q = att.q(att.norm(x).permute(0, 2, 3, 1).reshape(P, 12)).reshape(P, H, 1, c)
+    k, v = att.kv(ctx.permute(0, 3, 4, 2, 1).reshape(P, 7, 5)).chunk(2, -1)  # (P, D, C) each
+    k, v = (t.reshape(P, 7, H, c).transpose(1, 2) for t in (k, v))  # (P, H, D, c)
+    a = torch.nn.functional.scaled_dot_product_attention(q, k, v).reshape(P, 12)
+    want = x + att.out(a).reshape(2, 3, 4, 12).permute(0, 3, 1, 2)
+    assert torch.allclose(att(x, ctx), want, atol=1e-5)
+
+
 def test_volume_to_frustum_to_attention_shapes_and_gradients():
     torch.manual_seed(0)
     B, N, C, s, V, D, E, Fc = 2, 4, 4, 16, 16, 8, 16, 8

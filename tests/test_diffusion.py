@@ -140,3 +140,16 @@ def test_schedules_and_errors():
         sample(ViewwiseModel(), torch.randn(1, 3, 8, 8), torch.randn(1, 2, 3), sampler="parallel")
     with pytest.raises(InputError):
         sample(ViewwiseModel(), torch.randn(1, 3, 8, 8), torch.randn(1, 2, 3), steps=0)
+
+
+def test_v_prediction_target_is_diffusers_velocity():
+    from gen3dface.diffusion import loss_target
+
+    sch = make_scheduler("ddpm", prediction_type="v_prediction", rescale_betas_zero_snr=True)
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(3, 2, 4, 5, 5, generator=g), torch.randn(3, 2, 4, 5, 5, generator=g)
+    t = torch.tensor([0, 500, 999])
+    v = loss_target(sch, x0, noise, t)
+    assert torch.allclose(v, sch.get_velocity(x0, noise, t), atol=1e-6)
+    assert torch.allclose(v[2], -x0[2], atol=1e-6)  # zero SNR at t = T: v is minus the clean sample
+    assert torch.equal(loss_target(make_scheduler("ddpm"), x0, noise, t), noise)

@@ -57,6 +57,24 @@ def test_joint_attention_ties_views_and_sequential_does_not():
 
 
 @torch.no_grad()
+def test_guidance_shares_one_volume_between_its_halves():
+    from gen3dface.diffusion import batch_cat, null_like, predict_noise
+
+    m = tiny().eval()
+    perturb_dwa(m)  # the volume must matter for the test to mean anything
+    x, t, y, cams = inputs(m)
+    x2, t2 = torch.cat([x, x]), torch.cat([t, t])
+    y2, c2 = batch_cat(y, null_like(y)), batch_cat(cams, cams)
+    full = m(x2, t2, y2, c2)
+    shared = m(x2, t2, y2, c2, volume_groups=2)
+    assert torch.allclose(full, shared, atol=1e-5) and (full[0] - full[1]).abs().max() > 1e-3
+    eps = predict_noise(m, x, t, y, cams, guidance=3.0)  # takes the shared path
+    assert torch.allclose(eps, full[1:] + 3.0 * (full[:1] - full[1:]), atol=1e-4)
+    with pytest.raises(Exception):
+        m(x2, t2, y2, c2, volume_groups=3)
+
+
+@torch.no_grad()
 def test_sequential_call_per_view_equals_one_sequential_call():
     m = tiny(attention="sequential").eval()
     perturb_dwa(m)
@@ -98,6 +116,10 @@ def test_bad_configs_are_refused():
         tiny(attention="both")
     with pytest.raises(InputError):
         tiny(image_size=36)
+    with pytest.raises(InputError):
+        tiny(prediction_type="sample")
+    with pytest.raises(InputError):  # epsilon is undefined where no signal is left
+        tiny(zero_terminal_snr=True)
 
 
 def test_from_stable_diffusion_loads_unet_and_widens_conv_in(tmp_path):
@@ -150,24 +172,25 @@ def test_training_lowers_the_loss_and_resumes_exactly(tmp_path):
     assert (tmp_path / "b" / "model" / "config.json").exists()
 
 
-def test_a_training_step_lowers_the_loss_on_a_fixed_batch():
-    from gen3dface.diffusion import make_scheduler
+@pytest.mark.parametrize("prediction,zero_snr", [("epsilon", False), ("v_prediction", True)])
+def test_a_training_step_lowers_the_loss_on_a_fixed_batch(prediction, zero_snr):
+    from gen3dface.diffusion import loss_target, q_sample
     from gen3dface.train import TrainConfig, parameter_groups
 
-    m = tiny()
+    m = tiny(prediction_type=prediction, zero_terminal_snr=zero_snr)
     x0 = torch.rand(2, 4, *m.view_shape) * 2 - 1
     _, _, y, cams = inputs(m, B=2)
-    sch = make_scheduler("ddpm")
+    sch = m.noise_scheduler("ddpm")
+    assert sch.config.prediction_type == prediction and (float(sch.alphas_cumprod[-1]) == 0) == zero_snr
     g = torch.Generator().manual_seed(0)
-    t = torch.randint(0, 1000, (2,), generator=g)
+    t = torch.tensor([999, 400])  # the last step: pure noise under a zero-terminal-SNR schedule
     noise = torch.randn(x0.shape, generator=g)
-    from gen3dface.diffusion import q_sample
-
     x_t, _ = q_sample(sch, x0, t, noise=noise)
+    target = loss_target(sch, x0, noise, t)
     opt = torch.optim.AdamW(parameter_groups(m, TrainConfig(lr_backbone=1e-3, lr_new=1e-3)))
     losses = []
     for _ in range(3):
-        loss = torch.nn.functional.mse_loss(m(x_t, t, y, cams), noise)
+        loss = torch.nn.functional.mse_loss(m(x_t, t, y, cams), target)
         opt.zero_grad()
         loss.backward()
         opt.step()
