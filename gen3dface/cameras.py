@@ -199,6 +199,14 @@ class Cameras:
         hw = (self.height, self.width, 3)
         return origins.reshape(*self.shape, *hw), dirs.reshape(*self.shape, *hw)
 
+    def batched(self, batch: int) -> "Cameras":
+        """These ``(N,)`` cameras shared by ``batch`` samples: batch shape ``(batch, N)`` (expanded, not copied)."""
+        if len(self.shape) != 1:
+            raise ValueError(f"batched() takes cameras of batch shape (N,), got {tuple(self.shape)}")
+        N = self.shape[0]
+        return Cameras(self.K[None].expand(batch, N, 3, 3), self.c2w[None].expand(batch, N, 4, 4),
+                       self.height, self.width)
+
     def resized(self, height: int, width: int | None = None) -> "Cameras":
         """The same cameras for images resized to ``height x width`` (e.g. latent resolution)."""
         width = height if width is None else width

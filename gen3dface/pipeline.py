@@ -155,7 +155,7 @@ class Gen3DFacePipeline(DiffusionPipeline):
         dtype = next(model.parameters()).dtype
         S = model.image_size
         ring = target_ring(N, image_size=S)
-        cams = Cameras(ring.K[None], ring.c2w[None], S, S).to(dev)
+        cams = ring.batched(1).to(dev)
         mesh = prep["mesh"]
         if generator is None:
             generator = torch.Generator(device=dev).manual_seed(0 if seed is None else seed)

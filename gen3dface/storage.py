@@ -1,9 +1,11 @@
-"""Atomic file output: a file is either absent or complete, never half written."""
+"""Atomic output: a file or folder is either absent or complete, never half written."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -47,3 +49,31 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def swap_in(stage: Path, final: Path) -> None:
+    """Replace folder ``final`` by the complete folder ``stage``, with renames only. ``final`` is first moved
+    aside to ``.NAME.old`` (removed at the end), so a kill between the two renames leaves a complete copy to
+    recover (:func:`gen3dface.train.train` does)."""
+    old = final.with_name(f".{final.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    stage.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def atomic_dir(final: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Write a folder through ``write(staging_folder)`` (``.NAME.part`` beside ``final``) and swap it into place;
+    if ``write`` fails, the staging folder is removed and ``final`` is left as it was."""
+    final = Path(final)
+    stage = final.with_name(f".{final.name}.part")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        write(stage)
+        swap_in(stage, final)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return final

@@ -38,7 +38,7 @@ from .errors import InputError
 from .heads import HeadMesh, build_head, sample_head_params
 from .images import save_png, to_uint8
 from .render import STYLES, render
-from .storage import atomic_write_text
+from .storage import atomic_dir, atomic_write_text
 
 JANUS_AZIMUTH = 135.0  # |azimuth| from which a Janus identity shows a face on the back
 DRIFT_AZIMUTH = 15.0  # azimuth above which a drifting identity turns into another person
@@ -166,12 +166,8 @@ def render_identity(cfg: SynthConfig, index: int, views=None, device=None) -> di
 
 def write_identity(root: Path, item: dict) -> Path:
     """Write one identity's folder atomically (staging folder renamed into place)."""
-    name = f"id_{item['meta']['index']:06d}"
-    final = root / name
-    stage = root / f".{name}.part"
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
-    try:
+
+    def write(stage: Path) -> None:
         for k, (img, m) in enumerate(zip(item["rgb"], item["mask"])):
             save_png(stage / f"view_{k:02d}.png", img)
             save_png(stage / f"mask_{k:02d}.png", m)
@@ -179,11 +175,8 @@ def write_identity(root: Path, item: dict) -> Path:
         if item.get("mesh") is not None:
             export_mesh(item["mesh"], stage / "mesh.ply")
         (stage / "meta.json").write_text(json.dumps(item["meta"], indent=1))
-        stage.rename(final)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    return final
+
+    return atomic_dir(root / f"id_{item['meta']['index']:06d}", write)
 
 
 def export_mesh(mesh, path: Path) -> None:

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from .diffusion import drop_condition, loss_target, q_sample
 from .errors import InputError
 from .model import Gen3DFaceModel
+from .storage import atomic_dir, swap_in
 from .trainset import TrainData
 
 
@@ -123,24 +124,6 @@ def training_loss(model: Gen3DFaceModel, scheduler, data: TrainData, draw: dict,
     return torch.nn.functional.mse_loss(out.float(), loss_target(scheduler, x0, noise, t).float())
 
 
-def _swap_in(stage: Path, final: Path) -> None:
-    """Replace folder ``final`` by the complete folder ``stage`` (renames only)."""
-    old = final.with_name(f".{final.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    stage.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _atomic_dir(final: Path, write) -> None:
-    """Write a folder through ``write(staging_path)`` and swap it into place."""
-    stage = final.with_name(f".{final.name}.part")
-    shutil.rmtree(stage, ignore_errors=True)
-    write(stage)
-    _swap_in(stage, final)
-
-
 def train(model: Gen3DFaceModel, data: TrainData, run_dir: str | Path, cfg: TrainConfig,
           stop_after: int | None = None, max_seconds: float | None = None, progress: bool = True,
           accelerator=None) -> list[dict]:
@@ -225,7 +208,7 @@ def train(model: Gen3DFaceModel, data: TrainData, run_dir: str | Path, cfg: Trai
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             (stage / "losses.json").write_text(json.dumps({"logged": logged, "running": [float(x) for x in running]}))
-            _swap_in(stage, ckpt)
+            swap_in(stage, ckpt)
         accelerator.wait_for_everyone()
 
     while trainer.step < end:
@@ -269,7 +252,7 @@ def train(model: Gen3DFaceModel, data: TrainData, run_dir: str | Path, cfg: Trai
         if ema is not None:
             ema.store(export.parameters())
             ema.copy_to(export.parameters())
-        _atomic_dir(run / "model", lambda stage: export.save_pretrained(stage, safe_serialization=True))
+        atomic_dir(run / "model", lambda stage: export.save_pretrained(stage, safe_serialization=True))
         if ema is not None:
             ema.restore(export.parameters())
     accelerator.wait_for_everyone()

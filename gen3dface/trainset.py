@@ -245,9 +245,7 @@ class TrainData:
         rows = rows.to(self.inputs.device)
         to_float = lambda u: u.float() / 127.5 - 1  # noqa: E731
         B = len(rows)
-        N = self.cameras.shape[0]
-        cams = Cameras(self.cameras.K[None].expand(B, N, 3, 3), self.cameras.c2w[None].expand(B, N, 4, 4),
-                       self.cameras.height, self.cameras.width)
+        cams = self.cameras.batched(B)
         return {"targets": to_float(self.targets[self.input_identity[rows]]), "input": to_float(self.inputs[rows]),
                 "vertices": self.vertices[rows], "cameras": cams}
 

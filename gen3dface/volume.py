@@ -50,7 +50,7 @@ def unproject_features(features: torch.Tensor, cameras: Cameras, V: int, extent:
     B, N, C, h, w = features.shape
     cams = cameras.resized(h, w)
     if len(cams.shape) == 1:
-        cams = Cameras(cams.K.expand(B, N, 3, 3), cams.c2w.expand(B, N, 4, 4), h, w)
+        cams = cams.batched(B)
     cams = cams.to(device=features.device, dtype=features.dtype)
     pts = voxel_centers(V, extent, features.device, features.dtype).reshape(1, 1, -1, 3).expand(B, N, -1, 3)
     uv, depth = cams.project(pts)  # (B, N, V^3, 2), (B, N, V^3)

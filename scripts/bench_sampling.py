@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gen3dface.cameras import Cameras, target_ring  # noqa: E402
+from gen3dface.cameras import target_ring  # noqa: E402
 from gen3dface.diffusion import sample  # noqa: E402
 from gen3dface.geometry import face_template, tesselation_triangles  # noqa: E402
 from gen3dface.model import Gen3DFaceModel, count_parameters  # noqa: E402
@@ -63,7 +63,7 @@ def run(profile: str, sampler: str, device: str, steps: int, guidance: float, dt
         model.speed_up(compile=compile_unet)
     S, N = model.image_size, model.config.n_views
     ring = target_ring(N, image_size=S)
-    cams = Cameras(ring.K[None], ring.c2w[None], S, S).to(device)
+    cams = ring.batched(1).to(device)
     vox = voxelize_mesh(*bench_mesh(), model.config.volume_size).to(device)
     photo = torch.rand(1, 3, S, S, device=device, dtype=dtype) * 2 - 1
     if device == "cuda":

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from gen3dface.cameras import Cameras, target_ring
+from gen3dface.cameras import target_ring
 from gen3dface.conditioning import FrustumNet, HybridVolume
 from gen3dface.geometry import estimate_mesh
 from gen3dface.samples import sample_photo
@@ -28,7 +28,7 @@ def bench(profile: str, device: str, dtype: torch.dtype, repeats: int) -> dict:
     z = SIZES[profile]
     torch.manual_seed(0)
     ring = target_ring(z["N"], image_size=256)
-    cams = Cameras(ring.K[None], ring.c2w[None], 256, 256).to(device)
+    cams = ring.batched(1).to(device)
     mesh = estimate_mesh(sample_photo("astronaut"))
     vox = voxelize_mesh(torch.as_tensor(mesh.vertices), torch.as_tensor(mesh.faces), z["V"]).to(device)
     hybrid = HybridVolume(z["C"], z["F"], 64, z["V"]).to(device)

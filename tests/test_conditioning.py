@@ -9,7 +9,7 @@ from gen3dface.volume import voxelize_mesh
 
 def batch_cameras(B: int, N: int, size: int) -> Cameras:
     ring = target_ring(N, image_size=size)
-    return Cameras(ring.K.expand(B, N, 3, 3), ring.c2w.expand(B, N, 4, 4), size, size)
+    return ring.batched(B)
 
 
 def test_depthwise_attention_reads_the_depth_samples():

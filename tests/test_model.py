@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gen3dface.cameras import Cameras, target_ring
+from gen3dface.cameras import target_ring
 from gen3dface.geometry import face_template, tesselation_triangles
 from gen3dface.model import UNET_CONFIGS, Gen3DFaceModel
 from gen3dface.volume import voxelize_mesh
@@ -26,7 +26,7 @@ def inputs(model, B=1, N=4, seed=1):
     g = torch.Generator().manual_seed(seed)
     S = model.image_size
     ring = target_ring(N, image_size=S)
-    cams = Cameras(ring.K[None].expand(B, N, 3, 3), ring.c2w[None].expand(B, N, 4, 4), S, S)
+    cams = ring.batched(B)
     vox = voxelize_mesh(torch.as_tensor(face_template()), torch.as_tensor(tesselation_triangles()).long(),
                         model.config.volume_size)
     x = torch.randn(B, N, *model.view_shape, generator=g)
