@@ -676,6 +676,21 @@ class MeshSurface:
         return moved
 
 
+def snap_to_surface(estimate: FaceMesh, surface: "MeshSurface", pose: dict | None = None,
+                    camera: Cameras | None = None) -> FaceMesh:
+    """A ground-truth face mesh in the estimate's topology, for the paper's estimated-vs-ground-truth ablation.
+
+    ``estimate`` is fitted onto the true head ``surface`` (a :class:`MeshSurface` in the canonical frame; build it
+    once per identity) by similarity ICP (:meth:`MeshSurface.align`), then every vertex moves to its closest surface point: geometry
+    and placement are the truth's, while the topology (mediapipe's 468 vertices and triangles) stays the
+    estimate's, so both arms of the ablation feed the model the same kind of mesh. ``pose`` / ``camera``: the
+    true ones when known (default: the estimate's). Confidence 1, backend ``"ground_truth"``.
+    """
+    snapped = surface.closest(surface.align(estimate.vertices))[0]
+    return FaceMesh(snapped.astype(np.float32), estimate.faces, dict(pose or estimate.pose), 1.0, "ground_truth",
+                    camera if camera is not None else estimate.camera)
+
+
 def render_synthetic_view(seed: int, azimuth: float, elevation: float = 0.0, image_size: int = 256):
     """A procedural identity photographed from one orbit camera.
 

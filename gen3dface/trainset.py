@@ -152,8 +152,20 @@ def _kept_identities(root: Path) -> list[int]:
     return ids
 
 
+def _folder_surface(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The true head mesh a ``synth`` identity folder holds (``mesh.ply``), as vertices and faces."""
+    import trimesh
+
+    path = folder / "mesh.ply"
+    if not path.is_file():
+        raise InputError(f"{folder} has no mesh.ply: ground-truth meshes need a dataset written with its meshes")
+    tm = trimesh.load(path, process=False)
+    return np.asarray(tm.vertices, np.float64), np.asarray(tm.faces, np.int64)
+
+
 def prepare_inputs(source: str | Path | dict, identities: list[int] | None = None, per_identity: int = 4,
-                   crop_size: int = 128, seed: int = 0, progress: bool = True) -> PreparedInputs:
+                   crop_size: int = 128, seed: int = 0, progress: bool = True,
+                   meshes: str = "estimated") -> PreparedInputs:
     """Pick ``per_identity`` front-hemisphere input views per identity, crop them and estimate their meshes.
 
     Args:
@@ -161,8 +173,13 @@ def prepare_inputs(source: str | Path | dict, identities: list[int] | None = Non
             "input_res": px}`` to render the input views here (CPU) from seeds.
         identities: identity indices (default: all kept ones of the folder; required for procedural).
         crop_size: side of the crops (the model's image size); seed: picks the views.
+        meshes: ``"estimated"`` (the paper: each input view's mesh estimated from that view) or
+            ``"ground_truth"`` (the ablation: the estimate snapped onto the identity's true surface,
+            :func:`gen3dface.geometry.snap_to_surface`; needs the identity's mesh: procedural, or a folder
+            whose identities hold ``mesh.ply``).
     """
     from .images import load_image
+    from .geometry import MeshSurface, head_surface, snap_to_surface
     from .synthesis import SynthConfig, render_identity
 
     if isinstance(source, dict):
@@ -178,6 +195,8 @@ def prepare_inputs(source: str | Path | dict, identities: list[int] | None = Non
         meta = json.loads((root / f"id_{identities[0]:06d}" / "meta.json").read_text())
         cfg = SynthConfig(views=meta["views"], res=meta["res"], style=meta["style"])
         src = {"kind": "folder", "root": str(root.resolve())}
+    if meshes not in ("estimated", "ground_truth"):
+        raise InputError(f"meshes must be 'estimated' or 'ground_truth', got {meshes!r}")
     cams = cfg.cameras()
     cands = input_candidates(cams)
     rows = {k: [] for k in ("identity", "view", "crop_M", "vertices")}
@@ -186,12 +205,18 @@ def prepare_inputs(source: str | Path | dict, identities: list[int] | None = Non
         rng = np.random.default_rng([seed, index, 11])
         order = [cands[i] for i in rng.permutation(len(cands))]
         got = 0
+        truth = None  # the identity's true surface (MeshSurface), for meshes="ground_truth"
         while order and got < per_identity:
             batch, order = order[: per_identity - got + 1], order[per_identity - got + 1:]
             if root is None:
-                rgbs = render_identity(cfg, index, views=batch)["rgb"]
+                rendered = render_identity(cfg, index, views=batch)
+                rgbs = rendered["rgb"]
+                if meshes == "ground_truth" and truth is None:
+                    truth = MeshSurface(*head_surface(rendered["mesh"]))
             else:
                 rgbs = [load_image(root / f"id_{index:06d}" / f"view_{v:02d}.png").rgb for v in batch]
+                if meshes == "ground_truth" and truth is None:
+                    truth = MeshSurface(*_folder_surface(root / f"id_{index:06d}"))
             for v, rgb in zip(batch, rgbs):
                 if got >= per_identity:
                     break
@@ -199,6 +224,8 @@ def prepare_inputs(source: str | Path | dict, identities: list[int] | None = Non
                     M, _, mesh = crop_from_render(np.ascontiguousarray(rgb), crop_size)
                 except NoFaceError:
                     continue
+                if truth is not None:
+                    mesh = snap_to_surface(mesh, truth)
                 rows["identity"].append(index)
                 rows["view"].append(v)
                 rows["crop_M"].append(M)
@@ -207,7 +234,7 @@ def prepare_inputs(source: str | Path | dict, identities: list[int] | None = Non
                 got += 1
     if not rows["identity"]:
         raise NoFaceError("no face was found in any candidate input view of these identities")
-    src.update(crop_size=crop_size, input_res=cfg.res, grid_views=cfg.views)
+    src.update(crop_size=crop_size, input_res=cfg.res, grid_views=cfg.views, meshes=meshes)
     if root is None:
         src["synth"] = {**dataclasses.asdict(cfg), "res": int(source.get("synth", {}).get("res", cfg.res))}
     return PreparedInputs(np.array(rows["identity"]), np.array(rows["view"]), np.stack(rows["crop_M"]),

@@ -210,9 +210,32 @@ def test_training_data_from_a_synth_folder_honours_pruning(tmp_path):
     data = load_train_data(prep, 32, 4, progress=False)
     assert data.targets.shape == (3, 4, 3, 32, 32) and data.inputs.shape == (3, 3, 32, 32)
     assert data.vertices.shape[1:] == (468, 3)
+    gt = prepare_inputs(root, identities=[0], per_identity=1, crop_size=32, progress=False, meshes="ground_truth")
+    assert gt.vertices.shape == (1, 468, 3) and not np.allclose(gt.vertices[0], prep.vertices[0])
     # pruning: identity 1 dropped by the identity filter, identity 2 has a Janus-rejected view
     records = [{"folder": "id_000000", "kept": True, "janus_rejected": []},
                {"folder": "id_000001", "kept": False, "janus_rejected": []},
                {"folder": "id_000002", "kept": True, "janus_rejected": [0]}]
     (root / "pruning.json").write_text(json.dumps({"identities": records, "kept": 2}))
     assert prepare_inputs(root, per_identity=1, crop_size=32, progress=False).identity.tolist() == [0]
+
+
+def test_ground_truth_meshes_for_the_ablation_lie_on_the_true_surface():
+    from gen3dface.geometry import MeshSurface, head_surface
+    from gen3dface.synthesis import SynthConfig, render_identity
+    from gen3dface.trainset import prepare_inputs
+
+    src = {"kind": "procedural", "synth": {"views": 12, "res": 96, "seed": 3, "ssaa": 1}, "input_res": 256}
+    est = prepare_inputs(src, identities=[0], per_identity=1, crop_size=32, progress=False)
+    gt = prepare_inputs(src, identities=[0], per_identity=1, crop_size=32, progress=False, meshes="ground_truth")
+    assert gt.source["meshes"] == "ground_truth" and est.source["meshes"] == "estimated"
+    assert gt.vertices.shape == est.vertices.shape and (gt.faces == est.faces).all()  # same topology, same view
+    assert gt.view.tolist() == est.view.tolist()
+    head = render_identity(SynthConfig(views=12, res=96, seed=3, ssaa=1), 0, views=[0])["mesh"]
+    surface = MeshSurface(*head_surface(head))
+    width = 2 * head.params.skull_width
+    d_gt = surface.closest(gt.vertices[0])[1] / width
+    d_est = surface.closest(est.vertices[0])[1] / width
+    assert d_gt.max() < 1e-6 and d_est.mean() > 5 * max(d_gt.mean(), 1e-9)
+    with pytest.raises(Exception, match="meshes"):
+        prepare_inputs(src, identities=[0], per_identity=1, crop_size=32, progress=False, meshes="flame")
