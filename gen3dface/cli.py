@@ -169,7 +169,7 @@ def _cmd_eval(args) -> int:
 
     res = run_eval(args.protocol, args.inputs, args.output, checkpoint=args.checkpoint, views=args.views,
                    steps=args.steps, guidance=args.guidance, sampler=args.sampler, seed=args.seed, device=args.device,
-                   limit=args.limit, progress=not args.quiet)
+                   limit=args.limit, progress=not args.quiet, meshes=args.meshes)
     for s in res["skipped"]:
         print(f"note: skipped {s['input']}: {s['reason']}", file=sys.stderr)
     shown = ", ".join(f"{k} {v['value']:.3f}" for k, v in res["metrics"].items() if v.get("value") is not None)
@@ -292,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     e.add_argument("--limit", type=int, default=None, help="evaluate only the first N inputs")
+    e.add_argument("--meshes", default="estimated", choices=["estimated", "ground_truth"],
+                   help="condition on meshes estimated from the inputs (default) or, indomain only, the true geometry "
+                        "(the paper's ablation)")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=_cmd_eval)
 

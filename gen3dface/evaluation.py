@@ -4,7 +4,9 @@
   pipeline; FID against the inputs, ID consistency (output-output, input-output) and CLIP (when weights exist).
 * ``indomain``: a ``gen3dface synth`` dataset of held-out identities. The input is each identity's frontal
   view (azimuth 0, elevation 0) cropped like a photo; the ground truth is its ring of views at the generated
-  cameras. SSIM, PSNR, LPIPS (with weights), FID against the ground truth, Re-ID.
+  cameras. SSIM, PSNR, LPIPS (with weights), FID against the ground truth, Re-ID. ``meshes="ground_truth"``
+  conditions on the identity's true geometry instead of the mesh estimated from the input (the paper's
+  estimated-vs-ground-truth ablation; :func:`gen3dface.geometry.snap_to_surface`).
 
 Inputs where no face is found are skipped and counted (``skipped``), never silently dropped.
 """
@@ -64,8 +66,11 @@ def _ground_truth(identity: Path, n_views: int, size: int) -> tuple[np.ndarray, 
 
 def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint=None, views: int | None = None,
              steps: int = 50, guidance: float = 2.0, sampler: str = "joint", seed: int = 0, device: str | None = None,
-             limit: int | None = None, progress: bool = True) -> dict:
-    """Run one protocol and write ``out_json`` and the paper-layout table beside it (``.md``). Returns the results."""
+             limit: int | None = None, progress: bool = True, meshes: str = "estimated") -> dict:
+    """Run one protocol and write ``out_json`` and the paper-layout table beside it (``.md``). Returns the results.
+
+    ``meshes``: ``"estimated"`` (from each input, the paper's method) or ``"ground_truth"`` (indomain only: the
+    estimate snapped onto the identity's true surface, ``mesh.ply`` in its folder)."""
     import torch
 
     from .metrics import evaluate_outputs, results_markdown
@@ -73,6 +78,10 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
 
     if protocol not in PROTOCOLS:
         raise InputError(f"unknown protocol {protocol!r}; choose ood or indomain")
+    if meshes not in ("estimated", "ground_truth"):
+        raise InputError(f"--meshes must be estimated or ground_truth, got {meshes!r}")
+    if meshes == "ground_truth" and protocol == "ood":
+        raise InputError("--meshes ground_truth needs the indomain protocol: photos have no ground-truth geometry")
     out_json = Path(out_json)
     if out_json.suffix.lower() != ".json":
         raise InputError(f"-o {out_json}: give a .json file (the table goes beside it as .md)")
@@ -95,6 +104,11 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
             else:
                 photo, gt = _ground_truth(item, n_views, S)
             prep = pipe.prepare(photo)
+            if meshes == "ground_truth":
+                from .geometry import MeshSurface, snap_to_surface
+                from .trainset import _folder_surface
+
+                prep["mesh"] = snap_to_surface(prep["mesh"], MeshSurface(*_folder_surface(item)))
         except NoFaceError as e:
             skipped.append({"input": item.name, "reason": str(e)})
             continue
@@ -113,7 +127,7 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
                            progress=progress)
     res.update(inputs=str(folder), evaluated=names, skipped=skipped,
                settings={"checkpoint": str(checkpoint or "shipped small model"), "views": n_views, "steps": steps,
-                         "guidance": guidance, "sampler": sampler, "seed": seed, "device": dev},
+                         "guidance": guidance, "sampler": sampler, "seed": seed, "device": dev, "meshes": meshes},
                seconds={"generation": round(t_gen, 2), "metrics": round(time.perf_counter() - t1, 2)})
     atomic_write_text(out_json, json.dumps(res, indent=1, allow_nan=False))
     atomic_write_text(out_json.with_suffix(".md"), results_markdown(res))

@@ -54,6 +54,11 @@ def test_indomain_protocol_compares_with_ground_truth_views(tiny_checkpoint, tmp
     assert res["protocol"] == "in_domain" and res["n_views"] == 4
     m = res["metrics"]
     assert m["psnr"]["value"] is not None and m["ssim"]["value"] is not None and m["lpips"]["available"] is False
+    # the ablation's arm with ground-truth meshes (same identities, same noise)
+    out_gt = tmp_path / "in_gt.json"
+    assert main(["eval", "--protocol", "indomain", "--inputs", str(data), "-o", str(out_gt), "--checkpoint",
+                 str(tiny_checkpoint), "--steps", "2", "--quiet", "--meshes", "ground_truth", "--limit", "1"]) == 0
+    assert json.loads(out_gt.read_text())["settings"]["meshes"] == "ground_truth"
 
 
 def test_eval_bad_inputs_exit_2(tiny_checkpoint, tmp_path, capsys):
@@ -62,7 +67,8 @@ def test_eval_bad_inputs_exit_2(tiny_checkpoint, tmp_path, capsys):
     for args in (["--protocol", "ood", "--inputs", str(tmp_path / "nope")],
                  ["--protocol", "ood", "--inputs", str(empty)],
                  ["--protocol", "indomain", "--inputs", str(empty)],
-                 ["--protocol", "ood", "--inputs", str(empty), "--limit", "0"]):
+                 ["--protocol", "ood", "--inputs", str(empty), "--limit", "0"],
+                 ["--protocol", "ood", "--inputs", str(empty), "--meshes", "ground_truth"]):
         out = tmp_path / "r.json"
         assert main(["eval", *args, "-o", str(out), "--checkpoint", str(tiny_checkpoint), "--quiet"]) == 2, args
         err = capsys.readouterr().err.strip().splitlines()
