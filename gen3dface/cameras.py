@@ -210,7 +210,7 @@ class Cameras:
     def resized(self, height: int, width: int | None = None) -> "Cameras":
         """The same cameras for images resized to ``height x width`` (e.g. latent resolution)."""
         width = height if width is None else width
-        K = self.K.clone()  # scaled in place: no host-to-device copy (allowed inside a CUDA graph capture)
+        K = self.K.clone()  # scaled in place: no small tensor built on the host and copied to the device
         K[..., 0, :] *= width / self.width
         K[..., 1, :] *= height / self.height
         return Cameras(K, self.c2w, height, width)

@@ -48,8 +48,6 @@ CROP_SCALE, KPT68_MARGIN = 1.25, 1.1
 #: ear (dlib 0..16) and the upper eyebrow edges (dlib 17..26); the rest of the 68 points lie inside.
 MP_BOX_POINTS = (127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288,
                  361, 323, 454, 356, 70, 63, 105, 66, 107, 336, 296, 334, 293, 300)
-#: Canonical head width (as :func:`gen3dface.geometry.fit_flame`): FLAME's rest head is scaled to it.
-CANONICAL_WIDTH = 2 * 0.53
 #: Confidence (see :func:`deca_mesh`): free pose disagreement with mediapipe and its 1/e scale (degrees);
 #: free RMS of the shape + expression codes (FLAME's units: standard deviations) and its 1/e scale.
 _POSE_FREE_DEG, _POSE_SCALE_DEG = 10.0, 15.0
@@ -273,7 +271,7 @@ def flame_from_codes(codes: dict[str, torch.Tensor], layer) -> dict:
     """FLAME from DECA codes (batch of one), placed in the canonical head frame.
 
     The head is built with DECA's shape, expression and jaw pose but without the global rotation, scaled by
-    ``CANONICAL_WIDTH / width of FLAME's rest head`` (:func:`gen3dface.geometry.fit_flame`'s rule) and moved so
+    ``CANONICAL_HEAD_WIDTH / width of FLAME's rest head`` (:func:`gen3dface.geometry.fit_flame`'s rule) and moved so
     FLAME's nose tip (the rest head's most forward vertex) sits on the face template's (mediapipe point 1).
     The global rotation becomes the pose of the camera: DECA's camera looks along FLAME's -Z with image
     x = +X and y = -Y (``R_0`` = :func:`gen3dface.geometry.rotation_from_pose` ``(0, 0, 0)``), so in the
@@ -284,7 +282,8 @@ def flame_from_codes(codes: dict[str, torch.Tensor], layer) -> dict:
         DECA's camera projects), ``scale`` (canonical units per metre), ``rotation (3, 3)`` camera-to-head,
         ``pose`` {yaw, pitch, roll} degrees.
     """
-    from .geometry import axis_angle_to_matrix, face_template, pose_from_rotation, rotation_from_pose
+    from .geometry import (CANONICAL_HEAD_WIDTH, axis_angle_to_matrix, face_template, pose_from_rotation,
+                           rotation_from_pose)
 
     check_layer(layer)
     shape, exp, pose6 = codes["shape"][:1], codes["exp"][:1], codes["pose"][:1]
@@ -292,7 +291,7 @@ def flame_from_codes(codes: dict[str, torch.Tensor], layer) -> dict:
         own = layer(shape=shape, expression=exp, pose=_full_pose(pose6, False))[0].double().numpy()
         posed = layer(shape=shape, expression=exp, pose=_full_pose(pose6, True))[0].double().numpy()
     rest = layer.v_template.double().numpy()
-    scale = CANONICAL_WIDTH / float(np.ptp(rest[:, 0]))
+    scale = CANONICAL_HEAD_WIDTH / float(np.ptp(rest[:, 0]))
     nose = int(rest[:, 2].argmax())
     verts = scale * own + (face_template()[1].astype(np.float64) - scale * own[nose])
     R_g = axis_angle_to_matrix(pose6[0, :3].double()).numpy()

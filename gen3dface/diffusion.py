@@ -280,4 +280,3 @@ def sample(model: Callable, y: Any, cameras: Any, steps: int = 50, guidance: flo
         if callback is not None:
             callback(i, int(t), x)
     return x
-

@@ -105,10 +105,10 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
                 photo, gt = _ground_truth(item, n_views, S)
             prep = pipe.prepare(photo)
             if meshes == "ground_truth":
-                from .geometry import MeshSurface, snap_to_surface
-                from .trainset import _folder_surface
+                from .geometry import snap_to_surface
+                from .trainset import identity_surface
 
-                prep["mesh"] = snap_to_surface(prep["mesh"], MeshSurface(*_folder_surface(item)))
+                prep["mesh"] = snap_to_surface(prep["mesh"], identity_surface(item))
         except NoFaceError as e:
             skipped.append({"input": item.name, "reason": str(e)})
             continue

@@ -571,6 +571,11 @@ class FlameLayer(torch.nn.Module):
         return (T_R @ v[..., None])[..., 0] + T_t
 
 
+#: Canonical head width (2 x the mean ``skull_width`` of :mod:`gen3dface.heads`): FLAME's rest head is scaled
+#: to it by :func:`fit_flame` and by the DECA backend (:mod:`gen3dface.deca`).
+CANONICAL_HEAD_WIDTH = 2 * 0.53
+
+
 def fit_flame(layer: FlameLayer, target: np.ndarray, steps: int = 200, n_shape: int = 50,
               shape_prior: float = 1e-4, lr: float = 0.01) -> tuple[np.ndarray, dict]:
     """Fit FLAME to a face mesh in the canonical frame: similarity (rotation, scale, translation) and the
@@ -590,7 +595,7 @@ def fit_flame(layer: FlameLayer, target: np.ndarray, steps: int = 200, n_shape: 
     tgt = torch.tensor(np.asarray(target), dtype=torch.float32)
     rest = layer.v_template
     basis = layer.shapedirs[:, :, :min(n_shape, layer.n_shape)]  # rest pose: no correctives, skinning is identity
-    s0 = 2 * 0.53 / float(rest[:, 0].max() - rest[:, 0].min())  # canonical head width / FLAME head width
+    s0 = CANONICAL_HEAD_WIDTH / float(rest[:, 0].max() - rest[:, 0].min())  # canonical / FLAME head width
     t0 = tgt[tgt[:, 2].argmax()] - s0 * rest[rest[:, 2].argmax()]
     rot = torch.zeros(3, requires_grad=True)
     log_s = torch.tensor(math.log(s0), requires_grad=True)
@@ -680,10 +685,10 @@ def snap_to_surface(estimate: FaceMesh, surface: "MeshSurface", pose: dict | Non
                     camera: Cameras | None = None) -> FaceMesh:
     """A ground-truth face mesh in the estimate's topology, for the paper's estimated-vs-ground-truth ablation.
 
-    ``estimate`` is fitted onto the true head ``surface`` (a :class:`MeshSurface` in the canonical frame; build it
-    once per identity) by similarity ICP (:meth:`MeshSurface.align`), then every vertex moves to its closest surface point: geometry
-    and placement are the truth's, while the topology (mediapipe's 468 vertices and triangles) stays the
-    estimate's, so both arms of the ablation feed the model the same kind of mesh. ``pose`` / ``camera``: the
+    ``estimate`` is fitted onto the true head ``surface`` (a :class:`MeshSurface` in the canonical frame; build
+    it once per identity) by similarity ICP (:meth:`MeshSurface.align`), then every vertex moves to its closest
+    surface point: geometry and placement are the truth's, while the topology (mediapipe's 468 vertices and
+    triangles) stays the estimate's, so both arms of the ablation feed the model the same kind of mesh. ``pose`` / ``camera``: the
     true ones when known (default: the estimate's). Confidence 1, backend ``"ground_truth"``.
     """
     snapped = surface.closest(surface.align(estimate.vertices))[0]

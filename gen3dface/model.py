@@ -309,7 +309,7 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         (cuDNN's fast layout for fp16 convolutions) and, with ``compile``, the UNet is compiled in place by
         ``torch.compile`` (fused normalisation/activation kernels; its first call takes a minute or two). The
         weights, ``state_dict`` and results (up to float rounding) are unchanged. Measured on an H100, paper
-        profile, 16 views, 50 steps: 3.59 s -> 2.33 s (``scripts/bench_sampling.py``)."""
+        profile, 16 views, 50 steps: 2.82 s -> 2.33 s (``scripts/bench_sampling.py``)."""
         self.unet.to(memory_format=torch.channels_last)
         if compile:
             self.unet.compile()

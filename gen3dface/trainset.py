@@ -152,15 +152,18 @@ def _kept_identities(root: Path) -> list[int]:
     return ids
 
 
-def _folder_surface(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The true head mesh a ``synth`` identity folder holds (``mesh.ply``), as vertices and faces."""
+def identity_surface(folder: Path):
+    """The true head surface a ``synth`` identity folder holds (``mesh.ply``), as a
+    :class:`gen3dface.geometry.MeshSurface` for closest-point queries."""
     import trimesh
+
+    from .geometry import MeshSurface
 
     path = folder / "mesh.ply"
     if not path.is_file():
         raise InputError(f"{folder} has no mesh.ply: ground-truth meshes need a dataset written with its meshes")
     tm = trimesh.load(path, process=False)
-    return np.asarray(tm.vertices, np.float64), np.asarray(tm.faces, np.int64)
+    return MeshSurface(np.asarray(tm.vertices, np.float64), np.asarray(tm.faces, np.int64))
 
 
 def prepare_inputs(source: str | Path | dict, identities: list[int] | None = None, per_identity: int = 4,
@@ -178,8 +181,8 @@ def prepare_inputs(source: str | Path | dict, identities: list[int] | None = Non
             :func:`gen3dface.geometry.snap_to_surface`; needs the identity's mesh: procedural, or a folder
             whose identities hold ``mesh.ply``).
     """
-    from .images import load_image
     from .geometry import MeshSurface, head_surface, snap_to_surface
+    from .images import load_image
     from .synthesis import SynthConfig, render_identity
 
     if isinstance(source, dict):
@@ -216,7 +219,7 @@ def prepare_inputs(source: str | Path | dict, identities: list[int] | None = Non
             else:
                 rgbs = [load_image(root / f"id_{index:06d}" / f"view_{v:02d}.png").rgb for v in batch]
                 if meshes == "ground_truth" and truth is None:
-                    truth = MeshSurface(*_folder_surface(root / f"id_{index:06d}"))
+                    truth = identity_surface(root / f"id_{index:06d}")
             for v, rgb in zip(batch, rgbs):
                 if got >= per_identity:
                     break
