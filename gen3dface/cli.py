@@ -109,12 +109,14 @@ def _cmd_synth(args) -> int:
 def _cmd_prune(args) -> int:
     from .pruning import prune
 
-    r = prune(args.dataset, top_k=args.top_k, tau=args.tau, embed_backend=args.embed, progress=not args.quiet)
+    r = prune(args.dataset, top_k=args.top_k, tau=args.tau, embed_backend=args.embed, janus_backend=args.janus,
+              progress=not args.quiet)
     j, i = r["janus_filter"], r["identity_filter"]
     print(f"kept {r['kept']} of {len(r['identities'])} identities, removed {r['views_removed']} Janus views "
           f"-> {args.dataset}/pruning.json")
-    print(f"Janus filter vs labels: precision {j['precision']:.2f}, recall {j['recall']:.2f}; identity filter: "
-          f"precision {i['precision']:.2f}, recall {i['recall']:.2f}")
+    print(f"Janus filter ({r['janus_backend']}) vs labels: precision {j['precision']:.2f}, recall {j['recall']:.2f}; "
+          f"identity filter: precision {i['precision']:.2f}, recall {i['recall']:.2f} "
+          f"(chance precision {r['identity_filter_chance_precision']:.2f})")
     return 0
 
 
@@ -239,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--top-k", type=int, default=None, help="identities to keep (default: the best 90%%)")
     pr.add_argument("--tau", type=float, default=0.5, help="front-face score above which a back view is removed")
     pr.add_argument("--embed", default="dlib", choices=["dlib", "insightface"], help="identity embedding")
+    pr.add_argument("--janus", default="auto", choices=["auto", "clip", "face"],
+                    help="Janus score: CLIP zero-shot (needs open_clip weights), the face detector, or CLIP when present")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=_cmd_prune)
 

@@ -379,13 +379,20 @@ def lpips_distance(pred: Any, target: Any, net: str = "vgg", device: str | None 
 
 
 # ------------------------------------------------------------------------------------------ CLIP
-def clip_weights(model_name: str = CLIP_MODEL, pretrained: str = CLIP_PRETRAINED) -> tuple[Path | None, str]:
+def clip_name(model_name: str | None = None) -> str:
+    """The open_clip architecture to use: ``model_name``, else ``$GEN3DFACE_CLIP_MODEL``, else :data:`CLIP_MODEL`
+    (set the variable together with ``$GEN3DFACE_CLIP_WEIGHTS`` for a checkpoint of another architecture)."""
+    return model_name or os.environ.get("GEN3DFACE_CLIP_MODEL") or CLIP_MODEL
+
+
+def clip_weights(model_name: str | None = None, pretrained: str = CLIP_PRETRAINED) -> tuple[Path | None, str]:
     """The local file of open_clip weights, or ``(None, reason)``.
 
     Looked for, in order: ``$GEN3DFACE_CLIP_WEIGHTS`` (a file); the Hugging Face cache entry open_clip
     would download for ``(model_name, pretrained)``; open_clip's URL cache (``~/.cache/clip``). Nothing
     is downloaded.
     """
+    model_name = clip_name(model_name)
     explicit = os.environ.get("GEN3DFACE_CLIP_WEIGHTS")
     if importlib.util.find_spec("open_clip") is None:
         return None, "open_clip is not installed (pip install 'gen3dface[clip]')"
@@ -421,7 +428,7 @@ def clip_weights(model_name: str = CLIP_MODEL, pretrained: str = CLIP_PRETRAINED
 
 
 @lru_cache(maxsize=2)
-def _clip_model(model_name: str, weights: str, device: str):
+def clip_model(model_name: str, weights: str, device: str):
     import open_clip
 
     model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=weights)
@@ -429,16 +436,17 @@ def _clip_model(model_name: str, weights: str, device: str):
 
 
 @torch.inference_mode()
-def clip_embed(images: Any, model_name: str = CLIP_MODEL, pretrained: str = CLIP_PRETRAINED,
+def clip_embed(images: Any, model_name: str | None = None, pretrained: str = CLIP_PRETRAINED,
                device: str | None = None, batch_size: int = 32) -> tuple[np.ndarray | None, str]:
     """Unit-norm CLIP image embeddings ``(N, D)`` of uint8 images ``(..., H, W, 3)``, or ``(None, reason)``."""
     from PIL import Image
 
+    model_name = clip_name(model_name)
     weights, reason = clip_weights(model_name, pretrained)
     if weights is None:
         return None, reason
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, preprocess = _clip_model(model_name, str(weights), device)
+    model, preprocess = clip_model(model_name, str(weights), device)
     arr = _flat(as_uint8_images(images))
     out = []
     for i in range(0, len(arr), batch_size):
@@ -448,7 +456,7 @@ def clip_embed(images: Any, model_name: str = CLIP_MODEL, pretrained: str = CLIP
     return np.concatenate(out), ""
 
 
-def clip_similarity(inputs: Any, outputs: Any, model_name: str = CLIP_MODEL, pretrained: str = CLIP_PRETRAINED,
+def clip_similarity(inputs: Any, outputs: Any, model_name: str | None = None, pretrained: str = CLIP_PRETRAINED,
                     device: str | None = None) -> tuple[np.ndarray | None, str]:
     """CLIP similarity of each generated view to its input, or ``(None, reason)`` when unavailable.
 
@@ -631,7 +639,7 @@ def _nanmean(values: Iterable[float]) -> tuple[float, int]:
 def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backend: str = "auto",
                      reid_backend: str = "dlib", metrics: Sequence[str] | None = None,
                      fid_reference: Any = None, device: str | None = None, batch_size: int = 32,
-                     lpips_net: str = "vgg", clip_model: tuple[str, str] = (CLIP_MODEL, CLIP_PRETRAINED),
+                     lpips_net: str = "vgg", clip_model: tuple[str | None, str] = (None, CLIP_PRETRAINED),
                      progress: bool = False) -> dict:
     """Every metric of one evaluation protocol for a set of inputs and their generated views.
 
@@ -719,7 +727,7 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
             out["clip"] = _unavailable(reason)
         else:
             out["clip"] = _entry(float(sims.mean(1).mean()), b, n_pairs=int(sims.size),
-                                 note=f"open_clip {clip_model[0]}/{clip_model[1]}, input vs each view")
+                                 note=f"open_clip {clip_name(clip_model[0])}/{clip_model[1]}, input vs each view")
 
     if gt is not None:
         if "ssim" in wanted:
