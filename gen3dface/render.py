@@ -44,8 +44,9 @@ _BINS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 _SQUARE_BINS = (1, 2, 4, 8, 16, 32, 64, 128)
 #: Candidate pairs evaluated at once (bounds memory: about 40 bytes per pair).
 _CHUNK = 1 << 22
-#: Pixel samples (views x supersampled pixels) rendered in one pass; more views are split into passes.
+#: Pixel samples (views x supersampled pixels) rendered in one pass (CPU, GPU); more are split into passes.
 _MAX_SAMPLES = 1 << 22
+_MAX_SAMPLES_CUDA = 1 << 25
 
 
 def check_style(style: str) -> str:
@@ -278,8 +279,28 @@ def _apply_textures(albedo: torch.Tensor, uvw: torch.Tensor, mesh_id: torch.Tens
     Args:
         albedo: ``(n, 3)`` interpolated vertex colours; ``uvw (n, 3)`` interpolated (u, v, weight);
         mesh_id: ``(n,)`` mesh of each pixel; textures: mesh index -> ``(4, Ht, Wt)`` RGBA.
+
+    Textures of one shape are sampled in a single call, stacked as the depth axis of a 3D texture: the
+    depth coordinate of a pixel is the centre of its mesh's slice, so trilinear sampling is bilinear within
+    that texture (border padding as in 2D), without one device sync per mesh.
     """
     albedo = albedo.clone()
+    shapes = {tuple(t.shape) for t in textures.values()}
+    if len(shapes) == 1:
+        ids = sorted(textures)
+        slot = torch.full((int(mesh_id.max()) + 1 if len(mesh_id) else 1,), -1, dtype=torch.long, device=albedo.device)
+        slot[torch.tensor(ids, device=albedo.device)] = torch.arange(len(ids), device=albedo.device)
+        s = _take(slot, mesh_id)
+        m = ((s >= 0) & (uvw[:, 2] > 0)).nonzero().squeeze(1)
+        if len(m) == 0:
+            return albedo
+        q, d = _take(uvw, m), _take(s, m).to(uvw.dtype)
+        vol = torch.stack([textures[b] for b in ids], 1)[None].to(albedo)  # (1, 4, D, Ht, Wt)
+        grid = torch.cat([q[:, :2], ((2 * d + 1) / len(ids) - 1)[:, None]], 1)  # (x, y, depth) in [-1, 1]
+        smp = F.grid_sample(vol, grid[None, None, None], align_corners=False, padding_mode="border")[0, :, 0, 0].T
+        a = smp[:, 3:] * q[:, 2:]
+        base = _take(albedo, m)
+        return albedo.index_copy_(0, m, base + a * (smp[:, :3] - base))
     for b, tex in textures.items():
         m = ((mesh_id == b) & (uvw[:, 2] > 0)).nonzero().squeeze(1)
         if len(m) == 0:
@@ -308,6 +329,35 @@ def _lights(s: Shading, dev) -> tuple[torch.Tensor, torch.Tensor]:
     return key, fill
 
 
+def _shade_style(style: str, albedo: torch.Tensor, normal: torch.Tensor, view: torch.Tensor,
+                 p: dict[str, torch.Tensor]) -> torch.Tensor:
+    """:func:`shade` for one style with light parameters ``p`` as tensors broadcasting against ``(n, 1)``
+    (``key_dir`` and ``fill_dir`` against ``(n, 3)``): one set for all samples, or one per sample."""
+    ndl = (normal * p["key_dir"]).sum(-1, keepdim=True).clamp(min=0)
+    ndf = (normal * p["fill_dir"]).sum(-1, keepdim=True).clamp(min=0)
+    hemi = (0.8 + 0.2 * normal[:, 1:2])
+    if style == "toon":
+        level = torch.where(ndl > 0.45, 1.0, torch.where(ndl > 0.08, 0.78, 0.58))
+        return (albedo * level * (p["key"] + p["ambient"]) / 1.2).clamp(0, 1)
+    half = F.normalize(p["key_dir"] + view, dim=-1)
+    spec = p["specular"] * (normal * half).sum(-1, keepdim=True).clamp(min=0) ** p["shininess"] * (ndl > 0)
+    light = p["ambient"] * hemi + p["key"] * ndl + p["fill"] * ndf
+    rgb = _linear_to_srgb(_srgb_to_linear(albedo) * light + spec)
+    if style == "sketch":
+        lum = (rgb * torch.tensor([0.3, 0.59, 0.11], device=rgb.device)).sum(-1, keepdim=True)
+        tone = torch.floor(lum.clamp(0, 0.999) * 4) / 3  # four pencil tones
+        return (0.35 + 0.65 * tone).expand(-1, 3) * torch.tensor([1.0, 0.98, 0.93], device=rgb.device)
+    return rgb
+
+
+def _light_params(shadings: Sequence[Shading], dev) -> dict[str, torch.Tensor]:
+    """Light parameters of several shadings stacked: ``key_dir``/``fill_dir (B, 3)``, the rest ``(B, 1)``."""
+    dirs = [_lights(s, dev) for s in shadings]
+    col = lambda name: torch.tensor([[float(getattr(s, name))] for s in shadings], device=dev)  # noqa: E731
+    return {"key_dir": torch.stack([k for k, _ in dirs]), "fill_dir": torch.stack([f for _, f in dirs]),
+            **{name: col(name) for name in ("key", "fill", "ambient", "specular", "shininess")}}
+
+
 def shade(albedo: torch.Tensor, normal: torch.Tensor, view: torch.Tensor, s: Shading) -> torch.Tensor:
     """Lit colour ``(n, 3)`` in [0, 1] of surface samples.
 
@@ -315,22 +365,25 @@ def shade(albedo: torch.Tensor, normal: torch.Tensor, view: torch.Tensor, s: Sha
         albedo: ``(n, 3)`` in [0, 1]; ``normal (n, 3)`` unit normals facing the camera; ``view (n, 3)``
             unit directions from the surface to the camera, all in the head frame.
     """
-    key_dir, fill_dir = _lights(s, albedo.device)
-    ndl = (normal @ key_dir).clamp(min=0)[:, None]
-    ndf = (normal @ fill_dir).clamp(min=0)[:, None]
-    hemi = (0.8 + 0.2 * normal[:, 1:2])
-    if s.style == "toon":
-        level = torch.where(ndl > 0.45, 1.0, torch.where(ndl > 0.08, 0.78, 0.58))
-        return (albedo * level * (s.key + s.ambient) / 1.2).clamp(0, 1)
-    half = F.normalize(key_dir + view, dim=-1)
-    spec = s.specular * (normal * half).sum(-1, keepdim=True).clamp(min=0) ** s.shininess * (ndl > 0)
-    light = s.ambient * hemi + s.key * ndl + s.fill * ndf
-    rgb = _linear_to_srgb(_srgb_to_linear(albedo) * light + spec)
-    if s.style == "sketch":
-        lum = (rgb * torch.tensor([0.3, 0.59, 0.11], device=rgb.device)).sum(-1, keepdim=True)
-        tone = torch.floor(lum.clamp(0, 0.999) * 4) / 3  # four pencil tones
-        return (0.35 + 0.65 * tone).expand(-1, 3) * torch.tensor([1.0, 0.98, 0.93], device=rgb.device)
-    return rgb
+    return _shade_style(s.style, albedo, normal, view, _light_params([s], albedo.device))
+
+
+def shade_meshes(albedo: torch.Tensor, normal: torch.Tensor, view: torch.Tensor, mesh_id: torch.Tensor,
+                 shadings: Sequence[Shading]) -> torch.Tensor:
+    """:func:`shade` for samples of several meshes at once: sample ``i`` lit by ``shadings[mesh_id[i]]``.
+    One pass per style present (not per mesh), so a batch of heads costs no device sync per head."""
+    p = {k: _take(v, mesh_id) for k, v in _light_params(shadings, albedo.device).items()}
+    styles = sorted({s.style for s in shadings})
+    if len(styles) == 1:
+        return _shade_style(styles[0], albedo, normal, view, p)
+    style_of = torch.tensor([STYLES.index(s.style) for s in shadings], device=albedo.device)
+    px_style = _take(style_of, mesh_id)
+    color = torch.empty_like(albedo)
+    for st in styles:
+        m = (px_style == STYLES.index(st)).nonzero().squeeze(1)
+        color.index_copy_(0, m, _shade_style(st, _take(albedo, m), _take(normal, m), _take(view, m),
+                                             {k: _take(v, m) for k, v in p.items()}))
+    return color
 
 
 def _outlines(depth: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
@@ -446,7 +499,8 @@ def render(meshes: Mesh | Sequence[Mesh], cameras: Cameras, *, shading: Shading 
     if ssaa > 1:
         cams = cams.resized(cameras.height * ssaa, cameras.width * ssaa)
     V = cams.shape[1]
-    step = max(1, _MAX_SAMPLES // (B * cams.height * cams.width))  # views per pass: bounds memory
+    budget = _MAX_SAMPLES_CUDA if dev.type == "cuda" else _MAX_SAMPLES
+    step = max(1, budget // (B * cams.height * cams.width))  # views per pass: bounds memory
     parts = [_render_views(meshes, cams[:, v:v + step], shadings, background, ssaa, dev) for v in range(0, V, step)]
     return {k: torch.cat([p[k] for p in parts], 1) for k in parts[0]}
 
@@ -473,14 +527,12 @@ def _render_views(meshes: list[Mesh], cams: Cameras, shadings: list[Shading], ba
         albedo = _apply_textures(albedo, uvw, slot // V, {b: meshes[b].texture for b in textured})
     label = _take(pk["labels"], corners.gather(1, bary.argmax(1, keepdim=True)).squeeze(1))
     view = F.normalize(_take(cams.centers.reshape(S, 3), slot) - pos, dim=-1, eps=1e-12)
-    if pk["two_sided"].any():  # back faces of two-sided shells are lit from the side we see
-        normal = torch.where((normal * view).sum(-1, keepdim=True) < 0, -normal, normal)
+    if pk["two_sided"].any():  # back faces of two-sided shells are lit from the side we see (only those:
+        # one-sided faces keep their normals, also where they graze the silhouette)
+        flip = _take(pk["two_sided"], t)[:, None] & ((normal * view).sum(-1, keepdim=True) < 0)
+        normal = torch.where(flip, -normal, normal)
 
-    mesh_id = slot // V
-    color = torch.empty_like(albedo)
-    for b, s in enumerate(shadings):
-        m = (mesh_id == b).nonzero().squeeze(1)
-        color.index_copy_(0, m, shade(_take(albedo, m), _take(normal, m), _take(view, m), s))
+    color = shade_meshes(albedo, normal, view, slot // V, shadings)
 
     def canvas(values: torch.Tensor, fill) -> torch.Tensor:
         """Per-pixel ``values (n, C)`` scattered onto ``(S, C, H, W)`` images filled with ``fill``."""
