@@ -118,6 +118,14 @@ class PreparedInputs:
                                     vertices=self.vertices.astype(np.float16), faces=self.faces,
                                     source=np.array(json.dumps(self.source)))
 
+    def subset(self, identities) -> "PreparedInputs":
+        """The rows of these identities only (e.g. the ones pruning kept)."""
+        rows = np.isin(self.identity, np.asarray(list(identities)))
+        if not rows.any():
+            raise InputError("none of these identities has a prepared input")
+        return dataclasses.replace(self, identity=self.identity[rows], view=self.view[rows],
+                                   crop_M=self.crop_M[rows], vertices=self.vertices[rows])
+
     @classmethod
     def load(cls, path: str | Path) -> "PreparedInputs":
         try:

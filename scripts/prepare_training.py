@@ -31,9 +31,12 @@ def main() -> None:
     ap.add_argument("--per-identity", type=int, default=4)
     ap.add_argument("--crop-size", type=int, default=128)
     ap.add_argument("--meshes", default="estimated", choices=["estimated", "ground_truth"])
+    ap.add_argument("--defects", type=float, default=0.0,
+                    help="procedural: rate of identities with Janus / drift defects (as `gen3dface synth --defects`)")
     args = ap.parse_args()
     source = str(args.folder) if args.folder else \
-        {"kind": "procedural", "synth": {"views": 48, "res": 128, "seed": args.seed, "ssaa": 2}, "input_res": 256}
+        {"kind": "procedural", "synth": {"views": 48, "res": 128, "seed": args.seed, "ssaa": 2,
+                                       "defect_rate": args.defects}, "input_res": 256}
     ids = None if args.folder else list(range(args.identities))
     t = time.perf_counter()
     prep = prepare_inputs(source, identities=ids, per_identity=args.per_identity, crop_size=args.crop_size,

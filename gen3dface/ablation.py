@@ -1,0 +1,223 @@
+"""The paper's ablations (Sec. 4.2) at small scale: joint vs sequential generation, estimated vs ground-truth
+mesh prior, with vs without data pruning.
+
+Every arm is the ``small`` model trained from scratch for the same number of steps on the same procedural
+dataset, one design choice changed (:data:`ARMS`). The dataset carries PanoHead-like defects (30 % of its
+identities: Janus back views or identity drift, :mod:`gen3dface.synthesis`); the pruned arms train on the
+identities :func:`gen3dface.pruning.prune` keeps, the ``no_pruning`` arm on all of them.
+
+Each trained arm generates 16 views for two evaluation sets (:func:`build_eval_sets`):
+
+* ``indomain``: held-out procedural identities (photo style) with their ground-truth ring views; the mesh is
+  the one the arm was trained with (estimated from the input, or ground truth for ``gt_mesh``);
+* ``ood``: procedural identities in the three styles no arm saw in training (toon, clay, sketch), with the
+  mesh estimated from the input (there is no other at test time);
+* ``swapped``: the in-domain inputs, each given another identity's mesh (the paper's Fig. 5 study: a model
+  that leans on the mesh prior follows the mesh, not the input).
+
+Generation runs on a GPU (``scripts/run_ablation.py``); :func:`arm_metrics` scores the views on any machine
+with :func:`gen3dface.metrics.evaluate_outputs`, and :func:`ablation_markdown` lays the results out as the
+paper's Tables 3 and 4, with the paper's numbers beside them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import InputError
+
+#: One design choice per arm; ``joint`` is the paper's model (joint attention, estimated mesh, pruned data).
+ARMS: dict[str, dict] = {
+    "joint": {"attention": "joint", "meshes": "estimated", "pruned": True},
+    "sequential": {"attention": "sequential", "meshes": "estimated", "pruned": True},
+    "no_pruning": {"attention": "joint", "meshes": "estimated", "pruned": False},
+    "gt_mesh": {"attention": "joint", "meshes": "ground_truth", "pruned": True},
+}
+EVAL_SETS = ("indomain", "ood", "swapped")
+MESH_ARMS = ("joint", "gt_mesh")
+OOD_STYLES = ("toon", "clay", "sketch")
+
+#: The paper's ablation numbers (FID, output-to-output ID, CLIP, input-to-output ID), Tables 3 and 4.
+PAPER = {
+    "Table 3: data pruning": {"w/o data pruning": (57.3138, 0.4451, 0.6624, 0.1659),
+                              "w/ data pruning": (55.4901, 0.4536, 0.6765, 0.1716)},
+    "Table 4: multi-view joint generation": {"no (sequential)": (58.4648, 0.4441, 0.6181, 0.1571),
+                                             "yes (joint)": (55.4901, 0.4536, 0.6765, 0.1716)},
+}
+PAPER_COLUMNS = ("fid", "id_consistency_output", "clip", "id_consistency_input")
+
+
+def kept_identities(pruning_json: str | Path) -> list[int]:
+    """Identity indices a ``pruning.json`` keeps for training (as :func:`gen3dface.trainset._kept_identities`:
+    kept by the identity filter and no back view rejected by the Janus filter)."""
+    records = json.loads(Path(pruning_json).read_text())["identities"]
+    return sorted(int(r["folder"][3:]) for r in records if r.get("kept") and not r.get("janus_rejected"))
+
+
+def build_eval_sets(heldout_est, heldout_gt, ood: list, image_size: int = 128, n_views: int = 16) -> dict:
+    """The evaluation inputs of every arm, as arrays (one input per identity: prepare with ``per_identity=1``).
+
+    Args:
+        heldout_est, heldout_gt: :class:`gen3dface.trainset.PreparedInputs` of the same held-out identities
+            and views, with estimated and ground-truth meshes; ood: those of the out-of-domain identities
+            (one per style).
+    Returns:
+        ``{"faces": (T, 3), "indomain_inputs": (B, S, S, 3) uint8, "indomain_gt": (B, N, S, S, 3) uint8,
+        "indomain_vertices": (B, P, 3), "indomain_vertices_gt": (B, P, 3), "ood_inputs", "ood_vertices",
+        "ood_style": (B',) str}``.
+    """
+    from .trainset import load_train_data
+
+    for p in (heldout_est, heldout_gt, *ood):
+        if len(np.unique(p.identity)) != len(p.identity):
+            raise InputError("evaluation sets take one input per identity (prepare them with per_identity=1)")
+    if not (np.array_equal(heldout_est.identity, heldout_gt.identity) and np.array_equal(heldout_est.view, heldout_gt.view)):
+        raise InputError("the estimated and ground-truth held-out inputs must be the same identities and views")
+    hwc = lambda t: t.permute(*range(t.ndim - 3), -2, -1, -3).contiguous().numpy()  # noqa: E731 (.., 3, S, S) -> (.., S, S, 3)
+    d_in = load_train_data(heldout_est, image_size, n_views, progress=False)
+    d_ood = [load_train_data(p, image_size, n_views, progress=False) for p in ood]
+    return {"faces": heldout_est.faces, "indomain_inputs": hwc(d_in.inputs),
+            "indomain_gt": hwc(d_in.targets[d_in.input_identity]),
+            "indomain_vertices": heldout_est.vertices, "indomain_vertices_gt": heldout_gt.vertices,
+            "ood_inputs": np.concatenate([hwc(d.inputs) for d in d_ood]),
+            "ood_vertices": np.concatenate([p.vertices for p in ood]),
+            "ood_style": np.concatenate([[p.source["synth"]["style"]] * len(p.identity) for p in ood])}
+
+
+@torch.no_grad()
+def generate(model, inputs: np.ndarray, vertices: np.ndarray, faces: np.ndarray, sampler: str = "joint",
+             steps: int = 50, guidance: float = 2.0, seed: int = 0, batch: int = 8, device: str | None = None) -> np.ndarray:
+    """Views ``(B, N, S, S, 3)`` uint8 of inputs ``(B, S, S, 3)`` uint8 with meshes ``vertices (B, P, 3)``,
+    sampled as the pipeline does (the model's DDIM scheduler, :func:`gen3dface.pipeline.start_latents`)."""
+    from .cameras import target_ring
+    from .diffusion import sample
+    from .pipeline import start_latents
+
+    dev = device or next(model.parameters()).device
+    S, N = model.image_size, model.config.n_views
+    ring = target_ring(N, image_size=S)
+    sch = model.noise_scheduler("ddim")
+    out = []
+    for i in range(0, len(inputs), batch):
+        x = torch.from_numpy(inputs[i:i + batch]).permute(0, 3, 1, 2).float().to(dev) / 127.5 - 1
+        B = len(x)
+        g = torch.Generator(device=dev).manual_seed(seed + i)
+        noise = torch.randn(B, N, *model.view_shape, generator=g, device=dev)
+        y = model.condition(x, torch.as_tensor(vertices[i:i + batch], dtype=torch.float32, device=dev),
+                            torch.as_tensor(faces, dtype=torch.long, device=dev))
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(dev).type == "cuda"):
+            z = sample(model, y, ring.batched(B).to(dev), steps=steps, guidance=guidance, sampler=sampler,
+                       generator=g, scheduler=sch, x_T=start_latents(model, sch, x, noise, steps), device=dev)
+        v = model.decode(z.float()).clamp(-1, 1)
+        out.append(((v + 1) * 127.5 + 0.5).to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy())
+    return np.concatenate(out)
+
+
+def arm_sets(arm: str) -> tuple[str, ...]:
+    """The evaluation sets an arm is scored on: ``swapped`` only for the mesh-prior arms."""
+    return EVAL_SETS if arm in MESH_ARMS else ("indomain", "ood")
+
+
+def arm_views(model, arm: str, sets: dict, **kw) -> dict[str, np.ndarray]:
+    """The generated views of each of :func:`arm_sets` for one trained arm (see the module docstring)."""
+    spec = ARMS[arm]
+    sampler = "sequential" if spec["attention"] == "sequential" else "joint"
+    own = sets["indomain_vertices_gt"] if spec["meshes"] == "ground_truth" else sets["indomain_vertices"]
+    out = {"indomain": generate(model, sets["indomain_inputs"], own, sets["faces"], sampler, **kw),
+           "ood": generate(model, sets["ood_inputs"], sets["ood_vertices"], sets["faces"], sampler, **kw)}
+    if "swapped" in arm_sets(arm):
+        out["swapped"] = generate(model, sets["indomain_inputs"], np.roll(own, 1, axis=0), sets["faces"], sampler, **kw)
+    return out
+
+
+def save_mosaic(stem: str | Path, views: np.ndarray, max_rows: int = 24) -> list[Path]:
+    """``(B, N, S, S, 3)`` uint8 as lossless WebP mosaics (rows of N views): ``STEM.webp``, or
+    ``STEM.part0.webp``, ``STEM.part1.webp``, ... of at most ``max_rows`` inputs each (files must stay small
+    to travel back from a lent GPU). Returns the files written."""
+    from PIL import Image
+
+    stem = Path(stem)
+    B, N, S = views.shape[:3]
+    parts = [views[i:i + max_rows] for i in range(0, B, max_rows)]
+    names = [stem.with_name(stem.name + ".webp")] if len(parts) == 1 else \
+        [stem.with_name(f"{stem.name}.part{k}.webp") for k in range(len(parts))]
+    for name, part in zip(names, parts):
+        Image.fromarray(part.transpose(0, 2, 1, 3, 4).reshape(-1, N * S, 3)).save(name, "WEBP", lossless=True,
+                                                                                   quality=100, method=4)
+    return names
+
+
+def load_mosaic(stem: str | Path, n_views: int) -> np.ndarray:
+    """The inverse of :func:`save_mosaic`: ``(B, N, S, S, 3)``."""
+    from PIL import Image
+
+    stem = Path(stem)
+    files = [stem.with_name(stem.name + ".webp")]
+    if not files[0].is_file():
+        files = sorted(stem.parent.glob(f"{stem.name}.part*.webp"), key=lambda p: int(p.suffixes[-2][5:]))
+    if not files:
+        raise InputError(f"no mosaic {stem}.webp (or its parts)")
+    out = []
+    for f in files:
+        m = np.asarray(Image.open(f).convert("RGB"))
+        S = m.shape[1] // n_views
+        out.append(m.reshape(m.shape[0] // S, S, n_views, S, 3).transpose(0, 2, 1, 3, 4))
+    return np.concatenate(out)
+
+
+def arm_metrics(views: dict[str, np.ndarray], sets: dict, progress: bool = False) -> dict:
+    """Every metric of each evaluation set of one arm (:func:`gen3dface.metrics.evaluate_outputs`);
+    ``swapped`` is scored against the ground truth of the *input's* identity."""
+    from .metrics import evaluate_outputs
+
+    gt = sets["indomain_gt"]
+    out = {"indomain": evaluate_outputs(sets["indomain_inputs"], views["indomain"], gt, progress=progress),
+           "ood": evaluate_outputs(sets["ood_inputs"], views["ood"], None, progress=progress)}
+    if "swapped" in views:
+        out["swapped"] = evaluate_outputs(sets["indomain_inputs"], views["swapped"], gt, progress=progress)
+    return out
+
+
+def _value(res: dict, key: str) -> float | None:
+    m = res.get("metrics", res).get(key)
+    return None if not m or m.get("value") is None else float(m["value"])
+
+
+def ablation_markdown(results: dict[str, dict]) -> str:
+    """Tables in the paper's layout (FID, output-to-output ID, CLIP, input-to-output ID; out-of-domain set),
+    the in-domain figures, the mesh-prior study and the paper's numbers. ``results``: arm -> :func:`arm_metrics`
+    (plus an optional ``"steps"`` entry)."""
+    fmt = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731
+
+    def row(name, arm, split="ood", cols=PAPER_COLUMNS):
+        r = results.get(arm, {}).get(split, {})
+        return f"| {name} | " + " | ".join(fmt(_value(r, c)) for c in cols) + " |"
+
+    head = "| arm | FID ↓ | output-to-output ID ↑ | CLIP ↑ | input-to-output ID ↑ |\n| --- | --- | --- | --- | --- |"
+    out = ["**Data pruning** (Table 3; out-of-domain set)", head, row("w/o data pruning", "no_pruning"),
+           row("w/ data pruning", "joint"), "",
+           "**Multi-view joint generation** (Table 4; out-of-domain set)", head, row("no (sequential)", "sequential"),
+           row("yes (joint)", "joint"), ""]
+    ind = ("psnr", "ssim", "id_consistency_output", "id_consistency_input", "reid_match")
+    out += ["**In-domain set** (held-out identities, ground-truth views)",
+            "| arm | PSNR ↑ | SSIM ↑ | output-to-output ID ↑ | input-to-output ID ↑ | Re-ID match ↑ |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    out += [row(a, a, "indomain", ind) for a in ARMS if a in results] + [""]
+    out += ["**Mesh prior** (in-domain inputs; `swapped` = each input given another identity's mesh)",
+            "| arm | PSNR own mesh | PSNR swapped mesh | input-to-output ID own | input-to-output ID swapped |",
+            "| --- | --- | --- | --- | --- |"]
+    for a in ("joint", "gt_mesh"):
+        if a in results:
+            r = results[a]
+            out.append(f"| {a} | {fmt(_value(r['indomain'], 'psnr'))} | {fmt(_value(r['swapped'], 'psnr'))} | "
+                       f"{fmt(_value(r['indomain'], 'id_consistency_input'))} | "
+                       f"{fmt(_value(r['swapped'], 'id_consistency_input'))} |")
+    out += ["", "**The paper's numbers** (its full-scale model, real + PanoHead data)", head]
+    for table, rows in PAPER.items():
+        out += [f"| *{table}* | | | | |"] + [f"| {k} | " + " | ".join(f"{x:.4f}" for x in v) + " |"
+                                            for k, v in rows.items()]
+    return "\n".join(out) + "\n"
