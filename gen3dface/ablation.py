@@ -49,6 +49,17 @@ PAPER = {
                                              "yes (joint)": (55.4901, 0.4536, 0.6765, 0.1716)},
 }
 PAPER_COLUMNS = ("fid", "id_consistency_output", "clip", "id_consistency_input")
+#: Where the results measured on the lent H100 ship (``scripts/score_ablation.py -o``).
+SHIPPED = Path(__file__).resolve().parent.parent / "data" / "ablation"
+
+
+def shipped_results() -> dict:
+    """The shipped ablation results: ``{"runs": training records, "finetune": {arm: arm_metrics(...)},
+    "scratch": {arm: arm_metrics(...)}}`` (the two training protocols, see notebook 06)."""
+    f = SHIPPED / "ablation.json"
+    if not f.is_file():
+        raise InputError(f"{f} is missing: run scripts/prepare_ablation.py, run_ablation.py and score_ablation.py")
+    return json.loads(f.read_text())
 
 
 def kept_identities(pruning_json: str | Path) -> list[int]:
@@ -182,7 +193,8 @@ def arm_metrics(views: dict[str, np.ndarray], sets: dict, progress: bool = False
     return out
 
 
-def _value(res: dict, key: str) -> float | None:
+def metric_value(res: dict, key: str) -> float | None:
+    """The value of metric ``key`` in an :func:`gen3dface.metrics.evaluate_outputs` result, or ``None``."""
     m = res.get("metrics", res).get(key)
     return None if not m or m.get("value") is None else float(m["value"])
 
@@ -195,27 +207,26 @@ def ablation_markdown(results: dict[str, dict]) -> str:
 
     def row(name, arm, split="ood", cols=PAPER_COLUMNS):
         r = results.get(arm, {}).get(split, {})
-        return f"| {name} | " + " | ".join(fmt(_value(r, c)) for c in cols) + " |"
+        return f"| {name} | " + " | ".join(fmt(metric_value(r, c)) for c in cols) + " |"
 
     head = "| arm | FID ↓ | output-to-output ID ↑ | CLIP ↑ | input-to-output ID ↑ |\n| --- | --- | --- | --- | --- |"
     out = ["**Data pruning** (Table 3; out-of-domain set)", head, row("w/o data pruning", "no_pruning"),
            row("w/ data pruning", "joint"), "",
            "**Multi-view joint generation** (Table 4; out-of-domain set)", head, row("no (sequential)", "sequential"),
            row("yes (joint)", "joint"), ""]
-    ind = ("psnr", "ssim", "id_consistency_output", "id_consistency_input", "reid_match")
+    ind = ("psnr", "ssim", "fid", "reid_match", "reid_dist")
     out += ["**In-domain set** (held-out identities, ground-truth views)",
-            "| arm | PSNR ↑ | SSIM ↑ | output-to-output ID ↑ | input-to-output ID ↑ | Re-ID match ↑ |",
+            "| arm | PSNR ↑ | SSIM ↑ | FID ↓ | Re-ID match ↑ | Re-ID distance ↓ |",
             "| --- | --- | --- | --- | --- | --- |"]
     out += [row(a, a, "indomain", ind) for a in ARMS if a in results] + [""]
     out += ["**Mesh prior** (in-domain inputs; `swapped` = each input given another identity's mesh)",
-            "| arm | PSNR own mesh | PSNR swapped mesh | input-to-output ID own | input-to-output ID swapped |",
+            "| arm | PSNR own mesh | PSNR swapped mesh | SSIM own mesh | SSIM swapped mesh |",
             "| --- | --- | --- | --- | --- |"]
-    for a in ("joint", "gt_mesh"):
-        if a in results:
+    for a in MESH_ARMS:
+        if a in results and "swapped" in results[a]:
             r = results[a]
-            out.append(f"| {a} | {fmt(_value(r['indomain'], 'psnr'))} | {fmt(_value(r['swapped'], 'psnr'))} | "
-                       f"{fmt(_value(r['indomain'], 'id_consistency_input'))} | "
-                       f"{fmt(_value(r['swapped'], 'id_consistency_input'))} |")
+            cells = [fmt(metric_value(r[split], k)) for k in ("psnr", "ssim") for split in ("indomain", "swapped")]
+            out.append(f"| {a} | " + " | ".join(cells) + " |")
     out += ["", "**The paper's numbers** (its full-scale model, real + PanoHead data)", head]
     for table, rows in PAPER.items():
         out += [f"| *{table}* | | | | |"] + [f"| {k} | " + " | ".join(f"{x:.4f}" for x in v) + " |"

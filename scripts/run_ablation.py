@@ -36,15 +36,18 @@ def run_arm(arm: str, args, sets: dict, dev: str) -> dict:
     if spec["pruned"]:
         prep = prep.subset(json.loads((args.data / "kept.json").read_text()))
     torch.manual_seed(0)
-    model = Gen3DFaceModel.from_profile("small", attention=spec["attention"])
+    if args.init is not None:  # fine-tune every arm from the same weights (e.g. the shipped model)
+        model = Gen3DFaceModel.from_pretrained(args.init, torch_dtype=torch.float32, attention=spec["attention"])
+    else:
+        model = Gen3DFaceModel.from_profile("small", attention=spec["attention"])
     t = time.perf_counter()
     data = load_train_data(prep, model.image_size, model.config.n_views, device=dev, progress=False)
     t_data = time.perf_counter() - t
     print(f"[{arm}] {len(data.identities)} identities, {len(data)} inputs, rendered in {t_data:.0f} s", flush=True)
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch, lr_backbone=2e-4, lr_new=5e-4,
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch, lr_backbone=args.lr or 2e-4, lr_new=args.lr or 5e-4,
                       mixed_precision="bf16" if dev == "cuda" else "no", checkpoint_every=args.steps, log_every=25)
     t = time.perf_counter()
-    losses = train(model, data, (args.run or args.data) / f"run_{arm}", cfg, max_seconds=args.max_seconds,
+    losses = train(model, data, (args.run or args.data) / f"run_{args.tag}{arm}", cfg, max_seconds=args.max_seconds,
                    progress=False)
     t_train = time.perf_counter() - t
     done = losses[-1]["step"] if losses else 0
@@ -55,9 +58,9 @@ def run_arm(arm: str, args, sets: dict, dev: str) -> dict:
     t_sample = time.perf_counter() - t
     args.out.mkdir(parents=True, exist_ok=True)
     for name, v in views.items():
-        save_mosaic(args.out / f"{arm}_{name}", v, max_rows=16 if name != "ood" else 15)
+        save_mosaic(args.out / f"{args.tag}{arm}_{name}", v, max_rows=16 if name != "ood" else 15)
     print(f"[{arm}] sampled {', '.join(views)} in {t_sample:.0f} s -> {args.out}", flush=True)
-    return {"arm": arm, **spec, "identities": len(data.identities), "inputs": len(data), "steps": done,
+    return {"arm": arm, **spec, "init": str(args.init) if args.init else None, "lr": cfg.lr_backbone, "identities": len(data.identities), "inputs": len(data), "steps": done,
             "batch": args.batch, "seconds": {"data": round(t_data, 1), "train": round(t_train, 1),
                                             "sample": round(t_sample, 1)},
             "sample_steps": args.sample_steps, "guidance": args.guidance,
@@ -71,6 +74,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--run", type=Path, default=None, help="folder of the training runs (default: DATA)")
     ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--init", type=Path, default=None, help="start every arm from these weights (default: scratch)")
+    ap.add_argument("--lr", type=float, default=None, help="one learning rate for all modules (default 2e-4 / 5e-4)")
+    ap.add_argument("--tag", default="", help="prefix of the output files and run folders (e.g. ft_)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--max-seconds", type=float, default=None)
     ap.add_argument("--sample-steps", type=int, default=25)

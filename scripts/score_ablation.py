@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--arms", nargs="+", default=list(ARMS))
     ap.add_argument("--indomain", type=int, default=16, help="held-out identities the GPU run generated")
     ap.add_argument("--runs", type=Path, default=None, help="JSON of the training runs' records to merge")
+    ap.add_argument("--tag", default="", help="the file prefix run_ablation.py was given (e.g. ft_)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     sets = dict(np.load(args.data / "eval_sets.npz"))
@@ -41,7 +42,7 @@ def main() -> None:
         f = args.out / f"metrics_{arm}.json"
         if not f.exists():
             t = time.perf_counter()
-            views = {s: load_mosaic(args.views / f"{arm}_{s}", n_views) for s in arm_sets(arm)}
+            views = {s: load_mosaic(args.views / f"{args.tag}{arm}_{s}", n_views) for s in arm_sets(arm)}
             atomic_write_text(f, json.dumps(arm_metrics(views, sets), indent=1))
             print(f"{arm}: scored in {time.perf_counter() - t:.0f} s", flush=True)
         results[arm] = json.loads(f.read_text())

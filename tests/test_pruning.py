@@ -136,3 +136,13 @@ def test_clip_janus_filter_loads_open_clip_weights_and_scores_like_the_paper(tmp
     assert res["janus_backend"] == "clip"
     back = [s for r in res["identities"] for s in r["janus_scores"].values()]
     assert len(back) == 24 * 21 and all(0 < s < 1 for s in back)  # |azimuth| > 90: 7 azimuths x 3 rows
+
+
+def test_cli_reports_a_missing_clip_in_one_line(defect_dataset, monkeypatch, capsys):
+    from gen3dface.cli import main
+
+    monkeypatch.delenv("GEN3DFACE_CLIP_WEIGHTS", raising=False)
+    monkeypatch.setattr("gen3dface.metrics.clip_weights", lambda *a, **k: (None, "open_clip is not installed"))
+    assert main(["prune", str(defect_dataset), "--janus", "clip", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "CLIP Janus filter" in err and len(err.splitlines()) == 1
