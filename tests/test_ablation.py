@@ -42,7 +42,7 @@ def test_arms_generate_score_and_tabulate(sets, tmp_path):
     for arm in ("joint", "sequential", "gt_mesh"):
         model = Gen3DFaceModel.from_profile("smoke", attention=ablation.ARMS[arm]["attention"]).eval()
         views = ablation.arm_views(model, arm, sets, steps=2, guidance=2.0, batch=2)
-        assert set(views) == set(ablation.EVAL_SETS)
+        assert set(views) == set(ablation.arm_sets(arm))  # swapped meshes only for the mesh-prior arms
         assert views["indomain"].shape == (2, 8, 64, 64, 3) and views["ood"].shape == (1, 8, 64, 64, 3)
         # a lossless round trip through the mosaic the GPU run sends back
         ablation.save_mosaic(tmp_path / f"{arm}.png", views["indomain"])
@@ -63,10 +63,12 @@ def test_each_arm_gets_its_sampler_and_meshes(sets, monkeypatch):
         (sampler, vertices)) or np.zeros((len(inputs), 1, 1, 1, 3), np.uint8))
     for arm in ("joint", "sequential", "gt_mesh"):
         ablation.arm_views(None, arm, sets)
+    assert len(calls) == 3 + 2 + 3  # joint: indomain, ood, swapped; sequential: no swapped; gt_mesh: all three
     (s_in, v_in), (_, v_ood), (_, v_sw) = calls[:3]
-    assert s_in == "joint" and calls[3][0] == "sequential" and calls[6][0] == "joint"
+    assert s_in == "joint" and calls[3][0] == calls[4][0] == "sequential" and calls[5][0] == "joint"
     np.testing.assert_array_equal(v_in, sets["indomain_vertices"])
     np.testing.assert_array_equal(v_ood, sets["ood_vertices"])
     np.testing.assert_array_equal(v_sw, np.roll(sets["indomain_vertices"], 1, axis=0))  # another identity's mesh
-    np.testing.assert_array_equal(calls[6][1], sets["indomain_vertices_gt"])  # gt_mesh: trained and tested on GT
-    np.testing.assert_array_equal(calls[7][1], sets["ood_vertices"])  # ... but OOD inputs only have estimates
+    np.testing.assert_array_equal(calls[5][1], sets["indomain_vertices_gt"])  # gt_mesh: trained and tested on GT
+    np.testing.assert_array_equal(calls[6][1], sets["ood_vertices"])  # ... but OOD inputs only have estimates
+    np.testing.assert_array_equal(calls[7][1], np.roll(sets["indomain_vertices_gt"], 1, axis=0))
