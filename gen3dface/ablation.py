@@ -53,6 +53,21 @@ PAPER_COLUMNS = ("fid", "id_consistency_output", "clip", "id_consistency_input")
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "ablation"
 
 
+PROTOCOLS = ("finetune", "scratch")
+
+
+def ablation_report(data: dict) -> str:
+    """``ablation.md`` of an ``ablation.json`` (``{"runs": ..., protocol: {arm: arm_metrics(...)}}``): the
+    dataset, then per training protocol its note and :func:`ablation_markdown`."""
+    runs = data.get("runs", {})
+    out = ["# Small-scale ablations\n\n" + (f"{runs['dataset']}\n\n" if "dataset" in runs else "")]
+    for p in PROTOCOLS:
+        if p in data:
+            note = runs.get(p, {}).get("note", "")
+            out.append(f"## {p}\n\n" + (f"{note}\n\n" if note else "") + ablation_markdown(data[p]) + "\n")
+    return "".join(out)
+
+
 def shipped_results() -> dict:
     """The shipped ablation results: ``{"runs": training records, "finetune": {arm: arm_metrics(...)},
     "scratch": {arm: arm_metrics(...)}}`` (the two training protocols, see notebook 06)."""
@@ -63,10 +78,10 @@ def shipped_results() -> dict:
 
 
 def kept_identities(pruning_json: str | Path) -> list[int]:
-    """Identity indices a ``pruning.json`` keeps for training (as :func:`gen3dface.trainset._kept_identities`:
-    kept by the identity filter and no back view rejected by the Janus filter)."""
-    records = json.loads(Path(pruning_json).read_text())["identities"]
-    return sorted(int(r["folder"][3:]) for r in records if r.get("kept") and not r.get("janus_rejected"))
+    """Identity indices a ``pruning.json`` leaves for training (:func:`gen3dface.pruning.training_folders`)."""
+    from .pruning import training_folders
+
+    return sorted(int(f[3:]) for f in training_folders(json.loads(Path(pruning_json).read_text())))
 
 
 def build_eval_sets(heldout_est, heldout_gt, ood: list, image_size: int = 128, n_views: int = 16) -> dict:
@@ -88,7 +103,7 @@ def build_eval_sets(heldout_est, heldout_gt, ood: list, image_size: int = 128, n
             raise InputError("evaluation sets take one input per identity (prepare them with per_identity=1)")
     if not (np.array_equal(heldout_est.identity, heldout_gt.identity) and np.array_equal(heldout_est.view, heldout_gt.view)):
         raise InputError("the estimated and ground-truth held-out inputs must be the same identities and views")
-    hwc = lambda t: t.permute(*range(t.ndim - 3), -2, -1, -3).contiguous().numpy()  # noqa: E731 (.., 3, S, S) -> (.., S, S, 3)
+    hwc = lambda t: t.movedim(-3, -1).numpy()  # noqa: E731 uint8 (..., 3, S, S) -> (..., S, S, 3)
     d_in = load_train_data(heldout_est, image_size, n_views, progress=False)
     d_ood = [load_train_data(p, image_size, n_views, progress=False) for p in ood]
     return {"faces": heldout_est.faces, "indomain_inputs": hwc(d_in.inputs),
@@ -106,6 +121,7 @@ def generate(model, inputs: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
     sampled as the pipeline does (the model's DDIM scheduler, :func:`gen3dface.pipeline.start_latents`)."""
     from .cameras import target_ring
     from .diffusion import sample
+    from .images import to_uint8
     from .pipeline import start_latents
 
     dev = device or next(model.parameters()).device
@@ -123,8 +139,7 @@ def generate(model, inputs: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(dev).type == "cuda"):
             z = sample(model, y, ring.batched(B).to(dev), steps=steps, guidance=guidance, sampler=sampler,
                        generator=g, scheduler=sch, x_T=start_latents(model, sch, x, noise, steps), device=dev)
-        v = model.decode(z.float()).clamp(-1, 1)
-        out.append(((v + 1) * 127.5 + 0.5).to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy())
+        out.append(to_uint8(model.decode(z.float())))
     return np.concatenate(out)
 
 

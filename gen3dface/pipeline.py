@@ -20,6 +20,7 @@ from diffusers import DDIMScheduler, DiffusionPipeline
 from .cameras import Cameras, target_ring
 from .diffusion import sample
 from .errors import InputError
+from .images import to_uint8
 from .model import Gen3DFaceModel
 
 #: the shipped small model, trained by scripts/train_small.py (see its MODEL_CARD.md)
@@ -165,9 +166,7 @@ class Gen3DFacePipeline(DiffusionPipeline):
             else noise
         z = sample(model, y, cams, steps=steps, guidance=guidance, sampler=sampler, generator=generator,
                    scheduler=self.scheduler, x_T=x_T, device=dev, progress=progress, callback=callback)
-        views = model.decode(z).float().clamp(-1, 1)[0]
-        u8 = ((views + 1) * 127.5 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        return Gen3DFaceOutput(u8, ring, prep["crop"].image, mesh, prep["notes"])
+        return Gen3DFaceOutput(to_uint8(model.decode(z)[0]), ring, prep["crop"].image, mesh, prep["notes"])
 
 
 def contact_sheet(views: np.ndarray, input_view: np.ndarray | None = None, columns: int = 8) -> np.ndarray:

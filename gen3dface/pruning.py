@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -68,16 +69,26 @@ def clip_front_face_scores(images: list[np.ndarray], device: str | None = None, 
     weights, reason = metrics.clip_weights(model_name, pretrained)
     if weights is None:
         return None, reason
-    import open_clip
-
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, _ = metrics.clip_model(model_name, str(weights), device)
+    scale, text = _clip_classes(model_name, str(weights), device)
+    img, _ = metrics.clip_embed(images, model_name, pretrained, device)
+    logits = scale * torch.from_numpy(img).float().to(device) @ text.T
+    return logits.softmax(-1)[:, 1].double().cpu().numpy(), ""
+
+
+@lru_cache(maxsize=2)
+def _clip_classes(model_name: str, weights: str, device: str):
+    """``(logit scale, unit text embeddings (2, D))`` of :data:`CLIP_CLASSES`: computed once per model, not
+    once per identity."""
+    import open_clip
+    import torch
+
+    from .metrics import clip_model
+
+    model, _ = clip_model(model_name, weights, device)
     with torch.inference_mode():
         text = model.encode_text(open_clip.get_tokenizer(model_name)(list(CLIP_CLASSES)).to(device)).float()
-        text = text / text.norm(dim=-1, keepdim=True)
-        img, _ = metrics.clip_embed(images, model_name, pretrained, device)
-        logits = model.logit_scale.exp().float() * torch.from_numpy(img).float().to(device) @ text.T
-        return logits.softmax(-1)[:, 1].double().cpu().numpy(), ""
+        return model.logit_scale.exp().float(), text / text.norm(dim=-1, keepdim=True)
 
 
 def identity_embeddings(images: list[np.ndarray], backend: str = "dlib") -> tuple[np.ndarray, list[int]]:
@@ -121,6 +132,13 @@ def centred_scores(embeddings: list[dict[int, np.ndarray]]) -> list[float]:
     mean = {k: np.mean(vs, axis=0) for k, vs in by_view.items() if len(vs) >= MIN_CENTRE}
     return [consistency_score(np.stack([v - mean.get(k, 0.0) for k, v in sorted(e.items())])) if len(e) > 1
             else float("nan") for e in embeddings]
+
+
+def training_folders(record: dict) -> set[str]:
+    """Folders of the identities a ``pruning.json`` record leaves for training: kept by the identity filter
+    and no back view rejected by the Janus filter (a training example needs all of its ring views, so an
+    identity with a Janus view is left out whole rather than trained with a face on the back of its head)."""
+    return {r["folder"] for r in record["identities"] if r.get("kept") and not r.get("janus_rejected")}
 
 
 def precision_recall(predicted: set, actual: set) -> dict:

@@ -273,41 +273,32 @@ def barycentrics(screen: torch.Tensor, tris: torch.Tensor, pixels: torch.Tensor)
 
 
 def _apply_textures(albedo: torch.Tensor, uvw: torch.Tensor, mesh_id: torch.Tensor,
-                    textures: dict[int, torch.Tensor]) -> torch.Tensor:
+                    textures: dict[int, torch.Tensor], n_meshes: int) -> torch.Tensor:
     """Blend texture detail over per-pixel vertex colours.
 
     Args:
         albedo: ``(n, 3)`` interpolated vertex colours; ``uvw (n, 3)`` interpolated (u, v, weight);
-        mesh_id: ``(n,)`` mesh of each pixel; textures: mesh index -> ``(4, Ht, Wt)`` RGBA.
+        mesh_id: ``(n,)`` mesh of each pixel, in ``[0, n_meshes)``; textures: mesh index -> ``(4, Ht, Wt)`` RGBA.
 
     Textures of one shape are sampled in a single call, stacked as the depth axis of a 3D texture: the
     depth coordinate of a pixel is the centre of its mesh's slice, so trilinear sampling is bilinear within
     that texture (border padding as in 2D), without one device sync per mesh.
     """
     albedo = albedo.clone()
-    shapes = {tuple(t.shape) for t in textures.values()}
-    if len(shapes) == 1:
-        ids = sorted(textures)
-        slot = torch.full((int(mesh_id.max()) + 1 if len(mesh_id) else 1,), -1, dtype=torch.long, device=albedo.device)
+    groups: dict[tuple, list[int]] = {}
+    for b, tex in sorted(textures.items()):
+        groups.setdefault(tuple(tex.shape), []).append(b)
+    for ids in groups.values():
+        slot = torch.full((n_meshes,), -1, dtype=torch.long, device=albedo.device)
         slot[torch.tensor(ids, device=albedo.device)] = torch.arange(len(ids), device=albedo.device)
         s = _take(slot, mesh_id)
         m = ((s >= 0) & (uvw[:, 2] > 0)).nonzero().squeeze(1)
         if len(m) == 0:
-            return albedo
+            continue
         q, d = _take(uvw, m), _take(s, m).to(uvw.dtype)
         vol = torch.stack([textures[b] for b in ids], 1)[None].to(albedo)  # (1, 4, D, Ht, Wt)
         grid = torch.cat([q[:, :2], ((2 * d + 1) / len(ids) - 1)[:, None]], 1)  # (x, y, depth) in [-1, 1]
         smp = F.grid_sample(vol, grid[None, None, None], align_corners=False, padding_mode="border")[0, :, 0, 0].T
-        a = smp[:, 3:] * q[:, 2:]
-        base = _take(albedo, m)
-        return albedo.index_copy_(0, m, base + a * (smp[:, :3] - base))
-    for b, tex in textures.items():
-        m = ((mesh_id == b) & (uvw[:, 2] > 0)).nonzero().squeeze(1)
-        if len(m) == 0:
-            continue
-        q = _take(uvw, m)
-        smp = F.grid_sample(tex[None].to(albedo), q[None, None, :, :2], align_corners=False,
-                            padding_mode="border")[0, :, 0].T  # (n, 4)
         a = smp[:, 3:] * q[:, 2:]
         base = _take(albedo, m)
         albedo.index_copy_(0, m, base + a * (smp[:, :3] - base))
@@ -522,9 +513,10 @@ def _render_views(meshes: list[Mesh], cams: Cameras, shadings: list[Shading], ba
     attrs = torch.einsum("nkc,nk->nc", _take(pk["attrs"], corners), bary)  # one gather for all attributes
     albedo, pos, normal, uvw = attrs.split([3, 3, 3, 3], dim=1)
     normal = F.normalize(normal, dim=-1, eps=1e-12)
+    mesh_id = slot // V
     textured = [b for b, m in enumerate(meshes) if m.texture is not None and m.uv is not None]
     if textured:
-        albedo = _apply_textures(albedo, uvw, slot // V, {b: meshes[b].texture for b in textured})
+        albedo = _apply_textures(albedo, uvw, mesh_id, {b: meshes[b].texture for b in textured}, B)
     label = _take(pk["labels"], corners.gather(1, bary.argmax(1, keepdim=True)).squeeze(1))
     view = F.normalize(_take(cams.centers.reshape(S, 3), slot) - pos, dim=-1, eps=1e-12)
     if pk["two_sided"].any():  # back faces of two-sided shells are lit from the side we see (only those:
@@ -532,7 +524,7 @@ def _render_views(meshes: list[Mesh], cams: Cameras, shadings: list[Shading], ba
         flip = _take(pk["two_sided"], t)[:, None] & ((normal * view).sum(-1, keepdim=True) < 0)
         normal = torch.where(flip, -normal, normal)
 
-    color = shade_meshes(albedo, normal, view, slot // V, shadings)
+    color = shade_meshes(albedo, normal, view, mesh_id, shadings)
 
     def canvas(values: torch.Tensor, fill) -> torch.Tensor:
         """Per-pixel ``values (n, C)`` scattered onto ``(S, C, H, W)`` images filled with ``fill``."""

@@ -136,13 +136,21 @@ class PreparedInputs:
             raise InputError(f"{path} is not a prepared-inputs file ({e})") from None
 
 
+def procedural_source(seed: int, style: str = "photo", defect_rate: float = 0.0, input_res: int = 256) -> dict:
+    """A procedural source for :func:`prepare_inputs`: identities of ``SynthConfig(seed=seed, style=style,
+    defect_rate=defect_rate)`` (48-view grid at 128 px, ssaa 2: the shipped model's data), input views
+    rendered at ``input_res``."""
+    return {"kind": "procedural", "input_res": input_res,
+            "synth": {"views": 48, "res": 128, "seed": seed, "ssaa": 2, "style": style, "defect_rate": defect_rate}}
+
+
 def _kept_identities(root: Path) -> list[int]:
     """Identity indices of a ``synth`` folder that ``pruning.json`` (when present) keeps.
 
-    An identity is used when the identity-consistency filter kept it and the Janus filter rejected none of its
-    views: a training example needs all of its ring views, so an identity with a rejected back view is left out
-    whole rather than trained with a face on the back of its head.
+    (:func:`gen3dface.pruning.training_folders`).
     """
+    from .pruning import training_folders
+
     manifest = root / "manifest.json"
     if not manifest.exists():
         raise InputError(f"{root} is not a gen3dface synth dataset (no manifest.json)")
@@ -150,10 +158,9 @@ def _kept_identities(root: Path) -> list[int]:
     pruning = root / "pruning.json"
     if pruning.exists():
         try:
-            records = json.loads(pruning.read_text())["identities"]
+            keep = training_folders(json.loads(pruning.read_text()))
         except (json.JSONDecodeError, KeyError, TypeError):
             raise InputError(f"{pruning} is not a pruning record; run `gen3dface prune {root}` again") from None
-        keep = {r["folder"] for r in records if r.get("kept") and not r.get("janus_rejected")}
         ids = [i for i in ids if f"id_{i:06d}" in keep]
     if not ids:
         raise InputError(f"{root} holds no identities to train on")

@@ -29,13 +29,7 @@ from gen3dface.ablation import OOD_STYLES, build_eval_sets, kept_identities  # n
 from gen3dface.pruning import prune  # noqa: E402
 from gen3dface.storage import atomic_path, atomic_write_text  # noqa: E402
 from gen3dface.synthesis import SynthConfig, synthesize  # noqa: E402
-from gen3dface.trainset import PreparedInputs, prepare_inputs  # noqa: E402
-
-
-def procedural(seed: int, style: str = "photo", defects: float = 0.0) -> dict:
-    """A procedural source for :func:`prepare_inputs` (128 px grid, 256 px input views, as the shipped model)."""
-    return {"kind": "procedural", "input_res": 256,
-            "synth": {"views": 48, "res": 128, "seed": seed, "ssaa": 2, "style": style, "defect_rate": defects}}
+from gen3dface.trainset import PreparedInputs, prepare_inputs, procedural_source  # noqa: E402
 
 
 def step(path: Path, what: str, make) -> None:
@@ -69,12 +63,12 @@ def main() -> None:
     for meshes in ("estimated", "ground_truth"):
         f = out / f"prep_{meshes}.npz"
         step(f, f"{meshes} meshes", lambda f=f, meshes=meshes: prepare_inputs(
-            procedural(args.seed, defects=args.defects), ids, per_identity=4, meshes=meshes).save(f))
+            procedural_source(args.seed, defect_rate=args.defects), ids, per_identity=4, meshes=meshes).save(f))
 
     def eval_sets():
-        held = [prepare_inputs(procedural(2), list(range(24)), per_identity=1, meshes=m, progress=False)
+        held = [prepare_inputs(procedural_source(2), list(range(24)), per_identity=1, meshes=m, progress=False)
                 for m in ("estimated", "ground_truth")]
-        ood = [prepare_inputs(procedural(7, st), list(range(10)), per_identity=1, progress=False) for st in OOD_STYLES]
+        ood = [prepare_inputs(procedural_source(7, st), list(range(10)), per_identity=1, progress=False) for st in OOD_STYLES]
         sets = build_eval_sets(*held, ood)
         with atomic_path(out / "eval_sets.npz") as tmp:
             with open(tmp, "wb") as fh:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gen3dface.trainset import prepare_inputs  # noqa: E402
+from gen3dface.trainset import prepare_inputs, procedural_source  # noqa: E402
 
 
 def main() -> None:
@@ -34,9 +34,7 @@ def main() -> None:
     ap.add_argument("--defects", type=float, default=0.0,
                     help="procedural: rate of identities with Janus / drift defects (as `gen3dface synth --defects`)")
     args = ap.parse_args()
-    source = str(args.folder) if args.folder else \
-        {"kind": "procedural", "synth": {"views": 48, "res": 128, "seed": args.seed, "ssaa": 2,
-                                       "defect_rate": args.defects}, "input_res": 256}
+    source = str(args.folder) if args.folder else procedural_source(args.seed, defect_rate=args.defects)
     ids = None if args.folder else list(range(args.identities))
     t = time.perf_counter()
     prep = prepare_inputs(source, identities=ids, per_identity=args.per_identity, crop_size=args.crop_size,

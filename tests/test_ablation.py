@@ -57,6 +57,13 @@ def test_arms_generate_score_and_tabulate(sets, tmp_path):
     assert "| no (sequential) |" in md and "| w/o data pruning | — |" in md  # an arm not run is a dash, not a number
 
 
+def test_the_shipped_report_is_the_shipped_results():
+    """data/ablation/ablation.md is what ablation_report makes of data/ablation/ablation.json."""
+    data = ablation.shipped_results()
+    assert set(ablation.PROTOCOLS) <= set(data) and set(data["finetune"]) == set(ablation.ARMS)
+    assert ablation.ablation_report(data) == (ablation.SHIPPED / "ablation.md").read_text()
+
+
 def test_each_arm_gets_its_sampler_and_meshes(sets, monkeypatch):
     calls = []
     monkeypatch.setattr(ablation, "generate", lambda model, inputs, vertices, faces, sampler, **kw: calls.append(

@@ -115,6 +115,7 @@ def test_clip_janus_filter_loads_open_clip_weights_and_scores_like_the_paper(tmp
     monkeypatch.setenv("GEN3DFACE_CLIP_WEIGHTS", str(tmp_path / "tiny.pt"))
     monkeypatch.setenv("GEN3DFACE_CLIP_MODEL", "gen3dface-tiny-clip")
     metrics.clip_model.cache_clear()
+    pruning._clip_classes.cache_clear()
 
     rng = np.random.default_rng(1)
     views = [rng.integers(0, 256, (48, 40, 3), dtype=np.uint8) for _ in range(5)]
