@@ -171,7 +171,8 @@ def _cmd_eval(args) -> int:
 
     res = run_eval(args.protocol, args.inputs, args.output, checkpoint=args.checkpoint, views=args.views,
                    steps=args.steps, guidance=args.guidance, sampler=args.sampler, seed=args.seed, device=args.device,
-                   limit=args.limit, progress=not args.quiet, meshes=args.meshes)
+                   limit=args.limit, progress=not args.quiet, meshes=args.meshes, batch=args.batch,
+                   workers=args.workers)
     for s in res["skipped"]:
         print(f"note: skipped {s['input']}: {s['reason']}", file=sys.stderr)
     shown = ", ".join(f"{k} {v['value']:.3f}" for k, v in res["metrics"].items() if v.get("value") is not None)
@@ -296,6 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     e.add_argument("--limit", type=int, default=None, help="evaluate only the first N inputs")
+    e.add_argument("--batch", type=int, default=None,
+                   help="inputs per sampling run (default 16 on a GPU, 1 on the CPU)")
+    e.add_argument("--workers", type=int, default=None,
+                   help="processes for cropping, meshing and face embedding (default: one per 32 items, up to the "
+                        "cores; $GEN3DFACE_WORKERS)")
     e.add_argument("--meshes", default="estimated", choices=["estimated", "ground_truth"],
                    help="condition on meshes estimated from the inputs (default) or, indomain only, the true geometry "
                         "(the paper's ablation)")

@@ -499,49 +499,86 @@ def _embed_at(rgb: np.ndarray, face, backend: str) -> np.ndarray:
     return fb.dlib_embedding(rgb, face.box if face.backend == "dlib" else _square_box(face))
 
 
-def embed_faces(images: Any, backend: str = "auto", detector: str = "mediapipe",
-                progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _embed_chunk(images: Sequence[np.ndarray], backend: str, detector: str) -> list[np.ndarray | None]:
+    """Embeddings of the largest face in each image, ``None`` where no face is found (runs in workers)."""
+    from .faces import detect_faces
+
+    out: list[np.ndarray | None] = []
+    for rgb in images:
+        faces = detect_faces(rgb, detector)
+        out.append(_embed_at(rgb, faces[0], backend) if faces else None)
+    return out
+
+
+def _reid_chunk(pairs: Sequence[tuple[np.ndarray, np.ndarray]], backend: str,
+                detector: str) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Re-ID embeddings of (ground truth, generated) pairs, the box from the ground truth (runs in workers)."""
+    from .faces import detect_faces
+
+    out: list[tuple[np.ndarray, np.ndarray] | None] = []
+    for g, p in pairs:
+        faces = detect_faces(g, detector)
+        out.append((_embed_at(g, faces[0], backend), _embed_at(p, faces[0], backend)) if faces else None)
+    return out
+
+
+def _progress_bar(total: int, desc: str, unit: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled)
+
+
+def embed_faces(images: Any, backend: str = "auto", detector: str = "mediapipe", progress: bool = False,
+                workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Identity embedding of the largest face in each image.
 
     Args:
         images: uint8 ``(..., H, W, 3)`` (flattened to N images).
         backend: ``"arcface"`` (512-D, unit norm), ``"dlib"`` (128-D) or ``"auto"``.
         detector: face detector giving the box / key points (``"mediapipe"``, ``"dlib"``, ``"insightface"``).
+        workers: processes to spread the images over (:func:`gen3dface.parallel.worker_count`; results are
+            the same for any number).
     Returns:
         ``(embeddings (N, D) float32, found (N,) bool)``; rows without a face are NaN.
     """
-    from tqdm.auto import tqdm
+    return _embed_list(list(_flat(as_uint8_images(images))), resolve_backend(backend), detector, progress, workers)
 
-    from .faces import detect_faces
 
-    backend = resolve_backend(backend)
-    arr = _flat(as_uint8_images(images))
+def _embed_list(images: list[np.ndarray], backend: str, detector: str, progress: bool,
+                workers: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`embed_faces` of a list of ``(H_i, W_i, 3)`` uint8 images (sizes may differ)."""
+    from functools import partial
+
+    from .parallel import map_chunks
+
     dim = 512 if backend == "arcface" else 128
-    emb = np.full((len(arr), dim), np.nan, np.float32)
-    found = np.zeros(len(arr), bool)
-    for i, rgb in enumerate(tqdm(arr, desc=f"faces ({backend})", disable=not progress, unit="img")):
-        faces = detect_faces(rgb, detector)
-        if faces:
-            emb[i] = _embed_at(rgb, faces[0], backend)
-            found[i] = True
+    emb = np.full((len(images), dim), np.nan, np.float32)
+    found = np.zeros(len(images), bool)
+    with _progress_bar(len(images), f"faces ({backend})", "img", progress) as bar:
+        rows = map_chunks(partial(_embed_chunk, backend=backend, detector=detector), images, workers,
+                          progress=bar.update)
+    for i, e in enumerate(rows):
+        if e is not None:
+            emb[i], found[i] = e, True
     return emb, found
 
 
 def reid_embeddings(ground_truth: Any, generated: Any, backend: str = "dlib", detector: str | None = None,
-                    progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    progress: bool = False, workers: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Embeddings for Re-ID: the face is detected in each ground-truth view and the *same* box (ArcFace:
     key points) embeds both the ground-truth and the generated view (Morphable Diffusion's protocol).
 
     Args:
         ground_truth, generated: uint8 ``(..., H, W, 3)``, equal shapes (flattened to N pairs).
         detector: defaults to ``"dlib"`` (HOG, as the paper's protocol) for dlib, ``"mediapipe"`` for ArcFace.
+        workers: processes to spread the pairs over (as :func:`embed_faces`).
     Returns:
         ``(gt_embeddings (N, D), generated_embeddings (N, D), found (N,) bool)``; NaN rows where the
         ground-truth view shows no face.
     """
-    from tqdm.auto import tqdm
+    from functools import partial
 
-    from .faces import detect_faces
+    from .parallel import map_chunks
 
     backend = resolve_backend(backend)
     detector = detector or ("dlib" if backend == "dlib" else "mediapipe")
@@ -551,10 +588,12 @@ def reid_embeddings(ground_truth: Any, generated: Any, backend: str = "dlib", de
     dim = 512 if backend == "arcface" else 128
     eg, ep = np.full((len(g), dim), np.nan, np.float32), np.full((len(g), dim), np.nan, np.float32)
     found = np.zeros(len(g), bool)
-    for i in tqdm(range(len(g)), desc=f"re-id ({backend})", disable=not progress, unit="pair"):
-        faces = detect_faces(g[i], detector)
-        if faces:
-            eg[i], ep[i] = _embed_at(g[i], faces[0], backend), _embed_at(p[i], faces[0], backend)
+    with _progress_bar(len(g), f"re-id ({backend})", "pair", progress) as bar:
+        rows = map_chunks(partial(_reid_chunk, backend=backend, detector=detector), list(zip(g, p)), workers,
+                          progress=bar.update)
+    for i, r in enumerate(rows):
+        if r is not None:
+            eg[i], ep[i] = r
             found[i] = True
     return eg, ep, found
 
@@ -640,7 +679,7 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
                      reid_backend: str = "dlib", metrics: Sequence[str] | None = None,
                      fid_reference: Any = None, device: str | None = None, batch_size: int = 32,
                      lpips_net: str = "vgg", clip_model: tuple[str | None, str] = (None, CLIP_PRETRAINED),
-                     progress: bool = False) -> dict:
+                     progress: bool = False, workers: int | None = None) -> dict:
     """Every metric of one evaluation protocol for a set of inputs and their generated views.
 
     Args:
@@ -648,6 +687,7 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
         outputs: ``(B, V, H, W, 3)`` their generated views.
         ground_truth: ``(B, V, H, W, 3)`` views at the same cameras (in-domain protocol), or ``None``
             (out-of-domain protocol).
+        workers: processes for face detection and embedding (:func:`gen3dface.parallel.worker_count`).
         backend: face embedding for ID consistency: ``"auto"`` (ArcFace if on disk, else dlib), ...
         reid_backend: face embedding for Re-ID (``"dlib"``: the 0.6 rule's own embedding; see module doc).
         metrics: subset of the protocol's metrics (default: all of :data:`OUT_OF_DOMAIN` without ground
@@ -655,9 +695,12 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
         fid_reference: the real set FID compares the outputs with: default the ground-truth views
             (in-domain) or the input images (out-of-domain).
     Returns:
-        a JSON-able dict: ``protocol``, counts, the backends used, and ``metrics``: name -> ``{value, n,
-        n_faces_missing, available, note, ...}``. ``value`` is ``None`` when not computable (see ``note``).
+        a JSON-able dict: ``protocol``, counts, the backends used, ``metrics``: name -> ``{value, n,
+        n_faces_missing, available, note, ...}`` (``value`` is ``None`` when not computable, see ``note``) and
+        ``seconds``: the wall time of each stage.
     """
+    import time
+
     x = as_uint8_images(inputs, "inputs")
     y = as_uint8_images(outputs, "outputs")
     if x.ndim != 4 or y.ndim != 5 or len(x) != len(y):
@@ -678,6 +721,14 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
     res: dict[str, Any] = {"protocol": protocol, "n_inputs": int(b), "n_views": int(v),
                            "image_size": [int(y.shape[2]), int(y.shape[3])], "metrics": {}}
     out = res["metrics"]
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = round(now - clock, 3)
+        clock = now
 
     if "fid" in wanted:
         ref = fid_reference if fid_reference is not None else (gt if gt is not None else x)
@@ -693,13 +744,18 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
             out["fid"] = _unavailable(str(e))
         except InputError as e:
             out["fid"] = _entry(None, 0, note=str(e))
+        lap("fid")
 
     if any(m in wanted for m in ("id_consistency_output", "id_consistency_input")):
         try:
             used = resolve_backend(backend)
             res["id_backend"] = used
-            ey, fy = embed_faces(y, used, progress=progress)
-            ey, fy = ey.reshape(b, v, -1), fy.reshape(b, v)
+            with_inputs = "id_consistency_input" in wanted
+            e_all, f_all = _embed_list((list(x) if with_inputs else []) + list(_flat(y)), used, "mediapipe",
+                                       progress, workers)  # one pool for the inputs and the views
+            k = b if with_inputs else 0
+            ex, fx = e_all[:k], f_all[:k]
+            ey, fy = e_all[k:].reshape(b, v, -1), f_all[k:].reshape(b, v)
             missing = int((~fy).sum())
             note = ("ArcFace (insightface buffalo_l)" if used == "arcface" else
                     "dlib 128-D (offline stand-in for ArcFace: not comparable with the paper's values)")
@@ -709,7 +765,6 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
                 out["id_consistency_output"] = _entry(val, n, n_faces_missing=missing, n_pairs=pairs,
                                                       note=f"{note}; n = inputs with >= 2 faces found")
             if "id_consistency_input" in wanted:
-                ex, fx = embed_faces(x, used, progress=progress)
                 val, n = _nanmean(id_consistency_input(ex[i], ey[i]) for i in range(b))
                 pairs = int(sum(fy[i].sum() for i in range(b) if fx[i]))
                 out["id_consistency_input"] = _entry(
@@ -720,6 +775,7 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
             for m in ("id_consistency_output", "id_consistency_input"):
                 if m in wanted:
                     out[m] = _unavailable(str(e))
+        lap("face_embeddings")
 
     if "clip" in wanted:
         sims, reason = clip_similarity(x, y, *clip_model, device=device)
@@ -728,6 +784,7 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
         else:
             out["clip"] = _entry(float(sims.mean(1).mean()), b, n_pairs=int(sims.size),
                                  note=f"open_clip {clip_name(clip_model[0])}/{clip_model[1]}, input vs each view")
+        lap("clip")
 
     if gt is not None:
         if "ssim" in wanted:
@@ -740,15 +797,17 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
             if (~finite).any():
                 note += f"; {int((~finite).sum())} identical pairs (infinite PSNR) left out"
             out["psnr"] = _entry(float(p[finite].mean()) if finite.any() else None, int(finite.sum()), note=note)
+        lap("ssim_psnr")
         if "lpips" in wanted:
             d, reason = lpips_distance(y, gt, net=lpips_net, device=device, batch_size=batch_size)
             out["lpips"] = _unavailable(reason) if d is None else _entry(
                 float(d.mean()), d.size, note=f"lpips {lpips_net}, per view pair")
+            lap("lpips")
         if "reid_match" in wanted or "reid_dist" in wanted:
             try:
                 used = resolve_backend(reid_backend)
                 res["reid_backend"] = used
-                eg, ep, found = reid_embeddings(gt, y, used, progress=progress)
+                eg, ep, found = reid_embeddings(gt, y, used, progress=progress, workers=workers)
                 r = reid(eg, ep, REID_THRESHOLD, normalize=(used == "arcface"))
                 missing = int((~found).sum())
                 note = ("dlib 128-D, Euclidean distance, match if < 0.6 (the paper's rule)" if used == "dlib" else
@@ -763,7 +822,9 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
                 for m in ("reid_match", "reid_dist"):
                     if m in wanted:
                         out[m] = _unavailable(str(e))
+            lap("reid")
     res["metrics"] = {m: out[m] for m in wanted if m in out}
+    res["seconds"] = seconds
     return res
 
 

@@ -111,22 +111,21 @@ class Gen3DFacePipeline(DiffusionPipeline):
 
     def prepare(self, photo, mesh_backend: str = "mediapipe", mask: bool = True) -> dict:
         """Crop and mesh a photo (path, array, PIL image): ``{"input": (1, 3, S, S), "crop", "mesh",
-        "notes"}``. Raises the package's errors for unreadable photos or no face."""
-        import warnings
+        "notes"}``. Raises the package's errors for unreadable photos or no face. See :func:`prepare_photo`."""
+        return prepare_photo(photo, self.model.image_size, mesh_backend, mask)
 
-        from .faces import MultipleFacesWarning, align_crop, as_photo, find_face
-        from .geometry import estimate_mesh
-
-        S = self.model.image_size
-        img = as_photo(photo)
-        notes = []
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", MultipleFacesWarning)
-            face = find_face(img)
-            crop = align_crop(img, face, size=S, mask=mask)
-            mesh = estimate_mesh(img, mesh_backend)
-        notes += sorted({str(w.message) for w in caught if issubclass(w.category, MultipleFacesWarning)})
-        return {"input": input_tensor(crop, mask), "crop": crop, "mesh": mesh, "notes": notes}
+    def _check_settings(self, num_views: int | None, steps: int, guidance: float, init: str) -> int:
+        """The number of views to generate; raises :class:`InputError` for settings out of range."""
+        if init not in ("input", "noise"):
+            raise InputError(f"unknown init {init!r}; choose input or noise")
+        N = self.model.config.n_views if num_views is None else num_views
+        if N < 1 or N > 64:
+            raise InputError(f"--views must be between 1 and 64, got {N}")
+        if steps < 1 or steps > 1000:
+            raise InputError(f"--steps must be between 1 and 1000, got {steps}")
+        if not 0.0 <= guidance <= 30.0:
+            raise InputError(f"--guidance must be between 0 and 30, got {guidance}")
+        return N
 
     @torch.no_grad()
     def __call__(self, photo, num_views: int | None = None, steps: int = 50, guidance: float = 2.0,
@@ -141,33 +140,69 @@ class Gen3DFacePipeline(DiffusionPipeline):
             prepared: the output of :meth:`prepare` (skips cropping and meshing).
             init: ``"input"`` (default; see :func:`start_latents`) or ``"noise"`` (pure Gaussian noise).
         """
-        if init not in ("input", "noise"):
-            raise InputError(f"unknown init {init!r}; choose input or noise")
-        model = self.model
-        N = model.config.n_views if num_views is None else num_views
-        if N < 1 or N > 64:
-            raise InputError(f"--views must be between 1 and 64, got {N}")
-        if steps < 1 or steps > 1000:
-            raise InputError(f"--steps must be between 1 and 1000, got {steps}")
-        if not 0.0 <= guidance <= 30.0:
-            raise InputError(f"--guidance must be between 0 and 30, got {guidance}")
+        N = self._check_settings(num_views, steps, guidance, init)
         prep = prepared if prepared is not None else self.prepare(photo, mesh_backend)
+        return self.generate_batch([prep], num_views=N, steps=steps, guidance=guidance, sampler=sampler, seed=seed,
+                                   generator=generator, progress=progress, init=init, callback=callback)[0]
+
+    @torch.no_grad()
+    def generate_batch(self, prepared: list[dict], num_views: int | None = None, steps: int = 50,
+                       guidance: float = 2.0, sampler: str = "joint", seed: int | None = 0,
+                       generator: torch.Generator | None = None, progress: bool = False, init: str = "input",
+                       callback=None) -> list[Gen3DFaceOutput]:
+        """Generate the views of several prepared photos (:meth:`prepare` / :func:`prepare_photo`) in one
+        sampling run: one model call per step for all ``len(prepared) x num_views`` views (and both halves of
+        classifier-free guidance).
+
+        Each photo's start noise ``(1, N, C, h, w)`` is drawn from its own generator seeded with ``seed``, so a
+        photo's views do not depend on what it is batched with and equal a single :meth:`__call__` (up to
+        floating-point summation order). ``generator`` (one photo only) replaces that seeding.
+        Returns one :class:`Gen3DFaceOutput` per photo, in order.
+        """
+        N = self._check_settings(num_views, steps, guidance, init)
+        if not prepared:
+            return []
+        if generator is not None and len(prepared) != 1:
+            raise InputError("generator= seeds one photo; give seed= for a batch")
+        model = self.model
         dev = self.device
         dtype = next(model.parameters()).dtype
         S = model.image_size
         ring = target_ring(N, image_size=S)
-        cams = ring.batched(1).to(dev)
-        mesh = prep["mesh"]
-        if generator is None:
-            generator = torch.Generator(device=dev).manual_seed(0 if seed is None else seed)
-        noise = torch.randn(1, N, *model.view_shape, generator=generator, device=dev).to(dtype)
-        y = model.condition(prep["input"].to(dev, dtype), [mesh.vertices], mesh.faces)
-        x_T = start_latents(model, self.scheduler, prep["input"].to(dev, dtype), noise, steps) if init == "input" \
-            else noise
-        z = sample(model, y, cams, steps=steps, guidance=guidance, sampler=sampler, generator=generator,
-                   scheduler=self.scheduler, x_T=x_T, device=dev, progress=progress, callback=callback)
-        return Gen3DFaceOutput(to_uint8(model.decode(z)[0]), ring, prep["crop"].image, mesh, prep["notes"])
+        B = len(prepared)
+        gens = [generator] if generator is not None else \
+            [torch.Generator(device=dev).manual_seed(0 if seed is None else seed) for _ in range(B)]
+        noise = torch.cat([torch.randn(1, N, *model.view_shape, generator=g, device=dev) for g in gens]).to(dtype)
+        x = torch.cat([p["input"] for p in prepared]).to(dev, dtype)
+        faces = prepared[0]["mesh"].faces
+        if any(p["mesh"].faces.shape != faces.shape or (p["mesh"].faces != faces).any() for p in prepared[1:]):
+            raise InputError("the photos' meshes must share one topology (one mesh backend) to be batched")
+        y = model.condition(x, [p["mesh"].vertices for p in prepared], faces)
+        x_T = start_latents(model, self.scheduler, x, noise, steps) if init == "input" else noise
+        z = sample(model, y, ring.batched(B).to(dev), steps=steps, guidance=guidance, sampler=sampler,
+                   generator=gens[0], scheduler=self.scheduler, x_T=x_T, device=dev, progress=progress,
+                   callback=callback)
+        views = to_uint8(model.decode(z))
+        return [Gen3DFaceOutput(views[i], ring, p["crop"].image, p["mesh"], p["notes"]) for i, p in enumerate(prepared)]
 
+
+def prepare_photo(photo, size: int, mesh_backend: str = "mediapipe", mask: bool = True) -> dict:
+    """Crop and mesh a photo (path, array, PIL image) for a model of ``size`` px views: ``{"input": (1, 3, S, S)
+    in [-1, 1], "crop": AlignedCrop, "mesh": FaceMesh, "notes": [str]}``. Needs no model, so it can run in worker
+    processes. Raises the package's errors for unreadable photos or no face."""
+    import warnings
+
+    from .faces import MultipleFacesWarning, align_crop, as_photo, find_face
+    from .geometry import estimate_mesh
+
+    img = as_photo(photo)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MultipleFacesWarning)
+        face = find_face(img)
+        crop = align_crop(img, face, size=size, mask=mask)
+        mesh = estimate_mesh(img, mesh_backend)
+    notes = sorted({str(w.message) for w in caught if issubclass(w.category, MultipleFacesWarning)})
+    return {"input": input_tensor(crop, mask), "crop": crop, "mesh": mesh, "notes": notes}
 
 def contact_sheet(views: np.ndarray, input_view: np.ndarray | None = None, columns: int = 8) -> np.ndarray:
     """Views ``(N, S, S, 3)`` (and the input first, when given) tiled into one ``(rows*S, columns*S, 3)``

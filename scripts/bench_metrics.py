@@ -59,12 +59,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="face embedding for ID consistency")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="processes for face detection + embedding (default: one per 32 images, up to the cores)")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     import torch
 
     from gen3dface import metrics as M
+    from gen3dface.parallel import worker_count
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -72,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     inputs, outputs, gt = make_data(b, v, args.size)
     print(f"data: {b} inputs x {v} views at {args.size} px, built in {time.perf_counter() - t0:.1f} s; "
-          f"device {args.device}, torch threads {torch.get_num_threads()}")
+          f"device {args.device}, torch threads {torch.get_num_threads()}, face workers "
+          f"{worker_count(args.workers, b * v)}")
 
     rows: list[tuple[str, str, float | None, int, str]] = []
 
@@ -109,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 
     backend = M.resolve_backend(args.backend)
     timed(f"face models load ({backend}, mediapipe)", "-", 1, lambda: M.embed_faces(inputs[:1], backend))
-    ex, _ = timed(f"embed faces: inputs ({backend})", "images", b, lambda: M.embed_faces(inputs, backend))
-    ey, fy = timed(f"embed faces: outputs ({backend})", "images", b * v, lambda: M.embed_faces(outputs, backend))
+    ex, _ = timed(f"embed faces: inputs ({backend})", "images", b, lambda: M.embed_faces(inputs, backend, workers=args.workers))
+    ey, fy = timed(f"embed faces: outputs ({backend})", "images", b * v, lambda: M.embed_faces(outputs, backend, workers=args.workers))
     ey = ey.reshape(b, v, -1)
     timed("ID consistency output-output", "inputs", b,
           lambda: [M.id_consistency_output(ey[i]) for i in range(b)],
@@ -118,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     timed("ID consistency input-output", "inputs", b,
           lambda: [M.id_consistency_input(ex[i], ey[i]) for i in range(b)])
     eg, ep, found = timed("Re-ID embeddings (dlib HOG box on GT)", "pairs", b * v,
-                          lambda: M.reid_embeddings(gt, outputs, "dlib"))
+                          lambda: M.reid_embeddings(gt, outputs, "dlib", workers=args.workers))
     timed("Re-ID match / dist", "pairs", b * v, lambda: M.reid(eg, ep),
           note=f"GT views without a face {int((~found).sum())}/{b * v}")
 

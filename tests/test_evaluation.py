@@ -74,3 +74,50 @@ def test_eval_bad_inputs_exit_2(tiny_checkpoint, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("gen3dface: error:"), err
         assert not out.exists()
+
+
+def test_eval_batched_in_workers_and_resumed_after_a_kill(tiny_checkpoint, tmp_path, monkeypatch):
+    """Batching and worker processes change nothing; a run killed after its first batch resumes from the views
+    it kept, generates only the rest, and leaves no cache behind."""
+    from gen3dface import evaluation
+    from gen3dface.pipeline import Gen3DFacePipeline
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k, name in enumerate(("astronaut", "grace_hopper", "astronaut")):
+        shutil.copy(sample_photo(name), photos / f"{k}_{name}.jpg")
+    common = ["eval", "--protocol", "ood", "--inputs", str(photos), "--checkpoint", str(tiny_checkpoint),
+              "--steps", "2", "--quiet"]
+    ref = tmp_path / "ref.json"
+    assert main([*common, "-o", str(ref), "--batch", "1", "--workers", "1"]) == 0
+    par = tmp_path / "par.json"
+    assert main([*common, "-o", str(par), "--batch", "2", "--workers", "2"]) == 0
+    a, b = json.loads(ref.read_text()), json.loads(par.read_text())
+    assert a["evaluated"] == b["evaluated"] and a["n_inputs"] == 3
+    for m in ("fid", "id_consistency_output", "id_consistency_input"):
+        va, vb = a["metrics"][m]["value"], b["metrics"][m]["value"]
+        assert (va is None and vb is None) or vb == pytest.approx(va, rel=0.05, abs=0.05), m
+        assert a["metrics"][m]["n_faces_missing"] == b["metrics"][m]["n_faces_missing"], m
+    assert set(b["seconds"]) >= {"crop_and_mesh", "generation", "metrics", "metrics_fid"}
+
+    real = Gen3DFacePipeline.generate_batch
+    calls = []
+
+    def killed_after_one_batch(self, prepared, **kw):
+        calls.append(len(prepared))
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return real(self, prepared, **kw)
+
+    out = tmp_path / "res.json"
+    monkeypatch.setattr(Gen3DFacePipeline, "generate_batch", killed_after_one_batch)
+    with pytest.raises(KeyboardInterrupt):
+        evaluation.run_eval("ood", photos, out, checkpoint=tiny_checkpoint, steps=2, batch=2, progress=False)
+    assert not out.exists() and len(list((tmp_path / ".res.views").glob("*.npz"))) == 2
+    calls.clear()
+    monkeypatch.setattr(Gen3DFacePipeline, "generate_batch", lambda self, prepared, **kw:
+                        calls.append(len(prepared)) or real(self, prepared, **kw))
+    res = evaluation.run_eval("ood", photos, out, checkpoint=tiny_checkpoint, steps=2, batch=2, progress=False)
+    assert calls == [1] and res["resumed"] == 2
+    assert res["metrics"]["fid"]["value"] == pytest.approx(b["metrics"]["fid"]["value"], rel=1e-6)
+    assert not (tmp_path / ".res.views").exists()

@@ -125,6 +125,44 @@ def test_id_consistency_is_lower_across_identities_and_missing_faces_are_counted
     assert np.isnan(M.id_consistency_input(emb[3], emb[:2]))
 
 
+def test_face_embedding_in_worker_processes_equals_in_process(crops):
+    a, h = crops["astronaut"], crops["hopper"]
+    blank = np.full_like(a, 200)
+    imgs = np.stack([a, h, blank, a[:, ::-1], h, a])
+    e1, f1 = M.embed_faces(imgs, backend="dlib", workers=1)
+    e2, f2 = M.embed_faces(imgs, backend="dlib", workers=2)
+    assert f1.tolist() == f2.tolist() == [True, True, False, True, True, True]
+    np.testing.assert_array_equal(e1, e2)  # same faces in the same order, NaN rows where none
+    g1 = M.reid_embeddings(imgs, imgs[::-1].copy(), "dlib", workers=1)
+    g2 = M.reid_embeddings(imgs, imgs[::-1].copy(), "dlib", workers=2)
+    for x, y in zip(g1, g2):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_worker_count():
+    from gen3dface.errors import InputError
+    from gen3dface.parallel import ITEMS_PER_WORKER, worker_count
+
+    assert worker_count(None, ITEMS_PER_WORKER - 1) == 1  # small sets stay in this process
+    assert worker_count(4, 2) == 2 and worker_count(0, 100) == 1
+    import os
+
+    assert worker_count(None, 10**6) == os.cpu_count()
+    with pytest.raises(InputError):
+        worker_count(-1, 10)
+
+
+def test_worker_count_from_the_environment(monkeypatch):
+    from gen3dface.errors import InputError
+    from gen3dface.parallel import worker_count
+
+    monkeypatch.setenv("GEN3DFACE_WORKERS", "3")
+    assert worker_count(None, 100) == 3
+    monkeypatch.setenv("GEN3DFACE_WORKERS", "many")
+    with pytest.raises(InputError, match="GEN3DFACE_WORKERS"):
+        worker_count(None, 100)
+
+
 def test_reid_follows_the_06_rule():
     rng = np.random.default_rng(0)
     ref = rng.normal(size=128)
