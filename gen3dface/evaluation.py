@@ -137,19 +137,20 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
              workers: int | None = None) -> dict:
     """Run one protocol and write ``out_json`` and the paper-layout table beside it (``.md``). Returns the results.
 
-    Stages, each timed in ``results["seconds"]``: crop and mesh every input (``workers`` processes,
-    :func:`gen3dface.parallel.worker_count`), generate ``batch`` inputs per sampling run
-    (:meth:`Gen3DFacePipeline.generate_batch`; default 16 on a GPU, where the model runs in fp16, 1 on the CPU),
-    then every metric (:func:`gen3dface.metrics.evaluate_outputs`, face embedding over ``workers`` processes).
-    Generated views are kept in ``.NAME.views/`` beside ``out_json`` until the results are written, so a killed
-    run resumes without generating again.
+    How (times in ``results["seconds"]``): a pool of ``workers`` processes (:func:`gen3dface.parallel.worker_count`)
+    starts while the model loads; it crops and meshes the inputs; every ``batch`` inputs that are ready are
+    generated in one sampling run (:meth:`Gen3DFacePipeline.generate_batch`; default 16 on a GPU, where the model
+    runs in fp16, 1 on the CPU) while the pool embeds the faces of the batch before; then FID on the model's device
+    and the rest of the metrics (:func:`gen3dface.metrics.evaluate_outputs`). Generated views are kept in
+    ``.NAME.views/`` beside ``out_json`` until the results are written, so a killed run resumes without
+    generating again.
 
     ``meshes``: ``"estimated"`` (from each input, the paper's method) or ``"ground_truth"`` (indomain only: the
     estimate snapped onto the identity's true surface, ``mesh.ply`` in its folder)."""
     import torch
 
-    from .metrics import evaluate_outputs, results_markdown
-    from .parallel import map_chunks
+    from .metrics import evaluate_outputs, resolve_backend, results_markdown, submit_face_embeddings
+    from .parallel import WorkerPool, worker_count
     from .pipeline import Gen3DFacePipeline
 
     if protocol not in PROTOCOLS:
@@ -173,57 +174,88 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
     on_gpu = torch.device(dev).type == "cuda"
     dtype = torch.float16 if on_gpu else torch.float32
     batch = batch or (16 if on_gpu else 1)
-    t0 = time.perf_counter()
-    pipe = Gen3DFacePipeline.from_checkpoint(checkpoint, device=dev, dtype=dtype)
-    S = pipe.model.image_size
-    n_views = views or pipe.model.config.n_views
-    pipe._check_settings(n_views, steps, guidance, "input")
-    settings = {"checkpoint": str(checkpoint or "shipped small model"), "views": n_views, "steps": steps,
-                "guidance": guidance, "sampler": sampler, "seed": seed, "device": dev, "dtype": str(dtype)[6:],
-                "meshes": meshes}
-    seconds = {"load_model": round(time.perf_counter() - t0, 2)}
+    id_backend = resolve_backend("auto")
+    t_start = time.perf_counter()
+    # the workers start (importing the pipeline, loading the face models) while the model loads
+    pool = WorkerPool(worker_count(workers, len(items) * 17), warm=True)
+    try:
+        pipe = Gen3DFacePipeline.from_checkpoint(checkpoint, device=dev, dtype=dtype)
+        S = pipe.model.image_size
+        n_views = views or pipe.model.config.n_views
+        pipe._check_settings(n_views, steps, guidance, "input")
+        settings = {"checkpoint": str(checkpoint or "shipped small model"), "views": n_views, "steps": steps,
+                    "guidance": guidance, "sampler": sampler, "seed": seed, "device": dev, "dtype": str(dtype)[6:],
+                    "meshes": meshes}
+        cache = _ViewCache(out_json, {**settings, "inputs": str(folder.resolve()), "protocol": protocol})
+        seconds = {"load_model": round(time.perf_counter() - t_start, 2)}
+        from functools import partial
 
-    t0 = time.perf_counter()
-    from functools import partial
+        # crop + mesh in the workers; each batch is generated as soon as its inputs are ready, and the faces of
+        # its views are embedded in the workers while the next batch generates
+        prep_jobs = pool.submit_chunks(partial(_prepare_chunk, protocol=protocol, n_views=n_views, size=S,
+                                               meshes=meshes), items, chunk=2)
+        skipped, ready, face_jobs = [], [], []
+        generated, resumed = {}, 0
+        t_gen = 0.0
+        pending: list[dict] = []
 
-    with tqdm(total=len(items), desc=f"{protocol}: crop + mesh", disable=not progress, unit="input") as bar:
-        prepared = map_chunks(partial(_prepare_chunk, protocol=protocol, n_views=n_views, size=S, meshes=meshes),
-                              items, workers, chunk=2, progress=bar.update,
-                              per_worker=8)  # ~0.3 s an input
-    seconds["crop_and_mesh"] = round(time.perf_counter() - t0, 2)
-    skipped = [{"input": r["name"], "reason": r["skipped"]} for r in prepared if "skipped" in r]
-    ready = [r for r in prepared if "skipped" not in r]
-    if not ready:
-        raise NoFaceError(f"no face was found in any of the {len(items)} inputs in {folder}")
+        def flush() -> None:
+            nonlocal t_gen, resumed
+            if not pending:
+                return
+            todo = [r for r in pending if cache.get(r["name"]) is None]
+            resumed += len(pending) - len(todo)
+            if todo:
+                t = time.perf_counter()
+                outs = pipe.generate_batch([r["prep"] for r in todo], num_views=n_views, steps=steps,
+                                           guidance=guidance, sampler=sampler, seed=seed)
+                if on_gpu:
+                    torch.cuda.synchronize()
+                t_gen += time.perf_counter() - t
+                for r, o in zip(todo, outs):
+                    cache.put(r["name"], o.input_view, o.views)
+            for r in pending:
+                generated[r["name"]] = cache.get(r["name"])
+                face_jobs.append(submit_face_embeddings(pool, [generated[r["name"]][0]], id_backend))
+                face_jobs.append(submit_face_embeddings(pool, list(generated[r["name"]][1]), id_backend))
+            bar.update(len(pending))
+            pending.clear()
 
-    t0 = time.perf_counter()
-    cache = _ViewCache(out_json, {**settings, "inputs": str(folder.resolve()), "protocol": protocol})
-    generated = {r["name"]: cache.get(r["name"]) for r in ready}
-    todo = [r for r in ready if generated[r["name"]] is None]
-    with tqdm(total=len(ready), initial=len(ready) - len(todo), desc=f"{protocol}: generating",
-              disable=not progress, unit="input") as bar:
-        for i in range(0, len(todo), batch):
-            part = todo[i:i + batch]
-            outs = pipe.generate_batch([r["prep"] for r in part], num_views=n_views, steps=steps, guidance=guidance,
-                                       sampler=sampler, seed=seed)
-            for r, o in zip(part, outs):
-                generated[r["name"]] = (o.input_view, o.views)
-                cache.put(r["name"], o.input_view, o.views)
-            bar.update(len(part))
-    if on_gpu:
-        torch.cuda.synchronize()
-    seconds["generation"] = round(time.perf_counter() - t0, 2)
+        with tqdm(total=len(items), desc=f"{protocol}: crop, mesh, generate", disable=not progress,
+                  unit="input") as bar:
+            for job in prep_jobs:
+                for r in job.result():
+                    if "skipped" in r:
+                        skipped.append({"input": r["name"], "reason": r["skipped"]})
+                        bar.update(1)
+                        continue
+                    ready.append(r)
+                    pending.append(r)
+                    if len(pending) == batch:
+                        flush()
+            flush()
+        seconds["crop_mesh_generate"] = round(time.perf_counter() - t_start - seconds["load_model"], 2)
+        seconds["generation"] = round(t_gen, 2)
+        if not ready:
+            raise NoFaceError(f"no face was found in any of the {len(items)} inputs in {folder}")
 
-    t0 = time.perf_counter()
-    names = [r["name"] for r in ready]
-    crops = np.stack([generated[n][0] for n in names])
-    outs = np.stack([generated[n][1] for n in names])
-    gts = np.stack([r["gt"] for r in ready]) if protocol == "indomain" else None
-    res = evaluate_outputs(crops, outs, gts, device=dev, progress=progress, workers=workers)
+        t0 = time.perf_counter()
+        names = [r["name"] for r in ready]
+        crops = np.stack([generated[n][0] for n in names])
+        outs = np.stack([generated[n][1] for n in names])
+        gts = np.stack([r["gt"] for r in ready]) if protocol == "indomain" else None
+        # inputs first, then every view, as evaluate_outputs expects
+        jobs = ([f for j in face_jobs[0::2] for f in j[0]] + [f for j in face_jobs[1::2] for f in j[0]],
+                [n for j in face_jobs[0::2] for n in j[1]] + [n for j in face_jobs[1::2] for n in j[1]])
+        res = evaluate_outputs(crops, outs, gts, device=dev, progress=progress, pool=pool,
+                               face_embeddings=(id_backend, jobs))
+    finally:
+        pool.close()
     seconds.update({f"metrics_{k}": v for k, v in res.pop("seconds").items()})
     seconds["metrics"] = round(time.perf_counter() - t0, 2)
+    seconds["total"] = round(time.perf_counter() - t_start, 2)
     res.update(inputs=str(folder), evaluated=names, skipped=skipped, settings=settings, seconds=seconds,
-               resumed=len(ready) - len(todo))
+               resumed=resumed)
     atomic_write_text(out_json, json.dumps(res, indent=1, allow_nan=False))
     atomic_write_text(out_json.with_suffix(".md"), results_markdown(res))
     cache.remove()

@@ -529,7 +529,7 @@ def _progress_bar(total: int, desc: str, unit: str, enabled: bool):
 
 
 def embed_faces(images: Any, backend: str = "auto", detector: str = "mediapipe", progress: bool = False,
-                workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                workers: int | None = None, pool=None) -> tuple[np.ndarray, np.ndarray]:
     """Identity embedding of the largest face in each image.
 
     Args:
@@ -537,26 +537,46 @@ def embed_faces(images: Any, backend: str = "auto", detector: str = "mediapipe",
         backend: ``"arcface"`` (512-D, unit norm), ``"dlib"`` (128-D) or ``"auto"``.
         detector: face detector giving the box / key points (``"mediapipe"``, ``"dlib"``, ``"insightface"``).
         workers: processes to spread the images over (:func:`gen3dface.parallel.worker_count`; results are
-            the same for any number).
+            the same for any number); pool: a running :class:`gen3dface.parallel.WorkerPool` to use instead.
     Returns:
         ``(embeddings (N, D) float32, found (N,) bool)``; rows without a face are NaN.
     """
-    return _embed_list(list(_flat(as_uint8_images(images))), resolve_backend(backend), detector, progress, workers)
+    from .parallel import WorkerPool, worker_count
+
+    backend = resolve_backend(backend)
+    arr = list(_flat(as_uint8_images(images)))
+    own = pool is None
+    pool = pool or WorkerPool(worker_count(workers, len(arr)))
+    try:
+        jobs = submit_face_embeddings(pool, arr, backend, detector)
+        with _progress_bar(len(arr), f"faces ({backend})", "img", progress) as bar:
+            return collect_face_embeddings(jobs, backend, bar.update)
+    finally:
+        if own:
+            pool.close()
 
 
-def _embed_list(images: list[np.ndarray], backend: str, detector: str, progress: bool,
-                workers: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`embed_faces` of a list of ``(H_i, W_i, 3)`` uint8 images (sizes may differ)."""
+def submit_face_embeddings(pool, images: Sequence[np.ndarray], backend: str, detector: str = "mediapipe",
+                           chunk: int = 8) -> tuple[list, list[int]]:
+    """Start embedding ``images`` (a list of ``(H_i, W_i, 3)`` uint8, sizes may differ) on ``pool``; returns
+    the pending jobs for :func:`collect_face_embeddings` (work meanwhile: it runs in the workers)."""
     from functools import partial
 
-    from .parallel import map_chunks
+    futures = pool.submit_chunks(partial(_embed_chunk, backend=backend, detector=detector), images, chunk)
+    return futures, [len(images[i:i + chunk]) for i in range(0, len(images), chunk)]
 
+
+def collect_face_embeddings(jobs: tuple[list, list[int]], backend: str,
+                            progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """``(embeddings (N, D) float32, found (N,) bool)`` of :func:`submit_face_embeddings`' jobs, NaN rows
+    where no face was found."""
+    from .parallel import gather
+
+    futures, sizes = jobs
+    rows = gather(futures, progress, sizes)
     dim = 512 if backend == "arcface" else 128
-    emb = np.full((len(images), dim), np.nan, np.float32)
-    found = np.zeros(len(images), bool)
-    with _progress_bar(len(images), f"faces ({backend})", "img", progress) as bar:
-        rows = map_chunks(partial(_embed_chunk, backend=backend, detector=detector), images, workers,
-                          progress=bar.update)
+    emb = np.full((len(rows), dim), np.nan, np.float32)
+    found = np.zeros(len(rows), bool)
     for i, e in enumerate(rows):
         if e is not None:
             emb[i], found[i] = e, True
@@ -564,14 +584,15 @@ def _embed_list(images: list[np.ndarray], backend: str, detector: str, progress:
 
 
 def reid_embeddings(ground_truth: Any, generated: Any, backend: str = "dlib", detector: str | None = None,
-                    progress: bool = False, workers: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    progress: bool = False, workers: int | None = None,
+                    pool=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Embeddings for Re-ID: the face is detected in each ground-truth view and the *same* box (ArcFace:
     key points) embeds both the ground-truth and the generated view (Morphable Diffusion's protocol).
 
     Args:
         ground_truth, generated: uint8 ``(..., H, W, 3)``, equal shapes (flattened to N pairs).
         detector: defaults to ``"dlib"`` (HOG, as the paper's protocol) for dlib, ``"mediapipe"`` for ArcFace.
-        workers: processes to spread the pairs over (as :func:`embed_faces`).
+        workers, pool: processes to spread the pairs over (as :func:`embed_faces`).
     Returns:
         ``(gt_embeddings (N, D), generated_embeddings (N, D), found (N,) bool)``; NaN rows where the
         ground-truth view shows no face.
@@ -590,7 +611,7 @@ def reid_embeddings(ground_truth: Any, generated: Any, backend: str = "dlib", de
     found = np.zeros(len(g), bool)
     with _progress_bar(len(g), f"re-id ({backend})", "pair", progress) as bar:
         rows = map_chunks(partial(_reid_chunk, backend=backend, detector=detector), list(zip(g, p)), workers,
-                          progress=bar.update)
+                          progress=bar.update, pool=pool)
     for i, r in enumerate(rows):
         if r is not None:
             eg[i], ep[i] = r
@@ -679,7 +700,8 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
                      reid_backend: str = "dlib", metrics: Sequence[str] | None = None,
                      fid_reference: Any = None, device: str | None = None, batch_size: int = 32,
                      lpips_net: str = "vgg", clip_model: tuple[str | None, str] = (None, CLIP_PRETRAINED),
-                     progress: bool = False, workers: int | None = None) -> dict:
+                     progress: bool = False, workers: int | None = None, pool=None,
+                     face_embeddings=None) -> dict:
     """Every metric of one evaluation protocol for a set of inputs and their generated views.
 
     Args:
@@ -687,7 +709,11 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
         outputs: ``(B, V, H, W, 3)`` their generated views.
         ground_truth: ``(B, V, H, W, 3)`` views at the same cameras (in-domain protocol), or ``None``
             (out-of-domain protocol).
-        workers: processes for face detection and embedding (:func:`gen3dface.parallel.worker_count`).
+        workers: processes for face detection and embedding (:func:`gen3dface.parallel.worker_count`), or
+            pool: a running :class:`gen3dface.parallel.WorkerPool`.
+        face_embeddings: ``(backend, jobs)`` from :func:`submit_face_embeddings` of the inputs followed by the
+            flattened outputs (``B + B * V`` images, detector mediapipe), started earlier, e.g. batch by batch
+            while the views were generated; collected after FID. Default: embedded here.
         backend: face embedding for ID consistency: ``"auto"`` (ArcFace if on disk, else dlib), ...
         reid_backend: face embedding for Re-ID (``"dlib"``: the 0.6 rule's own embedding; see module doc).
         metrics: subset of the protocol's metrics (default: all of :data:`OUT_OF_DOMAIN` without ground
@@ -748,11 +774,27 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
 
     if any(m in wanted for m in ("id_consistency_output", "id_consistency_input")):
         try:
-            used = resolve_backend(backend)
+            if face_embeddings is not None:
+                used, jobs = face_embeddings
+                with_inputs = True
+                e_all, f_all = collect_face_embeddings(jobs, used)
+                if len(e_all) != b + b * v:
+                    raise InputError(f"face_embeddings hold {len(e_all)} images, expected {b} inputs + {b * v} views")
+            else:
+                from .parallel import WorkerPool, worker_count
+
+                used = resolve_backend(backend)
+                with_inputs = "id_consistency_input" in wanted
+                images = (list(x) if with_inputs else []) + list(_flat(y))
+                own = pool or WorkerPool(worker_count(workers, len(images)))
+                try:
+                    with _progress_bar(len(images), f"faces ({used})", "img", progress) as bar:
+                        e_all, f_all = collect_face_embeddings(submit_face_embeddings(own, images, used), used,
+                                                               bar.update)
+                finally:
+                    if pool is None:
+                        own.close()
             res["id_backend"] = used
-            with_inputs = "id_consistency_input" in wanted
-            e_all, f_all = _embed_list((list(x) if with_inputs else []) + list(_flat(y)), used, "mediapipe",
-                                       progress, workers)  # one pool for the inputs and the views
             k = b if with_inputs else 0
             ex, fx = e_all[:k], f_all[:k]
             ey, fy = e_all[k:].reshape(b, v, -1), f_all[k:].reshape(b, v)
@@ -807,7 +849,7 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
             try:
                 used = resolve_backend(reid_backend)
                 res["reid_backend"] = used
-                eg, ep, found = reid_embeddings(gt, y, used, progress=progress, workers=workers)
+                eg, ep, found = reid_embeddings(gt, y, used, progress=progress, workers=workers, pool=pool)
                 r = reid(eg, ep, REID_THRESHOLD, normalize=(used == "arcface"))
                 missing = int((~found).sum())
                 note = ("dlib 128-D, Euclidean distance, match if < 0.6 (the paper's rule)" if used == "dlib" else
