@@ -114,6 +114,121 @@ def build_eval_sets(heldout_est, heldout_gt, ood: list, image_size: int = 128, n
             "ood_style": np.concatenate([[p.source["synth"]["style"]] * len(p.identity) for p in ood])}
 
 
+def prepare_data(out: str | Path, identities: int = 320, defects: float = 0.3, seed: int = 5, heldout: int = 24,
+                 ood_per_style: int = 10, per_identity: int = 4, log=print) -> Path:
+    """Everything the arms train and are tested on, in ``out`` (CPU work; each step skipped when its file is
+    there, so a killed run resumes):
+
+    * ``ds/``: ``identities`` procedural identities (48-view grid, 128 px, ``seed``) of which ``defects`` carry
+      PanoHead-like defects; ``kept.json``: those :func:`gen3dface.pruning.prune` keeps (the top 85 %);
+    * ``prep_estimated.npz`` / ``prep_ground_truth.npz``: ``per_identity`` training inputs per identity with
+      meshes estimated from the input, or snapped to the true surface (:func:`gen3dface.trainset.prepare_inputs`);
+    * ``eval_sets.npz``: ``heldout`` photo-style identities of seed 2 and ``ood_per_style`` identities of seed 7
+      in each unseen style (:func:`build_eval_sets`).
+    """
+    import math
+    import time
+
+    from .pruning import prune
+    from .storage import atomic_path, atomic_write_text
+    from .synthesis import SynthConfig, synthesize
+    from .trainset import prepare_inputs, procedural_source
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ids = list(range(identities))
+    cfg = SynthConfig(views=48, res=128, seed=seed, ssaa=2, defect_rate=defects)
+
+    def step(path: Path, what: str, make) -> None:
+        if path.exists():
+            return
+        t = time.perf_counter()
+        make()
+        log(f"{path.name}: {what} in {time.perf_counter() - t:.0f} s")
+
+    def pruned() -> None:
+        synthesize(out / "ds", identities, cfg, progress=False)
+        r = prune(out / "ds", top_k=math.ceil(0.85 * identities), janus_backend="face", progress=False)
+        log({k: r[k] for k in ("janus_filter", "identity_filter", "kept")})
+        atomic_write_text(out / "kept.json", json.dumps(kept_identities(out / "ds" / "pruning.json")))
+
+    step(out / "kept.json", "synthesised and pruned", pruned)
+    for meshes in ("estimated", "ground_truth"):
+        f = out / f"prep_{meshes}.npz"
+        step(f, f"{meshes} meshes", lambda f=f, meshes=meshes: prepare_inputs(
+            procedural_source(seed, defect_rate=defects), ids, per_identity=per_identity, meshes=meshes,
+            progress=False).save(f))
+
+    def eval_sets() -> None:
+        held = [prepare_inputs(procedural_source(2), list(range(heldout)), per_identity=1, meshes=m, progress=False)
+                for m in ("estimated", "ground_truth")]
+        ood = [prepare_inputs(procedural_source(7, st), list(range(ood_per_style)), per_identity=1, progress=False)
+               for st in OOD_STYLES]
+        sets = build_eval_sets(*held, ood)
+        with atomic_path(out / "eval_sets.npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **sets)
+
+    step(out / "eval_sets.npz", "evaluation sets", eval_sets)
+    return out
+
+
+def load_eval_sets(data: str | Path, indomain: int | None = None) -> dict:
+    """``eval_sets.npz`` of :func:`prepare_data`, keeping the first ``indomain`` held-out identities."""
+    f = Path(data) / "eval_sets.npz"
+    if not f.is_file():
+        raise InputError(f"{f} is missing: prepare the data first (gen3dface.ablation.prepare_data)")
+    sets = dict(np.load(f))
+    return {k: v[:indomain] if k.startswith("indomain") else v for k, v in sets.items()}
+
+
+def train_arm(arm: str, data: str | Path, run_dir: str | Path, steps: int = 600, batch: int = 16,
+              init: str | Path | None = None, lr: float | None = None, profile: str = "small",
+              device: str | None = None, max_seconds: float | None = None, log=print):
+    """Train one arm on :func:`prepare_data`'s ``data`` (resuming from ``run_dir`` when it holds a checkpoint).
+
+    ``init``: start from these weights (e.g. the shipped model: the fine-tuned protocol), else the ``profile``
+    model from scratch; ``lr``: one learning rate for every module (default 2e-4 backbone / 5e-4 new modules).
+    Returns ``(model on device, in eval mode; record: settings, sizes, seconds, loss log)``.
+    """
+    import time
+
+    from .model import Gen3DFaceModel
+    from .train import TrainConfig, train
+    from .trainset import PreparedInputs, load_train_data
+
+    if arm not in ARMS:
+        raise InputError(f"unknown arm {arm!r}; choose one of {', '.join(ARMS)}")
+    spec = ARMS[arm]
+    data = Path(data)
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    prep = PreparedInputs.load(data / f"prep_{spec['meshes']}.npz")
+    if spec["pruned"]:
+        prep = prep.subset(json.loads((data / "kept.json").read_text()))
+    torch.manual_seed(0)
+    if init is not None:
+        model = Gen3DFaceModel.from_pretrained(init, torch_dtype=torch.float32, attention=spec["attention"])
+    else:
+        model = Gen3DFaceModel.from_profile(profile, attention=spec["attention"])
+    t = time.perf_counter()
+    td = load_train_data(prep, model.image_size, model.config.n_views, device=dev, progress=False)
+    t_data = time.perf_counter() - t
+    log(f"[{arm}] {len(td.identities)} identities, {len(td)} inputs, rendered in {t_data:.0f} s")
+    cfg = TrainConfig(steps=steps, batch_size=batch, lr_backbone=lr or 2e-4, lr_new=lr or 5e-4,
+                      mixed_precision="bf16" if torch.device(dev).type == "cuda" else "no",
+                      checkpoint_every=steps, log_every=max(1, min(25, steps // 4)))
+    t = time.perf_counter()
+    losses = train(model, td, run_dir, cfg, max_seconds=max_seconds, progress=False)
+    t_train = time.perf_counter() - t
+    done = losses[-1]["step"] if losses else 0
+    log(f"[{arm}] trained {done} steps in {t_train:.0f} s")
+    record = {"arm": arm, **spec, "init": str(init) if init else None, "lr": cfg.lr_backbone,
+              "identities": len(td.identities), "inputs": len(td), "steps": done, "batch": batch,
+              "seconds": {"data": round(t_data, 1), "train": round(t_train, 1)},
+              "device": torch.cuda.get_device_name() if torch.device(dev).type == "cuda" else "cpu", "losses": losses}
+    return model.to(dev).eval(), record
+
+
 @torch.no_grad()
 def generate(model, inputs: np.ndarray, vertices: np.ndarray, faces: np.ndarray, sampler: str = "joint",
              steps: int = 50, guidance: float = 2.0, seed: int = 0, batch: int = 8, device: str | None = None) -> np.ndarray:
