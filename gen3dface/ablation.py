@@ -115,7 +115,8 @@ def build_eval_sets(heldout_est, heldout_gt, ood: list, image_size: int = 128, n
 
 
 def prepare_data(out: str | Path, identities: int = 320, defects: float = 0.3, seed: int = 5, heldout: int = 24,
-                 ood_per_style: int = 10, per_identity: int = 4, log=print) -> Path:
+                 ood_per_style: int = 10, per_identity: int = 4, image_size: int = 128, n_views: int = 16,
+                 log=print) -> Path:
     """Everything the arms train and are tested on, in ``out`` (CPU work; each step skipped when its file is
     there, so a killed run resumes):
 
@@ -124,7 +125,7 @@ def prepare_data(out: str | Path, identities: int = 320, defects: float = 0.3, s
     * ``prep_estimated.npz`` / ``prep_ground_truth.npz``: ``per_identity`` training inputs per identity with
       meshes estimated from the input, or snapped to the true surface (:func:`gen3dface.trainset.prepare_inputs`);
     * ``eval_sets.npz``: ``heldout`` photo-style identities of seed 2 and ``ood_per_style`` identities of seed 7
-      in each unseen style (:func:`build_eval_sets`).
+      in each unseen style (:func:`build_eval_sets`), at the model's ``image_size`` and ``n_views``.
     """
     import math
     import time
@@ -164,7 +165,7 @@ def prepare_data(out: str | Path, identities: int = 320, defects: float = 0.3, s
                 for m in ("estimated", "ground_truth")]
         ood = [prepare_inputs(procedural_source(7, st), list(range(ood_per_style)), per_identity=1, progress=False)
                for st in OOD_STYLES]
-        sets = build_eval_sets(*held, ood)
+        sets = build_eval_sets(*held, ood, image_size=image_size, n_views=n_views)
         with atomic_path(out / "eval_sets.npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, **sets)
@@ -362,3 +363,40 @@ def ablation_markdown(results: dict[str, dict]) -> str:
         out += [f"| *{table}* | | | | |"] + [f"| {k} | " + " | ".join(f"{x:.4f}" for x in v) + " |"
                                             for k, v in rows.items()]
     return "\n".join(out) + "\n"
+
+
+def arm_table(metrics: dict) -> str:
+    """One arm's :func:`arm_metrics` as a markdown table: a row per evaluation set, the metrics it has."""
+    cols = ("fid", "id_consistency_output", "id_consistency_input", "psnr", "ssim", "reid_match", "reid_dist")
+    head = "| set | " + " | ".join(cols) + " |\n|" + " --- |" * (len(cols) + 1)
+    fmt = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731
+    rows = [f"| {split} | " + " | ".join(fmt(metric_value(r, c)) for c in cols) + " |" for split, r in metrics.items()]
+    return "\n".join([head, *rows]) + "\n"
+
+
+def save_arm_run(out: str | Path, arm: str, views: dict[str, np.ndarray], metrics: dict, record: dict,
+                 tag: str = "") -> Path:
+    """Write one arm's views (:func:`save_mosaic`), and its metrics and run record as ``OUT/TAG+ARM.json``
+    (what :func:`collect_arm_runs` reads back). Returns the JSON file."""
+    from .storage import atomic_write_text
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, v in views.items():
+        save_mosaic(out / f"{tag}{arm}_{name}", v, max_rows=16 if name != "ood" else 15)
+    f = out / f"{tag}{arm}.json"
+    atomic_write_text(f, json.dumps({"record": record, "metrics": metrics}, indent=1))
+    return f
+
+
+def collect_arm_runs(folder: str | Path, tag: str = "", arms=None) -> tuple[dict, list[dict]]:
+    """``({arm: metrics}, [records])`` of the runs :func:`save_arm_run` wrote into ``folder`` (e.g. by notebook
+    08 under papermill, one arm each), in :data:`ARMS` order; arms without a run are left out."""
+    results, records = {}, []
+    for arm in arms or ARMS:
+        f = Path(folder) / f"{tag}{arm}.json"
+        if f.is_file():
+            d = json.loads(f.read_text())
+            results[arm] = d["metrics"]
+            records.append(d["record"])
+    return results, records

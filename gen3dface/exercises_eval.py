@@ -1,4 +1,4 @@
-"""Checkers for notebook 06's exercises (evaluation metrics)."""
+"""Checkers for the exercises of notebooks 06 (evaluation metrics) and 08 (an ablation arm)."""
 
 from __future__ import annotations
 
@@ -30,3 +30,17 @@ def check_reid_match(fn) -> str:
     if not np.isclose(got, 0.6):
         raise AssertionError(f"{got}: a view matches when its distance to the ground truth is strictly below 0.6")
     return _ok("3 of 5 views match (0.6 itself does not)")
+
+
+def check_removal_precision(fn) -> str:
+    """Notebook 08: ``fn(identities)`` = of the identities pruning removed (``kept`` false), the fraction that
+    carried an injected defect (``defect`` not ``None``); ``nan`` when none was removed. ``identities``: the
+    ``pruning.json`` records."""
+    ids = [{"defect": d, "kept": k} for d, k in ((None, True), ("janus", False), ("drift", True), (None, False),
+                                                  ("drift", False), (None, True), ("janus", True))]
+    got = float(fn(ids))
+    if not np.isclose(got, 2 / 3):
+        raise AssertionError(f"{got}: 3 identities were removed and 2 of them carried a defect (expected 2/3)")
+    if not np.isnan(float(fn([{"defect": None, "kept": True}]))):
+        raise AssertionError("when nothing was removed the precision is undefined: return nan")
+    return _ok("2 of the 3 removed identities were defective")

@@ -5,8 +5,9 @@
 #   LEAN=1 bash scripts/gpu_bundle.sh .devlean   # diffusers only (LEAN_EXTRA="trimesh scikit-image" adds
 #                                                 # what reconstruction needs): training and benchmarks,
 #                                                 # leaving room in the 64 MB carry for a checkpoint
-#   EVAL=1 bash scripts/gpu_bundle.sh .deveval   # what `gen3dface eval` needs: diffusers, mediapipe, dlib with
-#                                                 # its face models and the FID Inception, copied from this
+#   EVAL=1 bash scripts/gpu_bundle.sh .deveval   # what `gen3dface eval` and notebook 08 need: diffusers,
+#                                                 # mediapipe, papermill + a kernel, dlib with its face
+#                                                 # models and the FID Inception, copied from this
 #                                                 # machine's install (~190 MB): written as part_NN files of
 #                                                 # PART_MB (default 50) to carry over several warm calls, each
 #                                                 # copied into /tmp/devparts there; activate.sh joins them
@@ -20,7 +21,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ -n "${EVAL:-}" ]; then
   pkgs=("diffusers==0.42.1" importlib_metadata "mediapipe==0.10.21" "protobuf==4.25.9" "dlib-bin==20.0.1.post1"
-        "setuptools<81" trimesh)
+        "setuptools<81" trimesh papermill ipykernel)
 elif [ -n "${LEAN:-}" ]; then
   pkgs=("diffusers==0.42.1" importlib_metadata ${LEAN_EXTRA:-})
 else
