@@ -79,3 +79,22 @@ def test_each_arm_gets_its_sampler_and_meshes(sets, monkeypatch):
     np.testing.assert_array_equal(calls[5][1], sets["indomain_vertices_gt"])  # gt_mesh: trained and tested on GT
     np.testing.assert_array_equal(calls[6][1], sets["ood_vertices"])  # ... but OOD inputs only have estimates
     np.testing.assert_array_equal(calls[7][1], np.roll(sets["indomain_vertices_gt"], 1, axis=0))
+
+
+def test_an_arm_run_saved_by_notebook_08_is_gathered_back(tmp_path):
+    from gen3dface.ablation import ARMS, arm_table, collect_arm_runs, load_mosaic, save_arm_run
+
+    rng = np.random.default_rng(0)
+    views = {"indomain": rng.integers(0, 256, (2, 4, 16, 16, 3), dtype=np.uint8),
+             "ood": rng.integers(0, 256, (3, 4, 16, 16, 3), dtype=np.uint8)}
+    metrics = {"ood": {"metrics": {"fid": {"value": 12.5}}}, "indomain": {"metrics": {"psnr": {"value": 20.0}}}}
+    record = {"arm": "sequential", "steps": 3, "losses": [{"step": 3, "loss": 0.5}]}
+    save_arm_run(tmp_path, "sequential", views, metrics, record, tag="ft_")
+    for name, v in views.items():  # lossless
+        np.testing.assert_array_equal(load_mosaic(tmp_path / f"ft_sequential_{name}", 4), v)
+    results, records = collect_arm_runs(tmp_path, "ft_")
+    assert list(results) == ["sequential"] and results["sequential"] == metrics and records == [record]
+    assert collect_arm_runs(tmp_path, "") == ({}, [])
+    table = arm_table(metrics)
+    assert "| ood | 12.5000 |" in table and "| indomain | — |" in table
+    assert set(ARMS) == {"joint", "sequential", "no_pruning", "gt_mesh"}
