@@ -249,6 +249,10 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
                 [n for j in face_jobs[0::2] for n in j[1]] + [n for j in face_jobs[1::2] for n in j[1]])
         res = evaluate_outputs(crops, outs, gts, device=dev, progress=progress, pool=pool,
                                face_embeddings=(id_backend, jobs))
+    except BaseException:
+        if "cache" in locals() and not any(cache.dir.glob("*.npz")):
+            cache.remove()  # nothing generated yet: leave nothing behind (kept views are what a rerun resumes)
+        raise
     finally:
         pool.close()
     seconds.update({f"metrics_{k}": v for k, v in res.pop("seconds").items()})

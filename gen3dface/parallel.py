@@ -39,7 +39,7 @@ def worker_count(workers: int | None, n_items: int, per_worker: int = ITEMS_PER_
         else:
             workers = min(os.cpu_count() or 1, n_items // per_worker)
     if workers < 0:
-        raise InputError(f"workers must be 0 or more, got {workers}")
+        raise InputError(f"--workers must be 0 or more, got {workers}")
     return max(1, min(workers, n_items))
 
 

@@ -64,16 +64,23 @@ def test_indomain_protocol_compares_with_ground_truth_views(tiny_checkpoint, tmp
 def test_eval_bad_inputs_exit_2(tiny_checkpoint, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
+    faceless = tmp_path / "faceless"  # photos, none with a face
+    faceless.mkdir()
+    from PIL import Image
+
+    Image.fromarray(np.full((96, 96, 3), 90, np.uint8)).save(faceless / "wall.png")
     for args in (["--protocol", "ood", "--inputs", str(tmp_path / "nope")],
                  ["--protocol", "ood", "--inputs", str(empty)],
                  ["--protocol", "indomain", "--inputs", str(empty)],
                  ["--protocol", "ood", "--inputs", str(empty), "--limit", "0"],
-                 ["--protocol", "ood", "--inputs", str(empty), "--meshes", "ground_truth"]):
+                 ["--protocol", "ood", "--inputs", str(empty), "--meshes", "ground_truth"],
+                 ["--protocol", "ood", "--inputs", str(faceless)], ["--protocol", "ood", "--inputs", str(faceless),
+                                                                     "--workers", "-1"]):
         out = tmp_path / "r.json"
         assert main(["eval", *args, "-o", str(out), "--checkpoint", str(tiny_checkpoint), "--quiet"]) == 2, args
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("gen3dface: error:"), err
-        assert not out.exists()
+        assert not out.exists() and not (tmp_path / ".r.views").exists()
 
 
 def test_eval_batched_in_workers_and_resumed_after_a_kill(tiny_checkpoint, tmp_path, monkeypatch):
