@@ -67,7 +67,7 @@ def _ground_truth(identity: Path, n_views: int, size: int) -> tuple[np.ndarray, 
 def _prepare_chunk(items: list[Path], protocol: str, n_views: int, size: int, meshes: str) -> list[dict]:
     """Crop and mesh each input (and load its ground truth, in-domain); runs in worker processes.
     Returns per item ``{"name", "prep", "gt"}`` or ``{"name", "skipped": reason}`` when no face is found."""
-    from .pipeline import prepare_photo
+    from .inputs import prepare_photo
 
     out = []
     for item in items:
@@ -203,6 +203,7 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
             nonlocal t_gen, resumed
             if not pending:
                 return
+            seconds.setdefault("first_batch_ready", round(time.perf_counter() - t_start, 2))
             todo = [r for r in pending if cache.get(r["name"]) is None]
             resumed += len(pending) - len(todo)
             if todo:

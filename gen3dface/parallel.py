@@ -57,10 +57,10 @@ def _one_thread() -> None:
 
 
 def _warm_worker() -> None:
-    """One thread; import the pipeline and load the offline face models now rather than at the first task."""
+    """One thread; import what the tasks use and load the offline face models now, not at the first task."""
     _one_thread()
     from . import face_backends as fb
-    from . import pipeline  # noqa: F401  (diffusers, the model code: what preparing a photo imports)
+    from . import inputs, metrics  # noqa: F401  (preparing photos, embedding faces)
 
     for load in (fb._mp_models, fb._dlib_models):
         try:

@@ -21,6 +21,7 @@ from .cameras import Cameras, target_ring
 from .diffusion import sample
 from .errors import InputError
 from .images import to_uint8
+from .inputs import input_tensor, prepare_photo  # noqa: F401  (re-exported)
 from .model import Gen3DFaceModel
 
 #: the shipped small model, trained by scripts/train_small.py (see its MODEL_CARD.md)
@@ -49,16 +50,6 @@ class Gen3DFaceOutput:
 def default_checkpoint() -> Path:
     """``$GEN3DFACE_CHECKPOINT`` when set, else the shipped small model."""
     return Path(os.environ.get(CHECKPOINT_ENV, DEFAULT_CHECKPOINT))
-
-
-def input_tensor(crop, mask: bool = True) -> torch.Tensor:
-    """An :class:`gen3dface.faces.AlignedCrop` as the model's input view ``(1, 3, S, S)`` in [-1, 1], the
-    background made white (training crops of synthetic renders have white backgrounds)."""
-    rgb = crop.image.astype(np.float32) / 255.0
-    if mask:
-        fg = crop.mask[..., None].astype(np.float32)
-        rgb = rgb * fg + (1.0 - fg)
-    return torch.from_numpy(rgb).permute(2, 0, 1)[None] * 2 - 1
 
 
 def start_latents(model: Gen3DFaceModel, scheduler, image: torch.Tensor, noise: torch.Tensor, steps: int) -> torch.Tensor:
@@ -185,24 +176,6 @@ class Gen3DFacePipeline(DiffusionPipeline):
         views = to_uint8(model.decode(z))
         return [Gen3DFaceOutput(views[i], ring, p["crop"].image, p["mesh"], p["notes"]) for i, p in enumerate(prepared)]
 
-
-def prepare_photo(photo, size: int, mesh_backend: str = "mediapipe", mask: bool = True) -> dict:
-    """Crop and mesh a photo (path, array, PIL image) for a model of ``size`` px views: ``{"input": (1, 3, S, S)
-    in [-1, 1], "crop": AlignedCrop, "mesh": FaceMesh, "notes": [str]}``. Needs no model, so it can run in worker
-    processes. Raises the package's errors for unreadable photos or no face."""
-    import warnings
-
-    from .faces import MultipleFacesWarning, align_crop, as_photo, find_face
-    from .geometry import estimate_mesh
-
-    img = as_photo(photo)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", MultipleFacesWarning)
-        face = find_face(img)
-        crop = align_crop(img, face, size=size, mask=mask)
-        mesh = estimate_mesh(img, mesh_backend)
-    notes = sorted({str(w.message) for w in caught if issubclass(w.category, MultipleFacesWarning)})
-    return {"input": input_tensor(crop, mask), "crop": crop, "mesh": mesh, "notes": notes}
 
 def contact_sheet(views: np.ndarray, input_view: np.ndarray | None = None, columns: int = 8) -> np.ndarray:
     """Views ``(N, S, S, 3)`` (and the input first, when given) tiled into one ``(rows*S, columns*S, 3)``

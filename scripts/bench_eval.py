@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| stage | seconds | per input |\n| --- | --- | --- |")
     rows = [("load model (the worker pool starts meanwhile)", s["load_model"]),
             ("crop + mesh (workers), overlapped with generation", s["crop_mesh_generate"]),
+            ("  first batch ready to generate (workers started, its photos cropped and meshed), from the start",
+             s.get("first_batch_ready", 0.0)),
             (f"  of which generation on the {dev.split(':')[0].upper()} ({v} views, {st['steps']} DDIM steps, "
              f"guidance {st['guidance']})", s["generation"]),
             ("FID (InceptionV3 on inputs + views)", s.get("metrics_fid", 0.0)),
