@@ -176,8 +176,9 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
     batch = batch or (16 if on_gpu else 1)
     id_backend = resolve_backend("auto")
     t_start = time.perf_counter()
-    # the workers start (importing the pipeline, loading the face models) while the model loads
+    # the workers start (importing what their tasks use, loading the face models) while the model loads
     pool = WorkerPool(worker_count(workers, len(items) * 17), warm=True)
+    cache = None
     try:
         pipe = Gen3DFacePipeline.from_checkpoint(checkpoint, device=dev, dtype=dtype)
         S = pipe.model.image_size
@@ -194,7 +195,7 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
         # its views are embedded in the workers while the next batch generates
         prep_jobs = pool.submit_chunks(partial(_prepare_chunk, protocol=protocol, n_views=n_views, size=S,
                                                meshes=meshes), items, chunk=2)
-        skipped, ready, face_jobs = [], [], []
+        skipped, ready, input_jobs, view_jobs = [], [], [], []
         generated, resumed = {}, 0
         t_gen = 0.0
         pending: list[dict] = []
@@ -204,7 +205,9 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
             if not pending:
                 return
             seconds.setdefault("first_batch_ready", round(time.perf_counter() - t_start, 2))
-            todo = [r for r in pending if cache.get(r["name"]) is None]
+            for r in pending:
+                generated[r["name"]] = cache.get(r["name"])
+            todo = [r for r in pending if generated[r["name"]] is None]
             resumed += len(pending) - len(todo)
             if todo:
                 t = time.perf_counter()
@@ -215,10 +218,11 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
                 t_gen += time.perf_counter() - t
                 for r, o in zip(todo, outs):
                     cache.put(r["name"], o.input_view, o.views)
+                    generated[r["name"]] = (o.input_view, o.views)
             for r in pending:
-                generated[r["name"]] = cache.get(r["name"])
-                face_jobs.append(submit_face_embeddings(pool, [generated[r["name"]][0]], id_backend))
-                face_jobs.append(submit_face_embeddings(pool, list(generated[r["name"]][1]), id_backend))
+                crop, out_views = generated[r["name"]]
+                input_jobs.extend(submit_face_embeddings(pool, [crop], id_backend))
+                view_jobs.extend(submit_face_embeddings(pool, list(out_views), id_backend))
             bar.update(len(pending))
             pending.clear()
 
@@ -245,13 +249,10 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
         crops = np.stack([generated[n][0] for n in names])
         outs = np.stack([generated[n][1] for n in names])
         gts = np.stack([r["gt"] for r in ready]) if protocol == "indomain" else None
-        # inputs first, then every view, as evaluate_outputs expects
-        jobs = ([f for j in face_jobs[0::2] for f in j[0]] + [f for j in face_jobs[1::2] for f in j[0]],
-                [n for j in face_jobs[0::2] for n in j[1]] + [n for j in face_jobs[1::2] for n in j[1]])
         res = evaluate_outputs(crops, outs, gts, device=dev, progress=progress, pool=pool,
-                               face_embeddings=(id_backend, jobs))
+                               face_embeddings=(id_backend, input_jobs + view_jobs))  # inputs first, then views
     except BaseException:
-        if "cache" in locals() and not any(cache.dir.glob("*.npz")):
+        if cache is not None and not any(cache.dir.glob("*.npz")):
             cache.remove()  # nothing generated yet: leave nothing behind (kept views are what a rerun resumes)
         raise
     finally:

@@ -541,15 +541,20 @@ def embed_faces(images: Any, backend: str = "auto", detector: str = "mediapipe",
     Returns:
         ``(embeddings (N, D) float32, found (N,) bool)``; rows without a face are NaN.
     """
+    backend = resolve_backend(backend)
+    return _embed_images(list(_flat(as_uint8_images(images))), backend, detector, progress, workers, pool)
+
+
+def _embed_images(images: list[np.ndarray], backend: str, detector: str, progress: bool, workers: int | None,
+                  pool) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`embed_faces` of a list of ``(H_i, W_i, 3)`` uint8 images (sizes may differ), ``backend`` resolved."""
     from .parallel import WorkerPool, worker_count
 
-    backend = resolve_backend(backend)
-    arr = list(_flat(as_uint8_images(images)))
     own = pool is None
-    pool = pool or WorkerPool(worker_count(workers, len(arr)))
+    pool = pool or WorkerPool(worker_count(workers, len(images)))
     try:
-        jobs = submit_face_embeddings(pool, arr, backend, detector)
-        with _progress_bar(len(arr), f"faces ({backend})", "img", progress) as bar:
+        jobs = submit_face_embeddings(pool, images, backend, detector)
+        with _progress_bar(len(images), f"faces ({backend})", "img", progress) as bar:
             return collect_face_embeddings(jobs, backend, bar.update)
     finally:
         if own:
@@ -557,23 +562,20 @@ def embed_faces(images: Any, backend: str = "auto", detector: str = "mediapipe",
 
 
 def submit_face_embeddings(pool, images: Sequence[np.ndarray], backend: str, detector: str = "mediapipe",
-                           chunk: int = 8) -> tuple[list, list[int]]:
+                           chunk: int = 8) -> list:
     """Start embedding ``images`` (a list of ``(H_i, W_i, 3)`` uint8, sizes may differ) on ``pool``; returns
-    the pending jobs for :func:`collect_face_embeddings` (work meanwhile: it runs in the workers)."""
+    the pending jobs (futures) for :func:`collect_face_embeddings` (work meanwhile: it runs in the workers)."""
     from functools import partial
 
-    futures = pool.submit_chunks(partial(_embed_chunk, backend=backend, detector=detector), images, chunk)
-    return futures, [len(images[i:i + chunk]) for i in range(0, len(images), chunk)]
+    return pool.submit_chunks(partial(_embed_chunk, backend=backend, detector=detector), images, chunk)
 
 
-def collect_face_embeddings(jobs: tuple[list, list[int]], backend: str,
-                            progress=None) -> tuple[np.ndarray, np.ndarray]:
-    """``(embeddings (N, D) float32, found (N,) bool)`` of :func:`submit_face_embeddings`' jobs, NaN rows
-    where no face was found."""
+def collect_face_embeddings(jobs: list, backend: str, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """``(embeddings (N, D) float32, found (N,) bool)`` of :func:`submit_face_embeddings`' jobs (several calls'
+    concatenated, in order), NaN rows where no face was found."""
     from .parallel import gather
 
-    futures, sizes = jobs
-    rows = gather(futures, progress, sizes)
+    rows = gather(jobs, progress)
     dim = 512 if backend == "arcface" else 128
     emb = np.full((len(rows), dim), np.nan, np.float32)
     found = np.zeros(len(rows), bool)
@@ -711,9 +713,9 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
             (out-of-domain protocol).
         workers: processes for face detection and embedding (:func:`gen3dface.parallel.worker_count`), or
             pool: a running :class:`gen3dface.parallel.WorkerPool`.
-        face_embeddings: ``(backend, jobs)`` from :func:`submit_face_embeddings` of the inputs followed by the
-            flattened outputs (``B + B * V`` images, detector mediapipe), started earlier, e.g. batch by batch
-            while the views were generated; collected after FID. Default: embedded here.
+        face_embeddings: ``(backend, jobs)``, the jobs of :func:`submit_face_embeddings` of the inputs followed
+            by those of the flattened outputs (``B + B * V`` images, detector mediapipe), started earlier, e.g.
+            batch by batch while the views were generated; collected after FID. Default: embedded here.
         backend: face embedding for ID consistency: ``"auto"`` (ArcFace if on disk, else dlib), ...
         reid_backend: face embedding for Re-ID (``"dlib"``: the 0.6 rule's own embedding; see module doc).
         metrics: subset of the protocol's metrics (default: all of :data:`OUT_OF_DOMAIN` without ground
@@ -780,20 +782,11 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
                 e_all, f_all = collect_face_embeddings(jobs, used)
                 if len(e_all) != b + b * v:
                     raise InputError(f"face_embeddings hold {len(e_all)} images, expected {b} inputs + {b * v} views")
-            else:
-                from .parallel import WorkerPool, worker_count
-
+            else:  # the inputs and the views in one pool
                 used = resolve_backend(backend)
                 with_inputs = "id_consistency_input" in wanted
-                images = (list(x) if with_inputs else []) + list(_flat(y))
-                own = pool or WorkerPool(worker_count(workers, len(images)))
-                try:
-                    with _progress_bar(len(images), f"faces ({used})", "img", progress) as bar:
-                        e_all, f_all = collect_face_embeddings(submit_face_embeddings(own, images, used), used,
-                                                               bar.update)
-                finally:
-                    if pool is None:
-                        own.close()
+                e_all, f_all = _embed_images((list(x) if with_inputs else []) + list(_flat(y)), used, "mediapipe",
+                                             progress, workers, pool)
             res["id_backend"] = used
             k = b if with_inputs else 0
             ex, fx = e_all[:k], f_all[:k]

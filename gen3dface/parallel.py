@@ -3,10 +3,10 @@ and photo preparation (crop + mesh estimation). These libraries run one image at
 set of 1,024 views takes minutes in one process and seconds across a GPU host's 16 cores.
 
 Workers are started with ``spawn`` (never ``fork``: the parent may hold CUDA or threaded native state), run
-one thread each and, in a :class:`WorkerPool` made with ``warm=True``, import the pipeline and load the face
-models as they start, so that work submitted later does not wait for it. How many: ``workers`` when given,
-else ``$GEN3DFACE_WORKERS``, else one per ``per_worker`` items up to the machine's cores, so small sets
-(tests, notebooks) stay in-process.
+one thread each and, in a :class:`WorkerPool` made with ``warm=True``, import what the tasks use (not
+diffusers) and load the face models as they start, so that work submitted later does not wait for it. How
+many: ``workers`` when given, else ``$GEN3DFACE_WORKERS``, else one per :data:`ITEMS_PER_WORKER` items up to
+the machine's cores, so small sets (tests, notebooks) stay in-process.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ ITEMS_PER_WORKER = 32
 WORKERS_ENV = "GEN3DFACE_WORKERS"
 
 
-def worker_count(workers: int | None, n_items: int, per_worker: int = ITEMS_PER_WORKER) -> int:
-    """The number of processes to use for ``n_items`` (1 = in this process); by default one per ``per_worker``
-    items (lower it for costly items), at most one per core."""
+def worker_count(workers: int | None, n_items: int) -> int:
+    """The number of processes to use for ``n_items`` (1 = in this process); by default one per
+    :data:`ITEMS_PER_WORKER` items, at most one per core."""
     if workers is None:
         env = os.environ.get(WORKERS_ENV, "").strip()
         if env:
@@ -37,7 +37,7 @@ def worker_count(workers: int | None, n_items: int, per_worker: int = ITEMS_PER_
             except ValueError:
                 raise InputError(f"${WORKERS_ENV} must be a whole number, got {env!r}") from None
         else:
-            workers = min(os.cpu_count() or 1, n_items // per_worker)
+            workers = min(os.cpu_count() or 1, n_items // ITEMS_PER_WORKER)
     if workers < 0:
         raise InputError(f"--workers must be 0 or more, got {workers}")
     return max(1, min(workers, n_items))
@@ -118,40 +118,35 @@ class WorkerPool:
         self.close()
 
 
-def gather(futures: Sequence[Future], progress: Callable[[int], None] | None = None,
-           sizes: Sequence[int] | None = None) -> list:
+def gather(futures: Sequence[Future], progress: Callable[[int], None] | None = None) -> list:
     """The concatenated per-item results of chunk futures, in submission order (``progress(n)`` as each
-    chunk of ``sizes[i]`` items completes, in completion order)."""
+    chunk of ``n`` items completes, in completion order)."""
     from concurrent.futures import as_completed
 
     if progress is not None:
-        index = {f: i for i, f in enumerate(futures)}
         for f in as_completed(futures):
-            f.result()
-            progress(sizes[index[f]] if sizes is not None else 1)
+            progress(len(f.result()))
     return [r for f in futures for r in f.result()]
 
 
 def map_chunks(fn: Callable[[Sequence[Any]], list[T]], items: Sequence[Any], workers: int | None = None,
                chunk: int = 8, progress: Callable[[int], None] | None = None,
-               per_worker: int = ITEMS_PER_WORKER, pool: WorkerPool | None = None) -> list[T]:
+               pool: WorkerPool | None = None) -> list[T]:
     """``fn`` applied to consecutive chunks of ``items``; the per-item results concatenated in order.
 
     Args:
         fn: a module-level function (it is pickled to the workers) taking a list of items and returning one
             result per item.
-        workers, per_worker: see :func:`worker_count` (ignored with ``pool``).
+        workers: see :func:`worker_count` (ignored with ``pool``).
         chunk: items per task (small enough to balance the workers, large enough to amortise pickling).
         progress: called with the number of items finished, as chunks complete.
         pool: a running :class:`WorkerPool` to use (default: one made for this call and closed after it).
     """
     own = pool is None
     if own:
-        pool = WorkerPool(worker_count(workers, len(items), per_worker))
+        pool = WorkerPool(worker_count(workers, len(items)))
     try:
-        futures = pool.submit_chunks(fn, items, chunk)
-        sizes = [len(items[i:i + chunk]) for i in range(0, len(items), chunk)]
-        return gather(futures, progress, sizes)
+        return gather(pool.submit_chunks(fn, items, chunk), progress)
     finally:
         if own:
             pool.close()

@@ -145,8 +145,8 @@ class Gen3DFacePipeline(DiffusionPipeline):
         sampling run: one model call per step for all ``len(prepared) x num_views`` views (and both halves of
         classifier-free guidance).
 
-        Each photo's start noise ``(1, N, C, h, w)`` is drawn from its own generator seeded with ``seed``, so a
-        photo's views do not depend on what it is batched with and equal a single :meth:`__call__` (up to
+        Every photo starts from the same noise ``(1, N, C, h, w)``, drawn from a generator seeded with ``seed``,
+        so a photo's views do not depend on what it is batched with and equal a single :meth:`__call__` (up to
         floating-point summation order). ``generator`` (one photo only) replaces that seeding.
         Returns one :class:`Gen3DFaceOutput` per photo, in order.
         """
@@ -161,9 +161,10 @@ class Gen3DFacePipeline(DiffusionPipeline):
         S = model.image_size
         ring = target_ring(N, image_size=S)
         B = len(prepared)
-        gens = [generator] if generator is not None else \
-            [torch.Generator(device=dev).manual_seed(0 if seed is None else seed) for _ in range(B)]
-        noise = torch.cat([torch.randn(1, N, *model.view_shape, generator=g, device=dev) for g in gens]).to(dtype)
+        if generator is None:
+            generator = torch.Generator(device=dev).manual_seed(0 if seed is None else seed)
+        # every photo starts from the same seeded draw: what a call for that photo alone would draw
+        noise = torch.randn(1, N, *model.view_shape, generator=generator, device=dev).to(dtype).repeat(B, 1, 1, 1, 1)
         x = torch.cat([p["input"] for p in prepared]).to(dev, dtype)
         faces = prepared[0]["mesh"].faces
         if any(p["mesh"].faces.shape != faces.shape or (p["mesh"].faces != faces).any() for p in prepared[1:]):
@@ -171,7 +172,7 @@ class Gen3DFacePipeline(DiffusionPipeline):
         y = model.condition(x, [p["mesh"].vertices for p in prepared], faces)
         x_T = start_latents(model, self.scheduler, x, noise, steps) if init == "input" else noise
         z = sample(model, y, ring.batched(B).to(dev), steps=steps, guidance=guidance, sampler=sampler,
-                   generator=gens[0], scheduler=self.scheduler, x_T=x_T, device=dev, progress=progress,
+                   generator=generator, scheduler=self.scheduler, x_T=x_T, device=dev, progress=progress,
                    callback=callback)
         views = to_uint8(model.decode(z))
         return [Gen3DFaceOutput(views[i], ring, p["crop"].image, p["mesh"], p["notes"]) for i, p in enumerate(prepared)]

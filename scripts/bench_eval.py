@@ -34,12 +34,12 @@ def make_inputs(folder: Path, n: int, seed: int = 7, size: int = 256) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    cams = SynthConfig(views=48, res=size).cameras()  # the same grid for every style
+    near = [k for k in range(len(cams)) if abs(float(cams.azimuth_deg[k])) <= 30
+            and abs(float(cams.elevation_deg[k])) < 1]
     for i in range(n):
         style = UNSEEN_STYLES[i % len(UNSEEN_STYLES)]
         cfg = SynthConfig(views=48, res=size, style=style, seed=seed, ssaa=2)
-        cams = cfg.cameras()
-        near = [k for k in range(len(cams)) if abs(float(cams.azimuth_deg[k])) <= 30
-                and abs(float(cams.elevation_deg[k])) < 1]
         view = int(rng.choice(near))
         item = render_identity(cfg, i, views=[view])
         save_png(folder / f"{style}_{i:03d}.png", item["rgb"][0])

@@ -113,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
 
     backend = M.resolve_backend(args.backend)
     timed(f"face models load ({backend}, mediapipe)", "-", 1, lambda: M.embed_faces(inputs[:1], backend))
-    ex, _ = timed(f"embed faces: inputs ({backend})", "images", b, lambda: M.embed_faces(inputs, backend, workers=args.workers))
-    ey, fy = timed(f"embed faces: outputs ({backend})", "images", b * v, lambda: M.embed_faces(outputs, backend, workers=args.workers))
+    ex, _ = timed(f"embed faces: inputs ({backend})", "images", b,
+                  lambda: M.embed_faces(inputs, backend, workers=args.workers))
+    ey, fy = timed(f"embed faces: outputs ({backend})", "images", b * v,
+                   lambda: M.embed_faces(outputs, backend, workers=args.workers))
     ey = ey.reshape(b, v, -1)
     timed("ID consistency output-output", "inputs", b,
           lambda: [M.id_consistency_output(ey[i]) for i in range(b)],
