@@ -2,7 +2,7 @@
 
 The inputs are photos the shipped model never trained on: procedural heads in the three unseen styles (toon,
 clay, sketch), each seen from a random near-frontal camera (azimuth within +-30 deg, elevation 0), 256 px PNGs.
-Every stage of `gen3dface.evaluation.run_eval` is counted: loading the model, cropping and meshing every
+Every stage of `gen3dface.evaluation.protocols.run_eval` is counted: loading the model, cropping and meshing every
 input, generating 16 views per input (50 DDIM steps, guidance 2), FID (InceptionV3), face detection and
 dlib embedding for both ID consistencies. CLIP is reported unavailable offline and costs nothing.
 
@@ -29,8 +29,8 @@ def make_inputs(folder: Path, n: int, seed: int = 7, size: int = 256) -> None:
     """``n`` near-frontal renders of procedural heads in the unseen styles (cycled), as PNGs in ``folder``."""
     import numpy as np
 
-    from gen3dface.images import save_png
-    from gen3dface.synthesis import SynthConfig, render_identity
+    from gen3dface.core.images import save_png
+    from gen3dface.synth.synthesis import SynthConfig, render_identity
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from gen3dface.evaluation import run_eval
-    from gen3dface.parallel import worker_count
+    from gen3dface.evaluation.protocols import run_eval
+    from gen3dface.core.parallel import worker_count
 
     t0 = time.perf_counter()
     res = run_eval("ood", args.inputs, args.output, checkpoint=args.checkpoint, device=args.device, steps=args.steps,

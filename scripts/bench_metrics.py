@@ -1,4 +1,4 @@
-"""Seconds per metric of gen3dface.metrics for B inputs x V generated views (default 64 x 16 at 256 px).
+"""Seconds per metric of gen3dface.evaluation.metrics for B inputs x V generated views (default 64 x 16 at 256 px).
 
 The views are real faces (so face detection and embedding cost what they cost on model outputs): aligned
 head crops of the two shipped sample photos, each view a random similarity warp + brightness change of
@@ -37,8 +37,8 @@ def jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def make_data(n_inputs: int, n_views: int, size: int, seed: int = 0):
     from PIL import Image
 
-    from gen3dface.faces import align_crop, find_face
-    from gen3dface.samples import SAMPLES, sample_photo
+    from gen3dface.faces.detect import align_crop, find_face
+    from gen3dface.core.samples import SAMPLES, sample_photo
 
     rng = np.random.default_rng(seed)
     crops = [align_crop(im, find_face(im), size=size, mask=False).image
@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from gen3dface import metrics as M
-    from gen3dface.parallel import worker_count
+    from gen3dface.evaluation import metrics as M
+    from gen3dface.core.parallel import worker_count
 
     if args.threads:
         torch.set_num_threads(args.threads)

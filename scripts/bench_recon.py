@@ -14,8 +14,10 @@ import time
 
 import torch
 
-from gen3dface import cameras, heads, recon, render
-from gen3dface.images import to_uint8
+from gen3dface.core import cameras
+from gen3dface.synth import heads, render
+from gen3dface.recon import reconstruct as recon
+from gen3dface.core.images import to_uint8
 
 #: The issue's budgets: 16 views at 256 px to a mesh in 60 s on an H100; at 64 px in 3 minutes on 2 CPU cores.
 BUDGET_S = {"cuda": 60.0, "cpu": 180.0}

@@ -21,11 +21,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gen3dface.cameras import target_ring  # noqa: E402
-from gen3dface.diffusion import sample  # noqa: E402
-from gen3dface.geometry import face_template, tesselation_triangles  # noqa: E402
-from gen3dface.model import Gen3DFaceModel, count_parameters  # noqa: E402
-from gen3dface.volume import voxelize_mesh  # noqa: E402
+from gen3dface.core.cameras import target_ring  # noqa: E402
+from gen3dface.generation.diffusion import sample  # noqa: E402
+from gen3dface.mesh.geometry import face_template, tesselation_triangles  # noqa: E402
+from gen3dface.generation.model import Gen3DFaceModel, count_parameters  # noqa: E402
+from gen3dface.volume.grid import voxelize_mesh  # noqa: E402
 
 
 def sd_vae():
@@ -42,7 +42,7 @@ def bench_mesh() -> tuple[torch.Tensor, torch.Tensor]:
     try:
         return torch.as_tensor(face_template()), torch.as_tensor(tesselation_triangles()).long()
     except ImportError:
-        from gen3dface.heads import PARTS, build_head, sample_head_params
+        from gen3dface.synth.heads import PARTS, build_head, sample_head_params
 
         head = build_head(sample_head_params(0), 64)
         keep = torch.as_tensor(head.labels) == PARTS.index("skin")

@@ -21,9 +21,9 @@ from multiprocessing import get_context
 
 import torch
 
-from gen3dface.cameras import synthesis_grid
-from gen3dface.heads import build_head, sample_head_params
-from gen3dface.render import render
+from gen3dface.core.cameras import synthesis_grid
+from gen3dface.synth.heads import build_head, sample_head_params
+from gen3dface.synth.render import render
 
 
 def _one_thread() -> None:

@@ -12,11 +12,11 @@ import time
 
 import torch
 
-from gen3dface.cameras import target_ring
-from gen3dface.conditioning import FrustumNet, HybridVolume
-from gen3dface.geometry import estimate_mesh
-from gen3dface.samples import sample_photo
-from gen3dface.volume import voxelize_mesh
+from gen3dface.core.cameras import target_ring
+from gen3dface.volume.conditioning import FrustumNet, HybridVolume
+from gen3dface.mesh.geometry import estimate_mesh
+from gen3dface.core.samples import sample_photo
+from gen3dface.volume.grid import voxelize_mesh
 
 SIZES = {  # views, latent channels, latent side, feature channels, V, D
     "smoke": dict(N=8, C=4, s=8, F=16, V=16, D=16),

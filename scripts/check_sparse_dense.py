@@ -8,8 +8,8 @@ import time
 
 import torch
 
-from gen3dface.heads import build_head, sample_head_params
-from gen3dface.volume import SparseMeshNet, voxelize_mesh
+from gen3dface.synth.heads import build_head, sample_head_params
+from gen3dface.volume.grid import SparseMeshNet, voxelize_mesh
 
 
 def main() -> None:

@@ -7,9 +7,9 @@ Steps (each skipped when its output exists, so a killed run resumes):
 1. ``ds/``: the defect-injected training dataset (``gen3dface synth``, seed 5) and its ``pruning.json``
    (``gen3dface prune``, top-K = 85 %) -> ``kept.json``, the identities the pruned arms train on;
 2. ``prep_estimated.npz``, ``prep_ground_truth.npz``: crops + meshes of 4 input views per identity, the
-   meshes estimated from each view or snapped onto the true surface (:func:`gen3dface.trainset.prepare_inputs`);
+   meshes estimated from each view or snapped onto the true surface (:func:`gen3dface.training.data.prepare_inputs`);
 3. ``eval_sets.npz``: 24 held-out photo-style identities (seed 2) with both meshes and their ring views, and
-   10 identities in each unseen style (toon, clay, sketch; seed 7) (:func:`gen3dface.ablation.build_eval_sets`).
+   10 identities in each unseen style (toon, clay, sketch; seed 7) (:func:`gen3dface.evaluation.ablation.build_eval_sets`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gen3dface.ablation import prepare_data  # noqa: E402
-from gen3dface.trainset import PreparedInputs  # noqa: E402
+from gen3dface.evaluation.ablation import prepare_data  # noqa: E402
+from gen3dface.training.data import PreparedInputs  # noqa: E402
 
 
 def main() -> None:

@@ -6,7 +6,7 @@
     python scripts/prepare_training.py -o OUT.npz --folder SYNTH_DIR   # a synth dataset (honours pruning.json)
 
 CPU work (mediapipe on every candidate view): about 20 minutes for 1000 procedural identities on 2 cores.
-The views themselves are not stored: ``gen3dface.trainset.load_train_data`` re-renders them on the training
+The views themselves are not stored: ``gen3dface.training.data.load_train_data`` re-renders them on the training
 device from the seeds (or reads the folder).
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gen3dface.trainset import prepare_inputs, procedural_source  # noqa: E402
+from gen3dface.training.data import prepare_inputs, procedural_source  # noqa: E402
 
 
 def main() -> None:

@@ -4,8 +4,8 @@
 
 ``--data`` holds what ``scripts/prepare_ablation.py`` wrote on a CPU: ``prep_estimated.npz`` and
 ``prep_ground_truth.npz`` (training inputs of the defect-injected dataset), ``kept.json`` (the identities
-pruning keeps) and ``eval_sets.npz`` (:func:`gen3dface.ablation.build_eval_sets`). Writes ``OUT/ARM_SET[.partK].webp``
-(lossless mosaics of the generated views, :func:`gen3dface.ablation.save_mosaic`) and prints one ``RECORD``
+pruning keeps) and ``eval_sets.npz`` (:func:`gen3dface.evaluation.ablation.build_eval_sets`). Writes ``OUT/ARM_SET[.partK].webp``
+(lossless mosaics of the generated views, :func:`gen3dface.evaluation.ablation.save_mosaic`) and prints one ``RECORD``
 JSON line per arm (settings, steps done, seconds, loss log). Arms run one after the other: two processes
 sharing the lent H100 (16 cores, no ``OMP_WAIT_POLICY``) made no progress in 10 minutes.
 """
@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gen3dface.ablation import ARMS, arm_views, load_eval_sets, save_mosaic, train_arm  # noqa: E402
+from gen3dface.evaluation.ablation import ARMS, arm_views, load_eval_sets, save_mosaic, train_arm  # noqa: E402
 
 
 def run_arm(arm: str, args, sets: dict) -> dict:

@@ -4,12 +4,12 @@
     python scripts/score_ablation.py --runs-from outputs/ablation_runs --tag ft_ --protocol finetune -o data/ablation
 
 With ``--runs-from``, the arms were already scored by notebook 08 under papermill (one ``TAG+ARM.json`` each,
-:func:`gen3dface.ablation.save_arm_run`): their scores and run records are gathered, nothing is recomputed.
+:func:`gen3dface.evaluation.ablation.save_arm_run`): their scores and run records are gathered, nothing is recomputed.
 
-Per arm, :func:`gen3dface.ablation.arm_metrics` -> ``OUT/metrics_ARM.json`` (skipped when there: a killed run
+Per arm, :func:`gen3dface.evaluation.ablation.arm_metrics` -> ``OUT/metrics_ARM.json`` (skipped when there: a killed run
 resumes); then the arms go under ``--protocol`` into ``OUT/ablation.json`` (the format of the shipped
 ``data/ablation/ablation.json``; other protocols already there are kept, ``--runs`` sets the run records) and
-``OUT/ablation.md`` is written from it (:func:`gen3dface.ablation.ablation_report`).
+``OUT/ablation.md`` is written from it (:func:`gen3dface.evaluation.ablation.ablation_report`).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gen3dface.ablation import (  # noqa: E402
+from gen3dface.evaluation.ablation import (  # noqa: E402
     ARMS, PROTOCOLS, ablation_report, arm_metrics, arm_sets, collect_arm_runs, load_eval_sets, load_mosaic)
-from gen3dface.storage import atomic_write_text  # noqa: E402
+from gen3dface.core.storage import atomic_write_text  # noqa: E402
 
 
 def score_views(args) -> dict:

@@ -21,9 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gen3dface.model import Gen3DFaceModel  # noqa: E402
-from gen3dface.train import TrainConfig, train  # noqa: E402
-from gen3dface.trainset import PreparedInputs, TrainData, load_train_data  # noqa: E402
+from gen3dface.generation.model import Gen3DFaceModel  # noqa: E402
+from gen3dface.training.loop import TrainConfig, train  # noqa: E402
+from gen3dface.training.data import PreparedInputs, TrainData, load_train_data  # noqa: E402
 
 
 def load_data(prepared: Path, size: int, views: int, device: str, cache: Path | None) -> TrainData:
@@ -116,7 +116,7 @@ def profile_steps(model, data, cfg, n: int, dev: str) -> None:
 
     from torch.profiler import ProfilerActivity, profile
 
-    from gen3dface.train import draw_batch, parameter_groups, training_loss
+    from gen3dface.training.loop import draw_batch, parameter_groups, training_loss
 
     net = copy.deepcopy(model).to(dev).train()
     opt = torch.optim.AdamW(parameter_groups(net, cfg))
@@ -151,8 +151,8 @@ def profile_steps(model, data, cfg, n: int, dev: str) -> None:
 def export(args, model: Gen3DFaceModel, losses: list[dict], dev: str) -> None:
     import numpy as np
 
-    from gen3dface.diffusion import sample
-    from gen3dface.images import save_png, to_uint8
+    from gen3dface.generation.diffusion import sample
+    from gen3dface.core.images import save_png, to_uint8
 
     out = args.export
     out.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import pytest
 import scipy.sparse
 from PIL import Image
 
-from gen3dface.samples import sample_photo
+from gen3dface.core.samples import sample_photo
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,10 +12,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from test_model import tiny  # noqa: E402
 
-from gen3dface.cameras import target_ring  # noqa: E402
-from gen3dface.geometry import face_template, tesselation_triangles  # noqa: E402
-from gen3dface.train import TrainConfig, train  # noqa: E402
-from gen3dface.trainset import TrainData  # noqa: E402
+from gen3dface.core.cameras import target_ring  # noqa: E402
+from gen3dface.mesh.geometry import face_template, tesselation_triangles  # noqa: E402
+from gen3dface.training.loop import TrainConfig, train  # noqa: E402
+from gen3dface.training.data import TrainData  # noqa: E402
 
 
 def main() -> None:

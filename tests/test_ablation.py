@@ -4,10 +4,10 @@ sequential samplers, own and swapped meshes), lossless mosaics, metrics and the 
 import numpy as np
 import pytest
 
-from gen3dface import ablation
-from gen3dface.errors import InputError
-from gen3dface.model import Gen3DFaceModel
-from gen3dface.trainset import prepare_inputs
+from gen3dface.evaluation import ablation
+from gen3dface.core.errors import InputError
+from gen3dface.generation.model import Gen3DFaceModel
+from gen3dface.training.data import prepare_inputs
 
 
 def _src(seed, style="photo"):
@@ -82,7 +82,7 @@ def test_each_arm_gets_its_sampler_and_meshes(sets, monkeypatch):
 
 
 def test_an_arm_run_saved_by_notebook_08_is_gathered_back(tmp_path):
-    from gen3dface.ablation import ARMS, arm_table, collect_arm_runs, load_mosaic, save_arm_run
+    from gen3dface.evaluation.ablation import ARMS, arm_table, collect_arm_runs, load_mosaic, save_arm_run
 
     rng = np.random.default_rng(0)
     views = {"indomain": rng.integers(0, 256, (2, 4, 16, 16, 3), dtype=np.uint8),

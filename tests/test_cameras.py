@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from gen3dface.cameras import (DEFAULT_FOV_DEG, DEFAULT_RADIUS, Cameras, intrinsics_from_fov, look_at,
+from gen3dface.core.cameras import (DEFAULT_FOV_DEG, DEFAULT_RADIUS, Cameras, intrinsics_from_fov, look_at,
                                orbit_cameras, orbit_position, synthesis_grid, target_ring)
-from gen3dface.errors import InputError
+from gen3dface.core.errors import InputError
 
 
 def test_orbit_positions_follow_the_convention():
@@ -132,7 +132,7 @@ def test_interactive_image_updates_on_slider_change():
     import ipywidgets as widgets
     import numpy as np
 
-    from gen3dface.viz import interactive_image
+    from gen3dface.core.viz import interactive_image
 
     slider = widgets.IntSlider(value=10, min=0, max=255)
     box = interactive_image(lambda v: np.full((8, 8, 3), v, np.uint8), v=slider)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gen3dface.cli import main
+from gen3dface.app.cli import main
 
 BAD = ["missing", "directory", "empty", "text_as_jpg", "truncated_png", "one_pixel", "huge_header", "no_face"]
 
@@ -23,7 +23,7 @@ def test_bad_input_is_one_line_and_exit_2(bad_inputs, tmp_path, capsys, kind):
 
 
 def test_console_script_bad_input_has_no_traceback(bad_inputs, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "gen3dface.cli", "crop", str(bad_inputs["truncated_png"]), "-o",
+    r = subprocess.run([sys.executable, "-m", "gen3dface.app.cli", "crop", str(bad_inputs["truncated_png"]), "-o",
                         str(tmp_path / "o")], capture_output=True, text=True)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()

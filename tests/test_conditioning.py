@@ -1,10 +1,10 @@
 import torch
 
-from gen3dface.cameras import Cameras, target_ring
-from gen3dface.conditioning import DepthWiseAttention, FrustumNet, HybridVolume, camera_embedding
-from gen3dface.geometry import estimate_mesh
-from gen3dface.samples import sample_photo
-from gen3dface.volume import voxelize_mesh
+from gen3dface.core.cameras import Cameras, target_ring
+from gen3dface.volume.conditioning import DepthWiseAttention, FrustumNet, HybridVolume, camera_embedding
+from gen3dface.mesh.geometry import estimate_mesh
+from gen3dface.core.samples import sample_photo
+from gen3dface.volume.grid import voxelize_mesh
 
 
 def batch_cameras(B: int, N: int, size: int) -> Cameras:

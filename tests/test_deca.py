@@ -1,4 +1,4 @@
-"""gen3dface.deca: DECA's coarse encoder (checkpoint layout, crop, codes) and the ``deca_model=`` mesh path.
+"""gen3dface.mesh.deca: DECA's coarse encoder (checkpoint layout, crop, codes) and the ``deca_model=`` mesh path.
 
 The checkpoint here has DECA's exact key names and shapes with random weights; its last Linear layer is
 zero, so the encoder returns its bias whatever the photo, which lets the tests choose DECA's codes.
@@ -11,11 +11,11 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from gen3dface import deca as d
-from gen3dface import geometry as g
-from gen3dface.errors import BackendUnavailable, InputError
-from gen3dface.faces import find_face
-from gen3dface.images import as_photo
+from gen3dface.mesh import deca as d
+from gen3dface.mesh import geometry as g
+from gen3dface.core.errors import BackendUnavailable, InputError
+from gen3dface.faces.detect import find_face
+from gen3dface.core.images import as_photo
 
 FLAME_N = 5023  # vertices of the flame_file fixture (tests/conftest.py), as in FLAME 2020
 
@@ -211,7 +211,7 @@ def test_estimate_mesh_with_deca_model(flame_file, deca_file, astronaut_path, tm
 
 
 def test_cli_mesh_with_deca_model(flame_file, deca_file, astronaut_path, tmp_path, capsys):
-    from gen3dface.cli import main
+    from gen3dface.app.cli import main
 
     out = tmp_path / "deca.obj"
     args = ["mesh", str(astronaut_path), "-o", str(out), "--backend", "flame", "--flame-model", str(flame_file),

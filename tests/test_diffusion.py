@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from gen3dface.cameras import target_ring
-from gen3dface.diffusion import (ddim_step, make_scheduler, multiview_loss, posterior_mean, predict_noise, q_sample,
+from gen3dface.core.cameras import target_ring
+from gen3dface.generation.diffusion import (ddim_step, make_scheduler, multiview_loss, posterior_mean, predict_noise, q_sample,
                                  sample, snr)
-from gen3dface.errors import InputError
+from gen3dface.core.errors import InputError
 
 
 class ViewwiseModel(torch.nn.Module):
@@ -143,7 +143,7 @@ def test_schedules_and_errors():
 
 
 def test_v_prediction_target_is_diffusers_velocity():
-    from gen3dface.diffusion import loss_target
+    from gen3dface.generation.diffusion import loss_target
 
     sch = make_scheduler("ddpm", prediction_type="v_prediction", rescale_betas_zero_snr=True)
     g = torch.Generator().manual_seed(0)

@@ -8,9 +8,9 @@ import pytest
 import torch
 from test_pipeline import TINY
 
-from gen3dface.cli import main
-from gen3dface.model import Gen3DFaceModel
-from gen3dface.samples import sample_photo
+from gen3dface.app.cli import main
+from gen3dface.generation.model import Gen3DFaceModel
+from gen3dface.core.samples import sample_photo
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_ood_protocol_writes_every_metric_and_counts_skipped_inputs(tiny_checkpo
 
 
 def test_indomain_protocol_compares_with_ground_truth_views(tiny_checkpoint, tmp_path):
-    from gen3dface.synthesis import SynthConfig, synthesize
+    from gen3dface.synth.synthesis import SynthConfig, synthesize
 
     data = tmp_path / "held"
     synthesize(data, 2, SynthConfig(views=12, res=64, seed=5, ssaa=1), progress=False)
@@ -86,8 +86,8 @@ def test_eval_bad_inputs_exit_2(tiny_checkpoint, tmp_path, capsys):
 def test_eval_batched_in_workers_and_resumed_after_a_kill(tiny_checkpoint, tmp_path, monkeypatch):
     """Batching and worker processes change nothing; a run killed after its first batch resumes from the views
     it kept, generates only the rest, and leaves no cache behind."""
-    from gen3dface import evaluation
-    from gen3dface.pipeline import Gen3DFacePipeline
+    from gen3dface.evaluation import protocols as evaluation
+    from gen3dface.generation.pipeline import Gen3DFacePipeline
 
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -1,7 +1,7 @@
 import numpy as np
 
-from gen3dface import exercises
-from gen3dface.cameras import Cameras, orbit_position
+from gen3dface.teaching import exercises
+from gen3dface.core.cameras import Cameras, orbit_position
 
 
 def test_checkers_pass_reference_answers(capsys):

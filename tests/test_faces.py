@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gen3dface.errors import BackendUnavailable, InputError, NoFaceError
-from gen3dface.faces import (MultipleFacesWarning, align_crop, crop_quad, detect_faces, embed, find_face,
+from gen3dface.core.errors import BackendUnavailable, InputError, NoFaceError
+from gen3dface.faces.detect import (MultipleFacesWarning, align_crop, crop_quad, detect_faces, embed, find_face,
                              identity_distance, prepare_input)
-from gen3dface.images import load_image
+from gen3dface.core.images import load_image
 
 # Eileen Collins' face in the astronaut photo (x0, y0, x1, y1), read off the picture
 ASTRONAUT_FACE = (160, 60, 285, 190)
@@ -115,7 +115,7 @@ def test_alpha_becomes_the_mask(odd_inputs):
 
 
 def test_insightface_without_models_is_unavailable(tmp_path, monkeypatch, astronaut):
-    from gen3dface import face_backends
+    from gen3dface.faces import backends as face_backends
     monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path))
     face_backends._insightface_app.cache_clear()
     with pytest.raises(BackendUnavailable, match="buffalo_l"):
@@ -145,7 +145,7 @@ def test_arcface_loading_code_on_a_small_model_the_test_saves(tmp_path, monkeypa
     ArcFace-shaped ONNX network: 3x112x112 in, 512 out."""
     import torch
 
-    from gen3dface import face_backends
+    from gen3dface.faces import backends as face_backends
 
     class Tiny(torch.nn.Module):
         def __init__(self):

@@ -1,4 +1,4 @@
-"""gen3dface.geometry: the face geometry prior (mediapipe mesh, FLAME layer, ground truth) and `gen3dface mesh`."""
+"""gen3dface.mesh.geometry: the face geometry prior (mediapipe mesh, FLAME layer, ground truth) and `gen3dface mesh`."""
 
 import json
 
@@ -8,11 +8,11 @@ import torch
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from gen3dface import geometry as g
-from gen3dface.cameras import orbit_cameras
-from gen3dface.cli import main
-from gen3dface.errors import BackendUnavailable, InputError, NoFaceError
-from gen3dface.faces import MultipleFacesWarning
+from gen3dface.mesh import geometry as g
+from gen3dface.core.cameras import orbit_cameras
+from gen3dface.app.cli import main
+from gen3dface.core.errors import BackendUnavailable, InputError, NoFaceError
+from gen3dface.faces.detect import MultipleFacesWarning
 
 
 # ------------------------------------------------------------------------------------------- tools
@@ -57,7 +57,7 @@ def test_mediapipe_mesh_on_sample_photos(name, request):
     assert np.abs(mesh.vertices).max() < 1 and mesh.vertices[:, 2].min() > 0  # the face, in front
     assert 0.3 < mesh.confidence <= 1 and abs(mesh.pose["yaw"]) < 20 and abs(mesh.pose["roll"]) < 10
     # the estimated camera puts the mesh back onto the photo's landmarks
-    from gen3dface.faces import find_face
+    from gen3dface.faces.detect import find_face
     uv, depth = mesh.camera.project(torch.tensor(mesh.vertices))
     assert (depth > 0).all()
     assert np.abs(uv.numpy() - find_face(request.getfixturevalue(name)).landmarks[:468, :2]).max() < 0.05
@@ -99,7 +99,7 @@ def test_hard_inputs_fail_clearly_or_work(astronaut, astronaut_path, odd_inputs)
 def test_ground_truth_backend():
     cam = orbit_cameras([25.0], -10.0)[0]
     mesh = g.estimate_mesh(None, "ground_truth", head=3, camera=cam)
-    from gen3dface.heads import build_head, sample_head_params
+    from gen3dface.synth.heads import build_head, sample_head_params
     assert np.allclose(mesh.vertices, build_head(sample_head_params(3)).vertices.numpy())
     assert mesh.pose["yaw"] == pytest.approx(25, abs=1e-3) and mesh.pose["pitch"] == pytest.approx(-10, abs=1e-3)
     assert mesh.confidence == 1.0

@@ -7,12 +7,12 @@ import pytest
 import torch
 from skimage.draw import polygon
 
-from gen3dface.cameras import DEFAULT_RADIUS, orbit_cameras, synthesis_grid
-from gen3dface.errors import InputError
-from gen3dface.faces import detect_faces
-from gen3dface.heads import HAIR_STYLES, PARTS, build_head, sample_head_params
-from gen3dface.images import to_uint8
-from gen3dface.render import STYLES, Mesh, render
+from gen3dface.core.cameras import DEFAULT_RADIUS, orbit_cameras, synthesis_grid
+from gen3dface.core.errors import InputError
+from gen3dface.faces.detect import detect_faces
+from gen3dface.synth.heads import HAIR_STYLES, PARTS, build_head, sample_head_params
+from gen3dface.core.images import to_uint8
+from gen3dface.synth.render import STYLES, Mesh, render
 
 
 @pytest.fixture(scope="module")
@@ -166,9 +166,9 @@ def test_bad_arguments_raise_input_errors(heads):
 
 
 def test_square_binning_rasterises_the_same_pixels():
-    from gen3dface.cameras import orbit_cameras
-    from gen3dface.heads import build_head, sample_head_params
-    from gen3dface.render import rasterize
+    from gen3dface.core.cameras import orbit_cameras
+    from gen3dface.synth.heads import build_head, sample_head_params
+    from gen3dface.synth.render import rasterize
 
     mesh = build_head(sample_head_params(3), 48)
     cams = orbit_cameras([0.0, 70.0, 180.0], [10.0, -20.0, 35.0], image_size=96)

@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gen3dface.errors import InputError
-from gen3dface.images import as_photo, load_image, save_png, to_tensor, to_uint8
+from gen3dface.core.errors import InputError
+from gen3dface.core.images import as_photo, load_image, save_png, to_tensor, to_uint8
 
 BAD = ["missing", "directory", "empty", "text_as_jpg", "truncated_png", "one_pixel", "huge_header"]
 

@@ -1,4 +1,4 @@
-"""Metrics of the paper's evaluation (gen3dface.metrics): library agreement, FID sanity, ID consistency,
+"""Metrics of the paper's evaluation (gen3dface.evaluation.metrics): library agreement, FID sanity, ID consistency,
 the Re-ID 0.6 rule, honest "unavailable" reports, and both protocols end to end on real face photos."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 import scipy.linalg
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from gen3dface import metrics as M
-from gen3dface.errors import InputError
-from gen3dface.faces import align_crop, find_face
-from gen3dface.images import to_tensor
+from gen3dface.evaluation import metrics as M
+from gen3dface.core.errors import InputError
+from gen3dface.faces.detect import align_crop, find_face
+from gen3dface.core.images import to_tensor
 
 
 @pytest.fixture(scope="module")
@@ -140,8 +140,8 @@ def test_face_embedding_in_worker_processes_equals_in_process(crops):
 
 
 def test_worker_count():
-    from gen3dface.errors import InputError
-    from gen3dface.parallel import ITEMS_PER_WORKER, worker_count
+    from gen3dface.core.errors import InputError
+    from gen3dface.core.parallel import ITEMS_PER_WORKER, worker_count
 
     assert worker_count(None, ITEMS_PER_WORKER - 1) == 1  # small sets stay in this process
     assert worker_count(4, 2) == 2 and worker_count(0, 100) == 1
@@ -153,8 +153,8 @@ def test_worker_count():
 
 
 def test_worker_count_from_the_environment(monkeypatch):
-    from gen3dface.errors import InputError
-    from gen3dface.parallel import worker_count
+    from gen3dface.core.errors import InputError
+    from gen3dface.core.parallel import worker_count
 
     monkeypatch.setenv("GEN3DFACE_WORKERS", "3")
     assert worker_count(None, 100) == 3

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from gen3dface.cameras import target_ring
-from gen3dface.geometry import face_template, tesselation_triangles
-from gen3dface.model import UNET_CONFIGS, Gen3DFaceModel
-from gen3dface.volume import voxelize_mesh
+from gen3dface.core.cameras import target_ring
+from gen3dface.mesh.geometry import face_template, tesselation_triangles
+from gen3dface.core.profiles import get_profile
+from gen3dface.generation.model import Gen3DFaceModel
+from gen3dface.volume.grid import voxelize_mesh
 
-TINY = dict(unet_config=dict(UNET_CONFIGS["smoke"], block_out_channels=(16, 32, 32), cross_attention_dim=32,
+TINY = dict(unet_config=dict(get_profile("smoke").model["unet_config"], block_out_channels=(16, 32, 32), cross_attention_dim=32,
                              attention_head_dim=(1, 2, 2), norm_num_groups=8),
             image_size=32, codec="pixel", codec_factor=1, volume_size=8, volume_channels=4, frustum_depth=8,
             n_views=4)
@@ -58,7 +59,7 @@ def test_joint_attention_ties_views_and_sequential_does_not():
 
 @torch.no_grad()
 def test_guidance_shares_one_volume_between_its_halves():
-    from gen3dface.diffusion import batch_cat, null_like, predict_noise
+    from gen3dface.generation.diffusion import batch_cat, null_like, predict_noise
 
     m = tiny().eval()
     perturb_dwa(m)  # the volume must matter for the test to mean anything
@@ -110,7 +111,7 @@ def test_pixel_codec_is_lossless():
 
 
 def test_bad_configs_are_refused():
-    from gen3dface.errors import InputError
+    from gen3dface.core.errors import InputError
 
     with pytest.raises(InputError):
         tiny(attention="both")
@@ -149,8 +150,8 @@ def test_from_stable_diffusion_loads_unet_and_widens_conv_in(tmp_path):
 
 
 def test_training_lowers_the_loss_and_resumes_exactly(tmp_path):
-    from gen3dface.train import TrainConfig, train
-    from gen3dface.trainset import TrainData
+    from gen3dface.training.loop import TrainConfig, train
+    from gen3dface.training.data import TrainData
 
     g = torch.Generator().manual_seed(0)
     S, N, n_ids = 32, 4, 3
@@ -174,8 +175,8 @@ def test_training_lowers_the_loss_and_resumes_exactly(tmp_path):
 
 @pytest.mark.parametrize("prediction,zero_snr", [("epsilon", False), ("v_prediction", True)])
 def test_a_training_step_lowers_the_loss_on_a_fixed_batch(prediction, zero_snr):
-    from gen3dface.diffusion import loss_target, q_sample
-    from gen3dface.train import TrainConfig, parameter_groups
+    from gen3dface.generation.diffusion import loss_target, q_sample
+    from gen3dface.training.loop import TrainConfig, parameter_groups
 
     m = tiny(prediction_type=prediction, zero_terminal_snr=zero_snr)
     x0 = torch.rand(2, 4, *m.view_shape) * 2 - 1
@@ -200,8 +201,8 @@ def test_a_training_step_lowers_the_loss_on_a_fixed_batch(prediction, zero_snr):
 
 
 def test_training_data_from_a_synth_folder_honours_pruning(tmp_path):
-    from gen3dface.synthesis import SynthConfig, synthesize
-    from gen3dface.trainset import load_train_data, prepare_inputs
+    from gen3dface.synth.synthesis import SynthConfig, synthesize
+    from gen3dface.training.data import load_train_data, prepare_inputs
 
     root = tmp_path / "synth"
     synthesize(root, 3, SynthConfig(views=12, res=96, seed=4, ssaa=1), progress=False)
@@ -221,9 +222,9 @@ def test_training_data_from_a_synth_folder_honours_pruning(tmp_path):
 
 
 def test_ground_truth_meshes_for_the_ablation_lie_on_the_true_surface():
-    from gen3dface.geometry import MeshSurface, head_surface
-    from gen3dface.synthesis import SynthConfig, render_identity
-    from gen3dface.trainset import prepare_inputs
+    from gen3dface.mesh.geometry import MeshSurface, head_surface
+    from gen3dface.synth.synthesis import SynthConfig, render_identity
+    from gen3dface.training.data import prepare_inputs
 
     src = {"kind": "procedural", "synth": {"views": 12, "res": 96, "seed": 3, "ssaa": 1}, "input_res": 256}
     est = prepare_inputs(src, identities=[0], per_identity=1, crop_size=32, progress=False)

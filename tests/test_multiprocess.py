@@ -14,7 +14,7 @@ WORKER = Path(__file__).resolve().parent / "ddp_train_worker.py"
 @pytest.mark.xdist_group("notebooks")  # two more processes: keep it off the other worker's cores
 def test_two_processes_give_the_losses_of_one_process_with_the_same_global_batch(tmp_path):
     # accelerate's multi-process launcher (torch.distributed.run); with no GPU visible the processes join one
-    # gloo group on the CPU (gen3dface.train builds its Accelerator with cpu=True there)
+    # gloo group on the CPU (gen3dface.training.loop builds its Accelerator with cpu=True there)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "CUDA_VISIBLE_DEVICES": ""}
     one = tmp_path / "one.json"
     subprocess.run([sys.executable, str(WORKER), str(one), str(tmp_path / "run1"), "4"], check=True, env=env,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gen3dface.errors import InputError
-from gen3dface.profiles import PROFILES, get_profile
+from gen3dface.core.errors import InputError
+from gen3dface.core.profiles import PROFILES, get_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from gen3dface.cameras import orbit_cameras
-from gen3dface.errors import BackendUnavailable, InputError
-from gen3dface.panohead import (EG3D_FOCAL, PANOHEAD_RADIUS, from_eg3d, load_panohead, panohead_fov_deg,
+from gen3dface.core.cameras import orbit_cameras
+from gen3dface.core.errors import BackendUnavailable, InputError
+from gen3dface.synth.panohead import (EG3D_FOCAL, PANOHEAD_RADIUS, from_eg3d, load_panohead, panohead_fov_deg,
                                 panohead_grid, to_eg3d)
-from gen3dface.synthesis import SynthConfig, panohead_maker, synthesize
+from gen3dface.synth.synthesis import SynthConfig, panohead_maker, synthesize
 
 
 def eg3d_reference(yaw: float, pitch: float, radius: float, pivot) -> torch.Tensor:

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from gen3dface.cli import main
-from gen3dface.model import UNET_CONFIGS, Gen3DFaceModel
-from gen3dface.pipeline import DEFAULT_CHECKPOINT, Gen3DFacePipeline, contact_sheet
-from gen3dface.samples import sample_photo
+from gen3dface.app.cli import main
+from gen3dface.core.profiles import get_profile
+from gen3dface.generation.model import Gen3DFaceModel
+from gen3dface.generation.pipeline import DEFAULT_CHECKPOINT, Gen3DFacePipeline, contact_sheet
+from gen3dface.core.samples import sample_photo
 
-TINY = dict(unet_config=dict(UNET_CONFIGS["smoke"], block_out_channels=(16, 32, 32), cross_attention_dim=32,
+TINY = dict(unet_config=dict(get_profile("smoke").model["unet_config"], block_out_channels=(16, 32, 32), cross_attention_dim=32,
                              attention_head_dim=(1, 2, 2), norm_num_groups=8),
             image_size=32, codec="pixel", codec_factor=1, volume_size=8, volume_channels=4, frustum_depth=8, n_views=4)
 
@@ -51,7 +52,7 @@ def test_a_batch_of_photos_equals_one_call_per_photo(tiny_checkpoint):
         assert np.array_equal(alone.input_view, got.input_view)
     assert not np.array_equal(batch[0].views, batch[1].views)
     assert pipe.generate_batch([], steps=3) == []
-    from gen3dface.errors import InputError
+    from gen3dface.core.errors import InputError
 
     with pytest.raises(InputError):
         pipe.generate_batch(preps, steps=0)
@@ -66,7 +67,7 @@ def test_generate_cli_writes_views_sheet_cameras_and_mesh(tiny_checkpoint, tmp_p
     assert {f"view_{k:02d}.png" for k in range(4)} <= names
     assert {"contact_sheet.png", "cameras.json", "input.png", "input_mesh.obj", "input_mesh.json", "generate.json",
             "head.glb", "turntable.gif"} <= names
-    from gen3dface.cameras import Cameras
+    from gen3dface.core.cameras import Cameras
 
     assert len(Cameras.load(out / "cameras.json")) == 4
     rec = json.loads((out / "generate.json").read_text())
@@ -118,7 +119,7 @@ def test_the_shipped_model_reads_the_input_view():
     """At t = T (zero SNR: nothing of the targets left) the shipped model's one-step estimate of the frontal
     view must take its face brightness from the input view: over 6 held-out identities (a dataset seed never
     trained on) the two correlate. The first shipped model (SD's betas) drew one mean head for every input."""
-    from gen3dface.trainset import load_train_data, prepare_inputs
+    from gen3dface.training.data import load_train_data, prepare_inputs
 
     net = Gen3DFacePipeline.from_checkpoint().model
     held = prepare_inputs({"kind": "procedural", "synth": {"views": 48, "res": 128, "seed": 2, "ssaa": 1}, "input_res": 256},

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from gen3dface import pruning
-from gen3dface.errors import InputError
-from gen3dface.pruning import centred_scores, consistency_score, prune
-from gen3dface.synthesis import SynthConfig, synthesize
+from gen3dface.synth import pruning
+from gen3dface.core.errors import InputError
+from gen3dface.synth.pruning import centred_scores, consistency_score, prune
+from gen3dface.synth.synthesis import SynthConfig, synthesize
 
 
 def _can_import_open_clip() -> bool:
@@ -105,7 +105,7 @@ def test_clip_janus_filter_loads_open_clip_weights_and_scores_like_the_paper(tmp
     import open_clip
     import torch
 
-    from gen3dface import metrics
+    from gen3dface.evaluation import metrics
 
     (tmp_path / "gen3dface-tiny-clip.json").write_text(json.dumps(TINY_CLIP))
     open_clip.add_model_config(tmp_path / "gen3dface-tiny-clip.json")
@@ -140,10 +140,10 @@ def test_clip_janus_filter_loads_open_clip_weights_and_scores_like_the_paper(tmp
 
 
 def test_cli_reports_a_missing_clip_in_one_line(defect_dataset, monkeypatch, capsys):
-    from gen3dface.cli import main
+    from gen3dface.app.cli import main
 
     monkeypatch.delenv("GEN3DFACE_CLIP_WEIGHTS", raising=False)
-    monkeypatch.setattr("gen3dface.metrics.clip_weights", lambda *a, **k: (None, "open_clip is not installed"))
+    monkeypatch.setattr("gen3dface.evaluation.metrics.clip_weights", lambda *a, **k: (None, "open_clip is not installed"))
     assert main(["prune", str(defect_dataset), "--janus", "clip", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "CLIP Janus filter" in err and len(err.splitlines()) == 1

@@ -1,4 +1,4 @@
-"""gen3dface.recon: quality on ground-truth renders, views folders, mesh/turntable export, CLI errors."""
+"""gen3dface.recon.reconstruct: quality on ground-truth renders, views folders, mesh/turntable export, CLI errors."""
 
 import json
 
@@ -8,11 +8,13 @@ import torch
 import trimesh
 from PIL import Image
 
-from gen3dface import cameras, heads, recon, render
-from gen3dface.cli import main
-from gen3dface.errors import InputError
-from gen3dface.images import save_png, to_uint8
-from gen3dface.synthesis import SynthConfig, synthesize
+from gen3dface.core import cameras
+from gen3dface.synth import heads, render
+from gen3dface.recon import reconstruct as recon
+from gen3dface.app.cli import main
+from gen3dface.core.errors import InputError
+from gen3dface.core.images import save_png, to_uint8
+from gen3dface.synth.synthesis import SynthConfig, synthesize
 
 RES = 64
 #: Thresholds set with margin from measured values (smoke profile, 16 views at 64 px, procedural head seed 3,

@@ -1,9 +1,9 @@
-"""gen3dface.storage: files and folders are either absent or complete."""
+"""gen3dface.core.storage: files and folders are either absent or complete."""
 
 import pytest
 
-from gen3dface.cameras import target_ring
-from gen3dface.storage import atomic_dir, atomic_write_text
+from gen3dface.core.cameras import target_ring
+from gen3dface.core.storage import atomic_dir, atomic_write_text
 
 
 def test_atomic_dir_replaces_whole_or_not_at_all(tmp_path):

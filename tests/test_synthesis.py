@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from gen3dface import synthesis
-from gen3dface.errors import InputError
-from gen3dface.pruning import prune
-from gen3dface.synthesis import SynthConfig, synthesize
+from gen3dface.synth import synthesis
+from gen3dface.core.errors import InputError
+from gen3dface.synth.pruning import prune
+from gen3dface.synth.synthesis import SynthConfig, synthesize
 
 SMALL = SynthConfig(views=12, res=48, ssaa=1, defect_rate=0.5, seed=5, mesh_resolution=48)
 

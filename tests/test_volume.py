@@ -1,7 +1,7 @@
 import torch
 
-from gen3dface.cameras import orbit_cameras, synthesis_grid, target_ring
-from gen3dface.volume import frustum_points, near_far, sample_volume, unproject_features, voxel_centers
+from gen3dface.core.cameras import orbit_cameras, synthesis_grid, target_ring
+from gen3dface.volume.grid import frustum_points, near_far, sample_volume, unproject_features, voxel_centers
 
 
 def test_voxel_centres_match_grid_sample_convention():
@@ -58,9 +58,9 @@ def test_gradients_reach_the_features():
 def test_mesh_voxels_and_sparse_dense_agreement():
     import pytest
 
-    from gen3dface.geometry import estimate_mesh
-    from gen3dface.samples import sample_photo
-    from gen3dface.volume import SparseMeshNet, mesh_voxel_features, voxelize_mesh
+    from gen3dface.mesh.geometry import estimate_mesh
+    from gen3dface.core.samples import sample_photo
+    from gen3dface.volume.grid import SparseMeshNet, mesh_voxel_features, voxelize_mesh
 
     mesh = estimate_mesh(sample_photo("astronaut"))
     V = 32

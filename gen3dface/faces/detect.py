@@ -1,0 +1,233 @@
+"""One small interface over the face backends: detect, landmarks, align + crop, identity embeddings.
+
+Typical use::
+
+    photo = load_image("me.jpg")
+    face = find_face(photo)                  # the largest face; warns when there are several
+    crop = align_crop(photo, face, size=256) # the model's input view y (+ mask)
+    emb = embed(photo, face)                 # dlib 128-D offline, ArcFace 512-D with insightface
+
+All coordinates are pixels of the image they refer to, (x, y) = (column, row), origin top-left.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gen3dface.faces import backends as fb
+from gen3dface.core.errors import InputError, NoFaceError
+from gen3dface.core.images import Photo, as_photo
+
+BACKENDS = ("mediapipe", "dlib", "insightface")
+#: Head framing of the aligned crop: the FFHQ face square enlarged by this factor so hair, ears and
+#: chin are in view (PanoHead-style full-head crops).
+HEAD_SCALE = 1.6
+
+
+class MultipleFacesWarning(UserWarning):
+    """Several faces were found; the largest is used."""
+
+
+@dataclass
+class Face:
+    """One detected face.
+
+    Attributes:
+        box: ``(4,)`` detector box ``[x0, y0, x1, y1]`` in pixels.
+        score: detector confidence (NaN when the backend gives none).
+        landmarks: ``(L, 3)`` pixels (x, y) and relative depth z in the same scale (0 when the backend
+            is 2D): L = 478 for mediapipe, 68 for dlib, 5 for insightface.
+        keypoints: ``(5, 2)`` subject's right eye, left eye, nose tip, right and left mouth corners.
+        backend: which backend found it.
+        embedding: identity embedding when the backend computes one with detection (insightface).
+    """
+
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray
+    keypoints: np.ndarray
+    backend: str
+    embedding: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def area(self) -> float:
+        """Area of the landmarks' bounding box (robust to loose detector boxes), pixels^2."""
+        lo, hi = self.landmarks[:, :2].min(0), self.landmarks[:, :2].max(0)
+        return float(np.prod(np.maximum(hi - lo, 1.0)))
+
+    def to_dict(self) -> dict:
+        return {"backend": self.backend, "box": self.box.tolist(), "score": None if np.isnan(self.score) else self.score,
+                "keypoints": self.keypoints.tolist(), "landmarks": self.landmarks.tolist()}
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise InputError(f"unknown face backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def detect_faces(image, backend: str = "mediapipe") -> list[Face]:
+    """All faces in ``image`` (path, :class:`Photo`, PIL image or array), largest first."""
+    _check_backend(backend)
+    rgb = as_photo(image).rgb
+    raw = {"mediapipe": fb.mediapipe_faces, "dlib": fb.dlib_faces, "insightface": fb.insightface_faces}[backend](rgb)
+    faces = []
+    for r in raw:
+        kps = r["kps"] if "kps" in r else fb.five_points(r["landmarks"], backend)
+        faces.append(Face(np.asarray(r["box"], float), float(r["score"]), np.asarray(r["landmarks"], np.float32),
+                          np.asarray(kps, np.float32), backend, r.get("embedding")))
+    return sorted(faces, key=lambda f: -f.area)
+
+
+def find_face(image, backend: str = "mediapipe") -> Face:
+    """The largest face in ``image``. Raises :class:`NoFaceError`; warns with
+    :class:`MultipleFacesWarning` when there are several."""
+    photo = as_photo(image)
+    faces = detect_faces(photo, backend)
+    name = str(photo.path) if photo.path else "the image"
+    if not faces:
+        h, w = photo.size
+        hint = " (it is small: a face needs roughly 40 px between the eyes' outer corners)" if min(h, w) < 128 else ""
+        raise NoFaceError(f"no face found in {name} by the {backend} detector{hint}; use a photo where one face "
+                          "is visible, roughly frontal (up to about 60 degrees of turn), not heavily occluded")
+    if len(faces) > 1:
+        warnings.warn(f"{len(faces)} faces found in {name}; using the largest (box "
+                      f"{', '.join(f'{v:.0f}' for v in faces[0].box)})", MultipleFacesWarning, stacklevel=2)
+    return faces[0]
+
+
+@dataclass
+class AlignedCrop:
+    """The model's input view.
+
+    Attributes:
+        image: ``(S, S, 3)`` uint8 aligned head crop (background outside the photo is white).
+        mask: ``(S, S)`` float32 foreground in [0, 1]: the photo's alpha when it had one, else mediapipe's
+            selfie segmentation; always 0 outside the photo.
+        transform: ``(2, 3)`` affine map from photo pixels to crop pixels (a similarity: no shear).
+        landmarks: ``(L, 3)`` the face's landmarks in crop pixels (z scaled with the crop).
+        keypoints: ``(5, 2)`` the five key points in crop pixels.
+        quad: ``(4, 2)`` the crop square's corners in photo pixels (top-left, bottom-left, bottom-right,
+            top-right).
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    transform: np.ndarray
+    landmarks: np.ndarray
+    keypoints: np.ndarray
+    quad: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return self.image.shape[0]
+
+
+def crop_quad(keypoints: np.ndarray, scale: float = HEAD_SCALE) -> np.ndarray:
+    """The crop square ``(4, 2)`` (top-left, bottom-left, bottom-right, top-right) from five key points.
+
+    FFHQ's alignment rule: the square is centred a little below the eyes, rotated so the eyes are level,
+    with half-side ``max(2 * eye distance, 1.8 * eye-to-mouth distance)``; ``scale`` enlarges it.
+    """
+    k = np.asarray(keypoints, dtype=np.float64)
+    eye_l, eye_r = k[0], k[1]  # subject's right eye is on the image left
+    eye_avg, mouth_avg = (eye_l + eye_r) / 2, (k[3] + k[4]) / 2
+    eye_to_eye, eye_to_mouth = eye_r - eye_l, mouth_avg - eye_avg
+    x = eye_to_eye - np.array([-eye_to_mouth[1], eye_to_mouth[0]])  # rotate eye->mouth by -90 degrees
+    n = np.hypot(*x)
+    if n < 1e-6:
+        raise NoFaceError("face key points are degenerate (eyes and mouth coincide); try another photo")
+    x = x / n * max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8) * scale
+    y = np.array([-x[1], x[0]])
+    c = eye_avg + eye_to_mouth * 0.1
+    return np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
+
+
+def align_crop(image, face: Face, size: int = 256, scale: float = HEAD_SCALE, mask: bool = True) -> AlignedCrop:
+    """Warp the head around ``face`` to an upright ``size x size`` square (the input view y).
+
+    Large photos are box-filtered down first so the crop is not aliased.
+    """
+    import cv2
+
+    if size < 16:
+        raise InputError(f"crop size must be at least 16 px, got {size}")
+    photo = as_photo(image)
+    quad = crop_quad(face.keypoints, scale)
+    src = np.float32(quad[[0, 3, 1]])  # top-left, top-right, bottom-left
+    dst = np.float32([[0, 0], [size, 0], [0, size]])
+    rgb = photo.rgb
+    side = float(np.hypot(*(quad[3] - quad[0])))
+    shrink = int(side // (2 * size))
+    if shrink >= 2:
+        rgb = cv2.resize(rgb, (rgb.shape[1] // shrink, rgb.shape[0] // shrink), interpolation=cv2.INTER_AREA)
+        src = src * np.float32([rgb.shape[1] / photo.rgb.shape[1], rgb.shape[0] / photo.rgb.shape[0]])
+    M_small = cv2.getAffineTransform(src, dst)
+    out = cv2.warpAffine(rgb, M_small, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=(255, 255, 255))
+    M = cv2.getAffineTransform(np.float32(quad[[0, 3, 1]]), dst).astype(np.float64)  # photo px -> crop px
+    inside = cv2.warpAffine(np.ones(photo.rgb.shape[:2], np.float32), M, (size, size), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if not mask:
+        fg = inside
+    elif photo.alpha is not None:
+        fg = cv2.warpAffine(photo.alpha, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                            borderValue=0)
+    else:
+        fg = fb.selfie_mask(out) * inside
+    scale_xy = float(np.sqrt(abs(np.linalg.det(M[:, :2]))))
+    lm = face.landmarks.astype(np.float64)
+    lm_xy = lm[:, :2] @ M[:, :2].T + M[:, 2]
+    lm_crop = np.c_[lm_xy, lm[:, 2] * scale_xy].astype(np.float32)
+    kps = (face.keypoints.astype(np.float64) @ M[:, :2].T + M[:, 2]).astype(np.float32)
+    return AlignedCrop(out, fg.astype(np.float32), M, lm_crop, kps, quad)
+
+
+def embed(image, face: Face | None = None, backend: str = "dlib") -> np.ndarray:
+    """Identity embedding of ``face`` (found with ``backend`` when not given).
+
+    ``dlib`` gives the 128-D descriptor (compare with Euclidean distance, same person below 0.6);
+    ``insightface`` gives the 512-D normed ArcFace embedding (compare with cosine similarity) of the face
+    aligned by its five key points (any backend's), with the pack's ArcFace model only.
+    """
+    _check_backend(backend)
+    if backend == "mediapipe":
+        raise InputError("mediapipe computes no identity embedding; use backend='dlib' or 'insightface'")
+    photo = as_photo(image)
+    if backend == "insightface":
+        if face is not None and face.embedding is not None:
+            return face.embedding
+        if face is None:
+            face = find_face(photo, "mediapipe")
+        return fb.arcface_embedding(photo.rgb, face.keypoints)
+    if face is None:
+        face = find_face(photo, "dlib")
+    return fb.dlib_embedding(photo.rgb, face.box if face.backend == "dlib" else _square_box(face))
+
+
+def _square_box(face: Face) -> np.ndarray:
+    """A dlib-like face box (eyebrows to chin) from another backend's key points."""
+    k = face.keypoints
+    c = k.mean(0)
+    half = 1.1 * max(np.hypot(*(k[1] - k[0])), np.hypot(*((k[3] + k[4]) / 2 - (k[0] + k[1]) / 2)))
+    return np.array([c[0] - half, c[1] - half, c[0] + half, c[1] + half])
+
+
+def identity_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Euclidean distance between two embeddings (dlib's rule: same person below 0.6)."""
+    return float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64)))
+
+
+def identity_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity between two embeddings (the paper's ArcFace ID consistency)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+def prepare_input(image, size: int = 256, backend: str = "mediapipe", scale: float = HEAD_SCALE) -> tuple[Photo, Face, AlignedCrop]:
+    """Photo -> (photo, largest face, aligned crop with mask): the first step of the pipeline."""
+    photo = as_photo(image)
+    face = find_face(photo, backend)
+    return photo, face, align_crop(photo, face, size=size, scale=scale)

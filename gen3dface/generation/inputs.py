@@ -1,0 +1,39 @@
+"""Photo -> the model's input: the aligned head crop as a tensor and the face mesh estimated from the photo.
+
+Kept apart from :mod:`gen3dface.generation.pipeline` (which imports diffusers and the model) so that worker processes
+preparing many photos (:func:`gen3dface.evaluation.protocols.run_eval`) import only what preparing needs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def input_tensor(crop, mask: bool = True) -> torch.Tensor:
+    """An :class:`gen3dface.faces.detect.AlignedCrop` as the model's input view ``(1, 3, S, S)`` in [-1, 1], the
+    background made white (training crops of synthetic renders have white backgrounds)."""
+    rgb = crop.image.astype(np.float32) / 255.0
+    if mask:
+        fg = crop.mask[..., None].astype(np.float32)
+        rgb = rgb * fg + (1.0 - fg)
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None] * 2 - 1
+
+
+def prepare_photo(photo, size: int, mesh_backend: str = "mediapipe", mask: bool = True) -> dict:
+    """Crop and mesh a photo (path, array, PIL image) for a model of ``size`` px views: ``{"input": (1, 3, S, S)
+    in [-1, 1], "crop": AlignedCrop, "mesh": FaceMesh, "notes": [str]}``. Needs no model, so it can run in worker
+    processes. Raises the package's errors for unreadable photos or no face."""
+    import warnings
+
+    from gen3dface.faces.detect import MultipleFacesWarning, align_crop, as_photo, find_face
+    from gen3dface.mesh.geometry import estimate_mesh
+
+    img = as_photo(photo)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MultipleFacesWarning)
+        face = find_face(img)
+        crop = align_crop(img, face, size=size, mask=mask)
+        mesh = estimate_mesh(img, mesh_backend)
+    notes = sorted({str(w.message) for w in caught if issubclass(w.category, MultipleFacesWarning)})
+    return {"input": input_tensor(crop, mask), "crop": crop, "mesh": mesh, "notes": notes}

@@ -1,0 +1,195 @@
+"""Photo -> 16 views: :class:`Gen3DFacePipeline`, a diffusers ``DiffusionPipeline``.
+
+Steps (paper Fig. 2): find the largest face and crop the head like FFHQ (:func:`gen3dface.faces.detect.align_crop`,
+background made white with the photo's alpha or a selfie mask); estimate the face mesh from the photo
+(:func:`gen3dface.mesh.geometry.estimate_mesh`) and voxelise it; denoise all target views with
+:func:`gen3dface.generation.diffusion.sample` (joint: one model call per step for every view; sequential: one per
+view); decode. The shipped checkpoint lives in ``data/checkpoints/gen3dface-small``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler, DiffusionPipeline
+
+from gen3dface.core.cameras import Cameras, target_ring
+from gen3dface.generation.diffusion import sample
+from gen3dface.core.errors import InputError
+from gen3dface.core.images import to_uint8
+from gen3dface.generation.inputs import input_tensor, prepare_photo  # noqa: F401  (re-exported)
+from gen3dface.generation.model import Gen3DFaceModel
+
+#: the shipped small model, trained by scripts/train_small.py (see its MODEL_CARD.md)
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "data" / "checkpoints" / "gen3dface-small"
+CHECKPOINT_ENV = "GEN3DFACE_CHECKPOINT"
+
+
+@dataclass
+class Gen3DFaceOutput:
+    """What the pipeline returns.
+
+    Attributes:
+        views: ``(N, S, S, 3)`` uint8 generated views, view ``N // 2`` facing the camera.
+        cameras: their cameras ``(N,)`` (:func:`gen3dface.core.cameras.target_ring`).
+        input_view: ``(S, S, 3)`` uint8 the crop the model saw; mesh: the estimated
+            :class:`gen3dface.mesh.geometry.FaceMesh`; notes: warnings for the user (several faces, ...).
+    """
+
+    views: np.ndarray
+    cameras: Cameras
+    input_view: np.ndarray
+    mesh: object
+    notes: list[str]
+
+
+def default_checkpoint() -> Path:
+    """``$GEN3DFACE_CHECKPOINT`` when set, else the shipped small model."""
+    return Path(os.environ.get(CHECKPOINT_ENV, DEFAULT_CHECKPOINT))
+
+
+def start_latents(model: Gen3DFaceModel, scheduler, image: torch.Tensor, noise: torch.Tensor, steps: int) -> torch.Tensor:
+    """x_T for sampling: the forward process applied to a heavily blurred input view (4 x 4 colour layout).
+
+    SD's scaled-linear schedule does not reach zero SNR: at the first DDIM step, training inputs still hold
+    sqrt(alpha_bar) ~ 0.07 of the clean image, so a model trained on them takes its global colour and background
+    from that residue. Pure noise there pulls every sample to a grey mean; starting from the training marginal
+    with the input's coarse layout (white background, head colour) does not. For a zero-terminal-SNR model
+    (:meth:`Gen3DFaceModel.noise_scheduler`) alpha_bar is 0 at the first step and this is the noise itself.
+    ``image (1, 3, S, S)``, ``noise (1, N, C, h, w)`` -> ``(1, N, C, h, w)``.
+    """
+    import torch.nn.functional as F
+
+    scheduler.set_timesteps(steps, device=noise.device)
+    a = scheduler.alphas_cumprod.to(noise.device)[int(scheduler.timesteps[0])].to(noise.dtype)
+    low = F.interpolate(F.adaptive_avg_pool2d(image.float(), 4), size=image.shape[-2:], mode="bilinear",
+                        align_corners=False).to(noise.dtype)
+    prior = model.encode(low)[:, None].expand_as(noise)
+    return a.sqrt() * prior + (1 - a).sqrt() * noise
+
+
+class Gen3DFacePipeline(DiffusionPipeline):
+    """``pipe(photo) -> Gen3DFaceOutput``; load with :meth:`from_checkpoint` (or diffusers'
+    ``from_pretrained`` on a saved pipeline folder)."""
+
+    def __init__(self, model: Gen3DFaceModel, scheduler: DDIMScheduler):
+        super().__init__()
+        self.register_modules(model=model, scheduler=scheduler)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str | torch.device | None = None,
+                        dtype: torch.dtype = torch.float32, compile: bool = False) -> "Gen3DFacePipeline":
+        """A pipeline around a trained model folder (``config.json`` + safetensors, or a folder holding
+        ``model/``). Raises :class:`InputError` when it is missing or not a model. The UNet runs in channels-last
+        memory format (faster on CPU and GPU); ``compile`` also compiles it (:meth:`Gen3DFaceModel.speed_up`)."""
+        path = Path(path) if path is not None else default_checkpoint()
+        folder = path / "model" if (path / "model" / "config.json").exists() else path
+        if not (folder / "config.json").exists():
+            raise InputError(f"no gen3dface model in {path} (expected config.json and a .safetensors file)")
+        try:
+            model = Gen3DFaceModel.from_pretrained(folder, torch_dtype=dtype)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise InputError(f"cannot load the model in {folder}: {str(e).splitlines()[0]}") from None
+        pipe = cls(model.eval(), model.noise_scheduler("ddim"))
+        if device is not None:
+            pipe.to(device)
+        model.speed_up(compile=compile)
+        return pipe
+
+    def prepare(self, photo, mesh_backend: str = "mediapipe", mask: bool = True) -> dict:
+        """Crop and mesh a photo (path, array, PIL image): ``{"input": (1, 3, S, S), "crop", "mesh",
+        "notes"}``. Raises the package's errors for unreadable photos or no face. See :func:`prepare_photo`."""
+        return prepare_photo(photo, self.model.image_size, mesh_backend, mask)
+
+    def _check_settings(self, num_views: int | None, steps: int, guidance: float, init: str) -> int:
+        """The number of views to generate; raises :class:`InputError` for settings out of range."""
+        if init not in ("input", "noise"):
+            raise InputError(f"unknown init {init!r}; choose input or noise")
+        N = self.model.config.n_views if num_views is None else num_views
+        if N < 1 or N > 64:
+            raise InputError(f"--views must be between 1 and 64, got {N}")
+        if steps < 1 or steps > 1000:
+            raise InputError(f"--steps must be between 1 and 1000, got {steps}")
+        if not 0.0 <= guidance <= 30.0:
+            raise InputError(f"--guidance must be between 0 and 30, got {guidance}")
+        return N
+
+    @torch.no_grad()
+    def __call__(self, photo, num_views: int | None = None, steps: int = 50, guidance: float = 2.0,
+                 sampler: str = "joint", seed: int | None = 0, generator: torch.Generator | None = None,
+                 mesh_backend: str = "mediapipe", progress: bool = True, prepared: dict | None = None,
+                 init: str = "input", callback=None) -> Gen3DFaceOutput:
+        """Generate ``num_views`` (default: what the model was trained for) views of the head in ``photo``.
+
+        Args:
+            steps: DDIM steps; guidance: classifier-free guidance weight (1 = off); sampler: ``"joint"``
+                (the paper) or ``"sequential"``; seed / generator: the start noise.
+            prepared: the output of :meth:`prepare` (skips cropping and meshing).
+            init: ``"input"`` (default; see :func:`start_latents`) or ``"noise"`` (pure Gaussian noise).
+        """
+        N = self._check_settings(num_views, steps, guidance, init)
+        prep = prepared if prepared is not None else self.prepare(photo, mesh_backend)
+        return self.generate_batch([prep], num_views=N, steps=steps, guidance=guidance, sampler=sampler, seed=seed,
+                                   generator=generator, progress=progress, init=init, callback=callback)[0]
+
+    @torch.no_grad()
+    def generate_batch(self, prepared: list[dict], num_views: int | None = None, steps: int = 50,
+                       guidance: float = 2.0, sampler: str = "joint", seed: int | None = 0,
+                       generator: torch.Generator | None = None, progress: bool = False, init: str = "input",
+                       callback=None) -> list[Gen3DFaceOutput]:
+        """Generate the views of several prepared photos (:meth:`prepare` / :func:`prepare_photo`) in one
+        sampling run: one model call per step for all ``len(prepared) x num_views`` views (and both halves of
+        classifier-free guidance).
+
+        Every photo starts from the same noise ``(1, N, C, h, w)``, drawn from a generator seeded with ``seed``,
+        so a photo's views do not depend on what it is batched with and equal a single :meth:`__call__` (up to
+        floating-point summation order). ``generator`` (one photo only) replaces that seeding.
+        Returns one :class:`Gen3DFaceOutput` per photo, in order.
+        """
+        N = self._check_settings(num_views, steps, guidance, init)
+        if not prepared:
+            return []
+        if generator is not None and len(prepared) != 1:
+            raise InputError("generator= seeds one photo; give seed= for a batch")
+        model = self.model
+        dev = self.device
+        dtype = next(model.parameters()).dtype
+        S = model.image_size
+        ring = target_ring(N, image_size=S)
+        B = len(prepared)
+        if generator is None:
+            generator = torch.Generator(device=dev).manual_seed(0 if seed is None else seed)
+        # every photo starts from the same seeded draw: what a call for that photo alone would draw
+        noise = torch.randn(1, N, *model.view_shape, generator=generator, device=dev).to(dtype).repeat(B, 1, 1, 1, 1)
+        x = torch.cat([p["input"] for p in prepared]).to(dev, dtype)
+        faces = prepared[0]["mesh"].faces
+        if any(p["mesh"].faces.shape != faces.shape or (p["mesh"].faces != faces).any() for p in prepared[1:]):
+            raise InputError("the photos' meshes must share one topology (one mesh backend) to be batched")
+        y = model.condition(x, [p["mesh"].vertices for p in prepared], faces)
+        x_T = start_latents(model, self.scheduler, x, noise, steps) if init == "input" else noise
+        z = sample(model, y, ring.batched(B).to(dev), steps=steps, guidance=guidance, sampler=sampler,
+                   generator=generator, scheduler=self.scheduler, x_T=x_T, device=dev, progress=progress,
+                   callback=callback)
+        views = to_uint8(model.decode(z))
+        return [Gen3DFaceOutput(views[i], ring, p["crop"].image, p["mesh"], p["notes"]) for i, p in enumerate(prepared)]
+
+
+def contact_sheet(views: np.ndarray, input_view: np.ndarray | None = None, columns: int = 8) -> np.ndarray:
+    """Views ``(N, S, S, 3)`` (and the input first, when given) tiled into one ``(rows*S, columns*S, 3)``
+    uint8 image, white where empty."""
+    tiles = ([input_view] if input_view is not None else []) + list(views)
+    S = views.shape[1]
+    rows = -(-len(tiles) // columns)
+    sheet = np.full((rows * S, columns * S, 3), 255, np.uint8)
+    for k, t in enumerate(tiles):
+        if t.shape[:2] != (S, S):
+            import cv2
+
+            t = cv2.resize(t, (S, S), interpolation=cv2.INTER_AREA)
+        r, c = divmod(k, columns)
+        sheet[r * S:(r + 1) * S, c * S:(c + 1) * S] = t
+    return sheet

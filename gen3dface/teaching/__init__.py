@@ -1,0 +1,1 @@
+"""For the notebooks: toy models and the exercise checkers."""

@@ -1,0 +1,357 @@
+"""Training data for the multi-view model (paper Sec. 3.2 "Model training"): target views, input views
+and the meshes estimated from the input views.
+
+Every training example is one identity of a synthetic dataset (:mod:`gen3dface.synth.synthesis`):
+
+* targets: its N views on the ring at elevation 0 (the 48-view grid's middle row = :func:`target_ring`);
+* input view: one of its front-hemisphere views, cropped exactly as a user's photo is
+  (:func:`gen3dface.faces.detect.align_crop`: FFHQ rule, head scale 1.6) — never a ground-truth camera;
+* mesh: estimated from that input view (:func:`gen3dface.mesh.geometry.estimate_mesh`), never ground truth.
+
+Preparing inputs needs the face backends (mediapipe) and runs once on a CPU; it stores, per input view,
+only the crop transform and the estimated mesh (:func:`prepare_inputs` -> ``inputs.npz``). The views
+themselves come either from a dataset folder written by ``gen3dface synth`` (honouring its
+``pruning.json``) or are re-rendered from the dataset's seeds on any device (:func:`load_train_data`);
+a GPU thus rebuilds thousands of identities in seconds from a file of a few MB.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from gen3dface.core.cameras import Cameras, target_ring
+from gen3dface.core.errors import InputError, NoFaceError
+from gen3dface.core.storage import atomic_path
+
+MAX_INPUT_AZIMUTH = 67.5  # front-hemisphere input views: |azimuth| <= this (mediapipe loses faces beyond ~70)
+
+
+def ring_views(n_grid_views: int = 48) -> list[int]:
+    """Indices of the elevation-0 ring in a synthesis grid of ``n_grid_views`` (= A azimuths x 3 rows)."""
+    if n_grid_views % 3:
+        raise InputError(f"training needs a synthesis grid (views a multiple of 3), got {n_grid_views} views")
+    a = n_grid_views // 3
+    return list(range(a, 2 * a))
+
+
+def target_views(n_grid_views: int, n_views: int) -> list[int]:
+    """Grid indices of the ``n_views`` target views: every k-th view of the elevation-0 ring
+    (= :func:`gen3dface.core.cameras.target_ring` ``(n_views)``)."""
+    ring = ring_views(n_grid_views)
+    if n_views < 1 or len(ring) % n_views:
+        raise InputError(f"the dataset's ring has {len(ring)} views; {n_views} target views must divide it")
+    return ring[:: len(ring) // n_views]
+
+
+def input_candidates(cameras: Cameras, max_azimuth: float = MAX_INPUT_AZIMUTH) -> list[int]:
+    """Front-hemisphere views of a grid: |azimuth| <= ``max_azimuth``."""
+    return [int(i) for i in torch.nonzero(cameras.azimuth_deg.abs() <= max_azimuth + 1e-3).flatten()]
+
+
+def crop_from_render(rgb: np.ndarray, crop_size: int) -> tuple[np.ndarray, np.ndarray, object]:
+    """Detect the face in an ``(H, W, 3)`` uint8 view, crop it like a photo and estimate its mesh.
+
+    Returns ``(M (2, 3) float32 photo px -> crop px, crop (S, S, 3) uint8, FaceMesh)``; raises
+    :class:`NoFaceError` when mediapipe finds no face.
+    """
+    import warnings
+
+    from gen3dface.faces.detect import align_crop, find_face
+    from gen3dface.mesh.geometry import mediapipe_mesh
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        face = find_face(rgb)
+        crop = align_crop(rgb, face, size=crop_size, mask=False)
+        mesh = mediapipe_mesh(rgb)
+    return crop.transform.astype(np.float32), crop.image, mesh
+
+
+def warp_crop(images: torch.Tensor, M: torch.Tensor, size: int) -> torch.Tensor:
+    """The torch twin of :func:`gen3dface.faces.detect.align_crop`'s warp: ``images (B, 3, H, W)`` in [-1, 1],
+    ``M (B, 2, 3)`` (photo px -> crop px, OpenCV pixel-index convention) -> ``(B, 3, size, size)``,
+    white outside the photo, bicubic."""
+    B, _, H, W = images.shape
+    A = torch.zeros(B, 3, 3, dtype=torch.float64, device=images.device)
+    A[:, :2] = M.to(A)
+    A[:, 2, 2] = 1
+    inv = torch.linalg.inv(A)[:, :2].to(images.dtype)  # crop px -> photo px
+    j, i = torch.meshgrid(torch.arange(size, device=images.device, dtype=images.dtype),
+                          torch.arange(size, device=images.device, dtype=images.dtype), indexing="ij")
+    pix = torch.stack([i, j, torch.ones_like(i)], -1).reshape(-1, 3)  # (P, 3) x, y, 1
+    src = pix @ inv.transpose(1, 2)  # (B, P, 2)
+    grid = torch.stack([(src[..., 0] + 0.5) / W * 2 - 1, (src[..., 1] + 0.5) / H * 2 - 1], -1)
+    out = F.grid_sample(images - 1, grid.reshape(B, size, size, 2), mode="bicubic", padding_mode="zeros",
+                        align_corners=False)
+    return (out + 1).clamp(-1, 1)
+
+
+@dataclass
+class PreparedInputs:
+    """What :func:`prepare_inputs` found: one row per usable input view.
+
+    Attributes:
+        identity: ``(M,)`` identity index in the dataset; view: ``(M,)`` view index in its grid.
+        crop_M: ``(M, 2, 3)`` crop transforms at ``input_res``; vertices: ``(M, P, 3)`` estimated meshes.
+        faces: ``(T, 3)`` the meshes' triangles; source: how to get the views back (JSON-able dict).
+    """
+
+    identity: np.ndarray
+    view: np.ndarray
+    crop_M: np.ndarray
+    vertices: np.ndarray
+    faces: np.ndarray
+    source: dict
+
+    def save(self, path: str | Path) -> None:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, identity=self.identity, view=self.view, crop_M=self.crop_M,
+                                    vertices=self.vertices.astype(np.float16), faces=self.faces,
+                                    source=np.array(json.dumps(self.source)))
+
+    def subset(self, identities) -> "PreparedInputs":
+        """The rows of these identities only (e.g. the ones pruning kept)."""
+        rows = np.isin(self.identity, np.asarray(list(identities)))
+        if not rows.any():
+            raise InputError("none of these identities has a prepared input")
+        return dataclasses.replace(self, identity=self.identity[rows], view=self.view[rows],
+                                   crop_M=self.crop_M[rows], vertices=self.vertices[rows])
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PreparedInputs":
+        try:
+            z = np.load(path)
+            return cls(z["identity"], z["view"], z["crop_M"], z["vertices"].astype(np.float32), z["faces"],
+                       json.loads(str(z["source"])))
+        except (OSError, KeyError, ValueError) as e:
+            raise InputError(f"{path} is not a prepared-inputs file ({e})") from None
+
+
+def procedural_source(seed: int, style: str = "photo", defect_rate: float = 0.0, input_res: int = 256) -> dict:
+    """A procedural source for :func:`prepare_inputs`: identities of ``SynthConfig(seed=seed, style=style,
+    defect_rate=defect_rate)`` (48-view grid at 128 px, ssaa 2: the shipped model's data), input views
+    rendered at ``input_res``."""
+    return {"kind": "procedural", "input_res": input_res,
+            "synth": {"views": 48, "res": 128, "seed": seed, "ssaa": 2, "style": style, "defect_rate": defect_rate}}
+
+
+def _kept_identities(root: Path) -> list[int]:
+    """Identity indices of a ``synth`` folder that ``pruning.json`` (when present) keeps.
+
+    (:func:`gen3dface.synth.pruning.training_folders`).
+    """
+    from gen3dface.synth.pruning import training_folders
+
+    manifest = root / "manifest.json"
+    if not manifest.exists():
+        raise InputError(f"{root} is not a gen3dface synth dataset (no manifest.json)")
+    ids = sorted(int(p.name[3:]) for p in root.glob("id_[0-9]*") if p.is_dir())
+    pruning = root / "pruning.json"
+    if pruning.exists():
+        try:
+            keep = training_folders(json.loads(pruning.read_text()))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise InputError(f"{pruning} is not a pruning record; run `gen3dface prune {root}` again") from None
+        ids = [i for i in ids if f"id_{i:06d}" in keep]
+    if not ids:
+        raise InputError(f"{root} holds no identities to train on")
+    return ids
+
+
+def identity_surface(folder: Path):
+    """The true head surface a ``synth`` identity folder holds (``mesh.ply``), as a
+    :class:`gen3dface.mesh.geometry.MeshSurface` for closest-point queries."""
+    import trimesh
+
+    from gen3dface.mesh.geometry import MeshSurface
+
+    path = folder / "mesh.ply"
+    if not path.is_file():
+        raise InputError(f"{folder} has no mesh.ply: ground-truth meshes need a dataset written with its meshes")
+    tm = trimesh.load(path, process=False)
+    return MeshSurface(np.asarray(tm.vertices, np.float64), np.asarray(tm.faces, np.int64))
+
+
+def prepare_inputs(source: str | Path | dict, identities: list[int] | None = None, per_identity: int = 4,
+                   crop_size: int = 128, seed: int = 0, progress: bool = True,
+                   meshes: str = "estimated") -> PreparedInputs:
+    """Pick ``per_identity`` front-hemisphere input views per identity, crop them and estimate their meshes.
+
+    Args:
+        source: a ``synth`` dataset folder, or ``{"kind": "procedural", "synth": SynthConfig fields,
+            "input_res": px}`` to render the input views here (CPU) from seeds.
+        identities: identity indices (default: all kept ones of the folder; required for procedural).
+        crop_size: side of the crops (the model's image size); seed: picks the views.
+        meshes: ``"estimated"`` (the paper: each input view's mesh estimated from that view) or
+            ``"ground_truth"`` (the ablation: the estimate snapped onto the identity's true surface,
+            :func:`gen3dface.mesh.geometry.snap_to_surface`; needs the identity's mesh: procedural, or a folder
+            whose identities hold ``mesh.ply``).
+    """
+    from gen3dface.mesh.geometry import MeshSurface, head_surface, snap_to_surface
+    from gen3dface.core.images import load_image
+    from gen3dface.synth.synthesis import SynthConfig, render_identity
+
+    if isinstance(source, dict):
+        src = dict(source)
+        cfg = SynthConfig(**{**src["synth"], "res": int(src.get("input_res", 256))})
+        if identities is None:
+            raise InputError("prepare_inputs: give the identities of a procedural source")
+        root = None
+    else:
+        root = Path(source)
+        ids_all = _kept_identities(root)
+        identities = ids_all if identities is None else identities
+        meta = json.loads((root / f"id_{identities[0]:06d}" / "meta.json").read_text())
+        cfg = SynthConfig(views=meta["views"], res=meta["res"], style=meta["style"])
+        src = {"kind": "folder", "root": str(root.resolve())}
+    if meshes not in ("estimated", "ground_truth"):
+        raise InputError(f"meshes must be 'estimated' or 'ground_truth', got {meshes!r}")
+    cams = cfg.cameras()
+    cands = input_candidates(cams)
+    rows = {k: [] for k in ("identity", "view", "crop_M", "vertices")}
+    faces = None
+    for index in tqdm(identities, desc="input views + meshes", disable=not progress):
+        rng = np.random.default_rng([seed, index, 11])
+        order = [cands[i] for i in rng.permutation(len(cands))]
+        got = 0
+        truth = None  # the identity's true surface (MeshSurface), for meshes="ground_truth"
+        while order and got < per_identity:
+            batch, order = order[: per_identity - got + 1], order[per_identity - got + 1:]
+            if root is None:
+                rendered = render_identity(cfg, index, views=batch)
+                rgbs = rendered["rgb"]
+                if meshes == "ground_truth" and truth is None:
+                    truth = MeshSurface(*head_surface(rendered["mesh"]))
+            else:
+                rgbs = [load_image(root / f"id_{index:06d}" / f"view_{v:02d}.png").rgb for v in batch]
+                if meshes == "ground_truth" and truth is None:
+                    truth = identity_surface(root / f"id_{index:06d}")
+            for v, rgb in zip(batch, rgbs):
+                if got >= per_identity:
+                    break
+                try:
+                    M, _, mesh = crop_from_render(np.ascontiguousarray(rgb), crop_size)
+                except NoFaceError:
+                    continue
+                if truth is not None:
+                    mesh = snap_to_surface(mesh, truth)
+                rows["identity"].append(index)
+                rows["view"].append(v)
+                rows["crop_M"].append(M)
+                rows["vertices"].append(mesh.vertices)
+                faces = mesh.faces
+                got += 1
+    if not rows["identity"]:
+        raise NoFaceError("no face was found in any candidate input view of these identities")
+    src.update(crop_size=crop_size, input_res=cfg.res, grid_views=cfg.views, meshes=meshes)
+    if root is None:
+        src["synth"] = {**dataclasses.asdict(cfg), "res": int(source.get("synth", {}).get("res", cfg.res))}
+    return PreparedInputs(np.array(rows["identity"]), np.array(rows["view"]), np.stack(rows["crop_M"]),
+                          np.stack(rows["vertices"]), np.asarray(faces), src)
+
+
+@dataclass
+class TrainData:
+    """Training tensors in memory (on the training device).
+
+    Attributes:
+        targets: ``(I, N, 3, S, S)`` uint8 ring views per identity; inputs: ``(M, 3, S, S)`` uint8 crops;
+        input_identity: ``(M,)`` row of ``targets`` each input belongs to; vertices: ``(M, P, 3)``;
+        faces: ``(T, 3)``; cameras: the N target cameras at S; identities: ``(I,)`` dataset indices.
+    """
+
+    targets: torch.Tensor
+    inputs: torch.Tensor
+    input_identity: torch.Tensor
+    vertices: torch.Tensor
+    faces: torch.Tensor
+    cameras: Cameras
+    identities: list[int]
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.targets.shape[-1])
+
+    def batch(self, rows: torch.Tensor) -> dict:
+        """Examples ``rows (B,)``: ``targets (B, N, 3, S, S)`` and ``input (B, 3, S, S)`` in [-1, 1],
+        ``vertices (B, P, 3)``, ``cameras (B, N)``."""
+        rows = rows.to(self.inputs.device)
+        to_float = lambda u: u.float() / 127.5 - 1  # noqa: E731
+        B = len(rows)
+        cams = self.cameras.batched(B)
+        return {"targets": to_float(self.targets[self.input_identity[rows]]), "input": to_float(self.inputs[rows]),
+                "vertices": self.vertices[rows], "cameras": cams}
+
+
+def _render_float(cfg, index: int, views: list[int], device) -> torch.Tensor:
+    """``views`` of identity ``index`` rendered on ``device`` as ``(V, 3, H, W)`` floats in [-1, 1]."""
+    from gen3dface.synth.synthesis import render_identity
+
+    r = render_identity(cfg, index, views=views, device=device)
+    if "rgb_tensor" in r:  # rendered off the CPU: the float images, not yet quantised
+        return r["rgb_tensor"]
+    return torch.from_numpy(r["rgb"]).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def _to_uint8_t(x: torch.Tensor) -> torch.Tensor:
+    return ((x.clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8)
+
+
+def load_train_data(prepared: PreparedInputs, image_size: int, n_views: int = 16, device="cpu",
+                    progress: bool = True) -> TrainData:
+    """Build :class:`TrainData` at ``image_size`` on ``device`` from :func:`prepare_inputs`' output:
+    re-rendered from seeds (procedural source) or read from the dataset folder."""
+    from gen3dface.core.images import load_image
+    from gen3dface.synth.synthesis import SynthConfig
+
+    src = prepared.source
+    ring = target_views(src["grid_views"], n_views)
+    ids = sorted(set(int(i) for i in prepared.identity))
+    row_of = {i: r for r, i in enumerate(ids)}
+    targets, inputs = [], [None] * len(prepared.identity)
+    by_id: dict[int, list[int]] = {}
+    for m, i in enumerate(prepared.identity):
+        by_id.setdefault(int(i), []).append(m)
+    if src["kind"] == "procedural":
+        base = SynthConfig(**{**src["synth"]})
+        cfg_t, cfg_in = dataclasses.replace(base, res=image_size), dataclasses.replace(base, res=src["input_res"])
+    elif src["kind"] == "folder":
+        root = Path(src["root"])
+    else:
+        raise InputError(f"unknown training-data source {src['kind']!r}")
+    for i in tqdm(ids, desc="training views", disable=not progress):
+        ms = by_id[i]
+        if src["kind"] == "procedural":
+            tgt = _render_float(cfg_t, i, ring, device)
+            raw = _render_float(cfg_in, i, [int(prepared.view[m]) for m in ms], device)
+        else:
+            d = root / f"id_{i:06d}"
+            read = lambda v, d=d: torch.from_numpy(load_image(d / f"view_{v:02d}.png").rgb).permute(2, 0, 1)  # noqa: E731
+            tgt = torch.stack([read(v) for v in ring]).float().to(device) / 127.5 - 1
+            raw = torch.stack([read(int(prepared.view[m])) for m in ms]).float().to(device) / 127.5 - 1
+        tgt = tgt.to(device)
+        if tgt.shape[-1] != image_size:
+            tgt = F.interpolate(tgt, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
+        M = torch.as_tensor(prepared.crop_M[ms], device=device)
+        scale = image_size / src["crop_size"]
+        crops = warp_crop(raw.to(device), M * scale, image_size)
+        targets.append(_to_uint8_t(tgt))
+        for m, c in zip(ms, _to_uint8_t(crops)):
+            inputs[m] = c
+    cams = target_ring(n_views, image_size=image_size).to(device)
+    return TrainData(torch.stack(targets), torch.stack(inputs),
+                     torch.tensor([row_of[int(i)] for i in prepared.identity], device=device),
+                     torch.as_tensor(prepared.vertices, dtype=torch.float32, device=device),
+                     torch.as_tensor(prepared.faces, dtype=torch.long, device=device), cams, ids)
