@@ -1,6 +1,6 @@
-# gen3dface: two commands on a fresh machine (Python 3.10-3.12 and make):
+# gen3dface: two commands on a fresh machine (Python 3.11 or 3.12, and make):
 #   make demo   - install into .venv if needed, then run the main job on the shipped sample photo
-#   make test   - install into .venv if needed, then run every test and every notebook (smoke profile)
+#   make test   - install into .venv if needed, then lint, run every test and every notebook (smoke profile)
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.gen3dface-installed
@@ -12,7 +12,7 @@ JOBS    ?= 2
 # (pytest workers, notebook kernels), which otherwise slows training on 2 cores by up to 10x.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install demo test test-fast reproduce lint clean
+.PHONY: install demo test test-fast reproduce lint format clean
 
 install: $(STAMP)
 
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml scripts/install.sh
 demo: $(STAMP)
 	$(VENV)/bin/gen3dface demo $(PHOTO) -o $(OUT)
 
-test: $(STAMP)
+test: $(STAMP) lint
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -n $(JOBS) --dist loadgroup tests
 
 test-fast: $(STAMP)
@@ -32,8 +32,14 @@ test-fast: $(STAMP)
 reproduce: $(STAMP)
 	$(PY) scripts/reproduce.py --profile $(PROFILE) --out outputs
 
+# one linter and one formatter (ruff, pinned in pyproject.toml; line length 110): `make format` fixes
 lint: $(STAMP)
 	$(PY) -m ruff check gen3dface tests scripts
+	$(PY) -m ruff format --check gen3dface tests scripts
+
+format: $(STAMP)
+	$(PY) -m ruff format gen3dface tests scripts
+	$(PY) -m ruff check --fix gen3dface tests scripts
 
 clean:
 	rm -rf outputs .pytest_cache

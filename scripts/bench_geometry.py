@@ -1,4 +1,4 @@
-"""Time face mesh estimation (gen3dface.mesh.geometry.estimate_mesh) on a 512 px photo, per offline backend.
+"""Time face mesh estimation (gen3dface.mesh.estimate.estimate_mesh) on a 512 px photo, per offline backend.
 
     python scripts/bench_geometry.py                  # the shipped astronaut photo, 10 repeats
     python scripts/bench_geometry.py --photo me.jpg --repeats 20 --flame-model generic_model.pkl
@@ -17,7 +17,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from gen3dface.mesh.geometry import estimate_mesh
+from gen3dface.mesh.estimate import estimate_mesh
 from gen3dface.core.samples import sample_photo
 
 

@@ -1,4 +1,4 @@
-"""Seconds per metric of gen3dface.evaluation.metrics for B inputs x V generated views (default 64 x 16 at 256 px).
+"""Seconds per metric of gen3dface.evaluation for B inputs x V generated views (default 64 x 16 at 256 px).
 
 The views are real faces (so face detection and embedding cost what they cost on model outputs): aligned
 head crops of the two shipped sample photos, each view a random similarity warp + brightness change of
@@ -14,13 +14,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -66,8 +62,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from gen3dface.evaluation import metrics as M
     from gen3dface.core.parallel import worker_count
+    from gen3dface.evaluation.clip import clip_similarity, clip_weights
+    from gen3dface.evaluation.fid import InceptionFeatures, fid_from_features
+    from gen3dface.evaluation.identity import (embed_faces, id_consistency_input, id_consistency_output, reid,
+                                               reid_embeddings, resolve_backend)
+    from gen3dface.evaluation.image_metrics import lpips_distance, lpips_status, psnr, ssim
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -91,41 +91,41 @@ def main(argv: list[str] | None = None) -> int:
         return out
 
     ext = timed("Inception load (+SHA-1 check)", "-", 1,
-                lambda: M.InceptionFeatures(device=args.device, batch_size=args.batch_size))
+                lambda: InceptionFeatures(device=args.device, batch_size=args.batch_size))
     f_in = timed("Inception features: inputs", "images", b, lambda: ext(inputs))
     f_out = timed("Inception features: outputs", "images", b * v, lambda: ext(outputs))
     f_gt = timed("Inception features: ground truth", "images", b * v, lambda: ext(gt))
-    timed("FID (Frechet) outputs vs inputs", "sets", 1, lambda: M.fid_from_features(f_in, f_out))
-    timed("FID (Frechet) outputs vs ground truth", "sets", 1, lambda: M.fid_from_features(f_gt, f_out))
-    timed("SSIM (scikit-image)", "pairs", b * v, lambda: M.ssim(outputs, gt))
-    timed("PSNR (scikit-image)", "pairs", b * v, lambda: M.psnr(outputs, gt))
+    timed("FID (Frechet) outputs vs inputs", "sets", 1, lambda: fid_from_features(f_in, f_out))
+    timed("FID (Frechet) outputs vs ground truth", "sets", 1, lambda: fid_from_features(f_gt, f_out))
+    timed("SSIM (scikit-image)", "pairs", b * v, lambda: ssim(outputs, gt))
+    timed("PSNR (scikit-image)", "pairs", b * v, lambda: psnr(outputs, gt))
 
-    reason = M.lpips_status("vgg")
+    reason = lpips_status("vgg")
     if reason is None:
-        timed("LPIPS (vgg)", "pairs", b * v, lambda: M.lpips_distance(outputs, gt, device=args.device))
+        timed("LPIPS (vgg)", "pairs", b * v, lambda: lpips_distance(outputs, gt, device=args.device))
     else:
         rows.append(("LPIPS (vgg)", "pairs", None, b * v, reason))
-    weights, reason = M.clip_weights()
+    weights, reason = clip_weights()
     if weights is not None:
-        timed("CLIP similarity", "images", b * (v + 1), lambda: M.clip_similarity(inputs, outputs, device=args.device))
+        timed("CLIP similarity", "images", b * (v + 1), lambda: clip_similarity(inputs, outputs, device=args.device))
     else:
         rows.append(("CLIP similarity", "images", None, b * (v + 1), reason))
 
-    backend = M.resolve_backend(args.backend)
-    timed(f"face models load ({backend}, mediapipe)", "-", 1, lambda: M.embed_faces(inputs[:1], backend))
+    backend = resolve_backend(args.backend)
+    timed(f"face models load ({backend}, mediapipe)", "-", 1, lambda: embed_faces(inputs[:1], backend))
     ex, _ = timed(f"embed faces: inputs ({backend})", "images", b,
-                  lambda: M.embed_faces(inputs, backend, workers=args.workers))
+                  lambda: embed_faces(inputs, backend, workers=args.workers))
     ey, fy = timed(f"embed faces: outputs ({backend})", "images", b * v,
-                   lambda: M.embed_faces(outputs, backend, workers=args.workers))
+                   lambda: embed_faces(outputs, backend, workers=args.workers))
     ey = ey.reshape(b, v, -1)
     timed("ID consistency output-output", "inputs", b,
-          lambda: [M.id_consistency_output(ey[i]) for i in range(b)],
+          lambda: [id_consistency_output(ey[i]) for i in range(b)],
           note=f"faces missing {int((~fy).sum())}/{b * v}")
     timed("ID consistency input-output", "inputs", b,
-          lambda: [M.id_consistency_input(ex[i], ey[i]) for i in range(b)])
+          lambda: [id_consistency_input(ex[i], ey[i]) for i in range(b)])
     eg, ep, found = timed("Re-ID embeddings (dlib HOG box on GT)", "pairs", b * v,
-                          lambda: M.reid_embeddings(gt, outputs, "dlib", workers=args.workers))
-    timed("Re-ID match / dist", "pairs", b * v, lambda: M.reid(eg, ep),
+                          lambda: reid_embeddings(gt, outputs, "dlib", workers=args.workers))
+    timed("Re-ID match / dist", "pairs", b * v, lambda: reid(eg, ep),
           note=f"GT views without a face {int((~found).sum())}/{b * v}")
 
     print("\n| metric | items | seconds | ms / item | note |\n| --- | --- | --- | --- | --- |")

@@ -6,26 +6,21 @@
 Paper profile: SD 1.5's UNet (random weights, fp16), SD's VAE decoding the views (random weights), 256 px,
 16 views, 50 DDIM steps, classifier-free guidance (conditional and unconditional in one batch), the full
 volume conditioning (F_H, frustum volumes, depth-wise attention) every step. Small profile: the shipped
-model's architecture. The mesh is the shipped face template, voxelised. Times include VAE encode/decode.
+model's architecture. The mesh is the shipped face template. Each run is one
+:meth:`Gen3DFacePipeline.generate_views` (voxelising the mesh, the start latents, VAE encode/decode included).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from gen3dface.core.cameras import target_ring  # noqa: E402
-from gen3dface.generation.diffusion import sample  # noqa: E402
-from gen3dface.mesh.geometry import face_template, tesselation_triangles  # noqa: E402
-from gen3dface.generation.model import Gen3DFaceModel, count_parameters  # noqa: E402
-from gen3dface.volume.grid import voxelize_mesh  # noqa: E402
+from gen3dface.generation.model import Gen3DFaceModel, count_parameters
+from gen3dface.generation.pipeline import Gen3DFacePipeline
+from gen3dface.mesh.facemesh import face_template, tesselation_triangles
 
 
 def sd_vae():
@@ -42,7 +37,8 @@ def bench_mesh() -> tuple[torch.Tensor, torch.Tensor]:
     try:
         return torch.as_tensor(face_template()), torch.as_tensor(tesselation_triangles()).long()
     except ImportError:
-        from gen3dface.synth.heads import PARTS, build_head, sample_head_params
+        from gen3dface.synth.head_params import PARTS, sample_head_params
+        from gen3dface.synth.heads import build_head
 
         head = build_head(sample_head_params(0), 64)
         keep = torch.as_tensor(head.labels) == PARTS.index("skin")
@@ -62,21 +58,15 @@ def run(profile: str, sampler: str, device: str, steps: int, guidance: float, dt
     if channels_last or compile_unet:
         model.speed_up(compile=compile_unet)
     S, N = model.image_size, model.config.n_views
-    ring = target_ring(N, image_size=S)
-    cams = ring.batched(1).to(device)
-    vox = voxelize_mesh(*bench_mesh(), model.config.volume_size).to(device)
+    pipe = Gen3DFacePipeline.from_model(model)
+    vertices, faces = bench_mesh()
     photo = torch.rand(1, 3, S, S, device=device, dtype=dtype) * 2 - 1
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    g = torch.Generator(device=device).manual_seed(0)
 
     def once():
-        with torch.no_grad():
-            y = {"latent": model.encode(photo), "mesh_voxels": [vox]}
-            z = sample(model, y, cams, steps=steps, guidance=guidance, sampler=sampler, generator=g, device=device,
-                       x_T=torch.randn(1, N, *model.view_shape, device=device, generator=g).to(dtype))
-            return model.decode(z)
+        return pipe.generate_views(photo, vertices[None], faces, steps=steps, guidance=guidance, sampler=sampler)
 
     t = time.perf_counter()
     once() if device == "cuda" else None  # warm-up (cuDNN autotune, kernels; torch.compile's compilation)
@@ -96,7 +86,7 @@ def run(profile: str, sampler: str, device: str, steps: int, guidance: float, dt
     peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
     if profile_ops:
         print_op_profile(once, device, f"{profile} {sampler}")
-    assert views.shape == (1, N, 3, S, S) and torch.isfinite(views).all()
+    assert views.shape == (1, N, S, S, 3)
     return {"profile": profile, "sampler": sampler, "compile": compile_unet, "channels_last": channels_last or compile_unet,
             "first_s": first, "range_s": (times[0], times[-1]), "device": device, "px": S, "views": N, "steps": steps,
             "params_M": count_parameters(model) / 1e6, "seconds": sec, "peak_GiB": peak}

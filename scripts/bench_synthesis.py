@@ -22,7 +22,8 @@ from multiprocessing import get_context
 import torch
 
 from gen3dface.core.cameras import synthesis_grid
-from gen3dface.synth.heads import build_head, sample_head_params
+from gen3dface.synth.heads import build_head
+from gen3dface.synth.head_params import sample_head_params
 from gen3dface.synth.render import render
 
 

@@ -14,7 +14,7 @@ import torch
 
 from gen3dface.core.cameras import target_ring
 from gen3dface.volume.conditioning import FrustumNet, HybridVolume
-from gen3dface.mesh.geometry import estimate_mesh
+from gen3dface.mesh.estimate import estimate_mesh
 from gen3dface.core.samples import sample_photo
 from gen3dface.volume.grid import voxelize_mesh
 

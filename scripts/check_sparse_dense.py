@@ -8,7 +8,8 @@ import time
 
 import torch
 
-from gen3dface.synth.heads import build_head, sample_head_params
+from gen3dface.synth.heads import build_head
+from gen3dface.synth.head_params import sample_head_params
 from gen3dface.volume.grid import SparseMeshNet, voxelize_mesh
 
 

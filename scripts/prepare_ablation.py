@@ -7,7 +7,8 @@ Steps (each skipped when its output exists, so a killed run resumes):
 1. ``ds/``: the defect-injected training dataset (``gen3dface synth``, seed 5) and its ``pruning.json``
    (``gen3dface prune``, top-K = 85 %) -> ``kept.json``, the identities the pruned arms train on;
 2. ``prep_estimated.npz``, ``prep_ground_truth.npz``: crops + meshes of 4 input views per identity, the
-   meshes estimated from each view or snapped onto the true surface (:func:`gen3dface.training.data.prepare_inputs`);
+   meshes estimated from each view or snapped onto the true surface
+   (:func:`gen3dface.training.data.build_training_inputs`);
 3. ``eval_sets.npz``: 24 held-out photo-style identities (seed 2) with both meshes and their ring views, and
    10 identities in each unseen style (toon, clay, sketch; seed 7) (:func:`gen3dface.evaluation.ablation.build_eval_sets`).
 """
@@ -16,14 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from gen3dface.evaluation.ablation import prepare_data  # noqa: E402
-from gen3dface.training.data import PreparedInputs  # noqa: E402
+from gen3dface.evaluation.ablation import make_ablation_data
+from gen3dface.training.data import PreparedInputs
 
 
 def main() -> None:
@@ -33,7 +30,7 @@ def main() -> None:
     ap.add_argument("--defects", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=5)
     args = ap.parse_args()
-    out = prepare_data(args.out, args.identities, args.defects, args.seed, log=lambda m: print(m, flush=True))
+    out = make_ablation_data(args.out, args.identities, args.defects, args.seed, log=lambda m: print(m, flush=True))
     print("kept", len(json.loads((out / "kept.json").read_text())), "of", args.identities, "identities;",
           {m: len(PreparedInputs.load(out / f"prep_{m}.npz").identity) for m in ("estimated", "ground_truth")})
 

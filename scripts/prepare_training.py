@@ -13,13 +13,10 @@ device from the seeds (or reads the folder).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from gen3dface.training.data import prepare_inputs, procedural_source  # noqa: E402
+from gen3dface.training.data import build_training_inputs, procedural_source
 
 
 def main() -> None:
@@ -37,7 +34,7 @@ def main() -> None:
     source = str(args.folder) if args.folder else procedural_source(args.seed, defect_rate=args.defects)
     ids = None if args.folder else list(range(args.identities))
     t = time.perf_counter()
-    prep = prepare_inputs(source, identities=ids, per_identity=args.per_identity, crop_size=args.crop_size,
+    prep = build_training_inputs(source, identities=ids, per_identity=args.per_identity, crop_size=args.crop_size,
                           meshes=args.meshes)
     prep.save(args.output)
     print(f"{len(prep.identity)} inputs of {len(set(prep.identity.tolist()))} identities ({args.meshes} meshes) "

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from gen3dface.evaluation.ablation import ARMS, arm_views, load_eval_sets, save_mosaic, train_arm  # noqa: E402
+from gen3dface.evaluation.ablation import ARMS, arm_views, load_eval_sets, save_mosaic, train_arm
 
 
 def run_arm(arm: str, args, sets: dict) -> dict:

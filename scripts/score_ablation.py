@@ -16,16 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from gen3dface.evaluation.ablation import (  # noqa: E402
+from gen3dface.core.storage import atomic_write_text
+from gen3dface.evaluation.ablation import (
     ARMS, PROTOCOLS, ablation_report, arm_metrics, arm_sets, collect_arm_runs, load_eval_sets, load_mosaic)
-from gen3dface.core.storage import atomic_write_text  # noqa: E402
 
 
 def score_views(args) -> dict:

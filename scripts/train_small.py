@@ -12,18 +12,16 @@ samples for held-out inputs (``--heldout``) into DIR, splitting files larger tha
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from gen3dface.generation.model import Gen3DFaceModel  # noqa: E402
-from gen3dface.training.loop import TrainConfig, train  # noqa: E402
-from gen3dface.training.data import PreparedInputs, TrainData, load_train_data  # noqa: E402
+from gen3dface.core.images import save_png
+from gen3dface.generation.model import Gen3DFaceModel
+from gen3dface.training.data import PreparedInputs, TrainData, load_train_data
+from gen3dface.training.export import export_checkpoint, preview_sheet, run_weights
+from gen3dface.training.loop import TrainConfig, train
 
 
 def load_data(prepared: Path, size: int, views: int, device: str, cache: Path | None) -> TrainData:
@@ -37,19 +35,6 @@ def load_data(prepared: Path, size: int, views: int, device: str, cache: Path | 
     if cache is not None:
         torch.save(d, cache)
     return d
-
-
-def split_file(path: Path, mb: float) -> None:
-    size = path.stat().st_size
-    limit = int(mb * 2**20)
-    if size <= limit:
-        return
-    with open(path, "rb") as f:
-        k = 0
-        while chunk := f.read(limit):
-            (path.parent / f"{path.name}.part{k}").write_bytes(chunk)
-            k += 1
-    path.unlink()
 
 
 def main() -> None:
@@ -95,7 +80,7 @@ def main() -> None:
     done = losses[-1]["step"] if losses else 0
     print(f"trained to step {done} in this call ({took:.0f} s); last loss {losses[-1]['loss'] if losses else float('nan'):.4f}")
     if args.export is not None:
-        export(args, model, losses, dev)
+        export(args, losses, dev)
 
 
 def build_model(args) -> Gen3DFaceModel:
@@ -146,56 +131,24 @@ def profile_steps(model, data, cfg, n: int, dev: str) -> None:
     print(prof.key_averages().table(sort_by=key, row_limit=25, max_name_column_width=60))
 
 
-
 @torch.no_grad()
-def export(args, model: Gen3DFaceModel, losses: list[dict], dev: str) -> None:
-    import numpy as np
-
-    from gen3dface.generation.diffusion import sample
-    from gen3dface.core.images import save_png, to_uint8
-
-    out = args.export
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt = args.run / "checkpoint"
-    # the weights to ship: the EMA copy when training kept one (accelerate saved it beside the model)
-    net = build_model(args)
-    from safetensors.torch import load_file
-
-    net.load_state_dict(load_file(ckpt / "model.safetensors"))
-    ema_file = sorted(ckpt.glob("custom_checkpoint_*.pkl"))
-    if args.ema and ema_file:
-        state = torch.load(ema_file[0], map_location="cpu", weights_only=False)
-        if "shadow_params" in state:
-            for p, s in zip(net.parameters(), state["shadow_params"]):
-                p.copy_(s)
-    net.to(dev).eval()
-    net.to(torch.float16).save_pretrained(out / "model", safe_serialization=True)
-    net.to(torch.float32)
-    for f in (out / "model").glob("*.safetensors"):
-        split_file(f, args.split_mb)
-    (out / "losses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in losses))
-    if args.heldout is not None:
-        held = load_train_data(PreparedInputs.load(args.heldout), net.image_size, net.config.n_views, device=dev,
-                               progress=False)
-        k = min(6, len(held))
-        rows = torch.arange(k)
-        b = held.batch(rows)
-        y = net.condition(b["input"], b["vertices"], held.faces)
-        g = torch.Generator(device=dev).manual_seed(0)
-        sheets = []
-        for sampler in ("joint", "sequential"):
-            t = time.perf_counter()
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
-                z = sample(net, y, b["cameras"], steps=args.sample_steps, guidance=args.guidance, sampler=sampler,
-                           generator=g, device=dev)
-            print(f"{sampler}: {k} inputs x {net.config.n_views} views in {time.perf_counter() - t:.1f} s")
-            views = net.decode(z.float()).clamp(-1, 1)
-            grid = torch.cat([b["input"][:, None], views, b["targets"]], 1)  # (k, 1 + 2N, 3, S, S)
-            sheets.append(to_uint8(grid))
-        sheet = np.concatenate([np.concatenate(list(r), 1) for r in sheets[0]], 0)
-        save_png(out / "samples_joint.png", sheet)
-        sheet = np.concatenate([np.concatenate(list(r), 1) for r in sheets[1]], 0)
-        save_png(out / "samples_sequential.png", sheet)
+def export(args, losses: list[dict], dev: str) -> None:
+    """The run's weights (EMA when on) into ``--export`` (:mod:`gen3dface.training.export`), then preview
+    sheets of ``--heldout`` inputs sampled with the weights as shipped."""
+    net = run_weights(build_model(args), args.run, ema=bool(args.ema)).to(dev).eval()
+    export_checkpoint(net, args.export, losses, split_mb=args.split_mb)
+    if args.heldout is None:
+        return
+    net.to(torch.float16).to(torch.float32)  # the shipped (fp16) weights
+    held = load_train_data(PreparedInputs.load(args.heldout), net.image_size, net.config.n_views, device=dev,
+                           progress=False)
+    rows = torch.arange(min(6, len(held)))
+    for sampler in ("joint", "sequential"):
+        t = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
+            sheet = preview_sheet(net, held, rows, steps=args.sample_steps, guidance=args.guidance, sampler=sampler)
+        print(f"{sampler}: {len(rows)} inputs x {net.config.n_views} views in {time.perf_counter() - t:.1f} s")
+        save_png(args.export / f"samples_{sampler}.png", sheet)
 
 
 if __name__ == "__main__":

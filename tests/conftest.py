@@ -149,3 +149,15 @@ def flame_file(tmp_path_factory) -> Path:
         for k, m in saved.items():
             sys.modules.pop(k) if m is None else sys.modules.__setitem__(k, m)
     return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the seconds each test recorded with ``record_property("seconds", s)`` (the notebook runs): timings
+    are reported, never asserted."""
+    rows = [(r.nodeid.split("::")[-1], dict(r.user_properties)["seconds"])
+            for r in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+            if r.when == "call" and "seconds" in dict(r.user_properties)]
+    if rows:
+        terminalreporter.section("recorded timings (seconds)")
+        for name, seconds in sorted(rows):
+            terminalreporter.write_line(f"{seconds:8.1f}  {name}")

@@ -7,7 +7,7 @@ import pytest
 from gen3dface.evaluation import ablation
 from gen3dface.core.errors import InputError
 from gen3dface.generation.model import Gen3DFaceModel
-from gen3dface.training.data import prepare_inputs
+from gen3dface.training.data import build_training_inputs
 
 
 def _src(seed, style="photo"):
@@ -17,12 +17,12 @@ def _src(seed, style="photo"):
 
 @pytest.fixture(scope="module")
 def sets():
-    est = prepare_inputs(_src(2), [0, 1], per_identity=1, crop_size=64, progress=False)
-    gt = prepare_inputs(_src(2), [0, 1], per_identity=1, crop_size=64, meshes="ground_truth", progress=False)
-    ood = [prepare_inputs(_src(7, "clay"), [0], per_identity=1, crop_size=64, progress=False)]
+    est = build_training_inputs(_src(2), [0, 1], per_identity=1, crop_size=64, progress=False)
+    gt = build_training_inputs(_src(2), [0, 1], per_identity=1, crop_size=64, meshes="ground_truth", progress=False)
+    ood = [build_training_inputs(_src(7, "clay"), [0], per_identity=1, crop_size=64, progress=False)]
     with pytest.raises(InputError, match="one input per identity"):
-        ablation.build_eval_sets(prepare_inputs(_src(2), [0], per_identity=2, crop_size=64, progress=False), gt, ood,
-                                 image_size=64, n_views=8)
+        ablation.build_eval_sets(build_training_inputs(_src(2), [0], per_identity=2, crop_size=64, progress=False), gt,
+                                 ood, image_size=64, n_views=8)
     return ablation.build_eval_sets(est, gt, ood, image_size=64, n_views=8)
 
 
@@ -66,7 +66,7 @@ def test_the_shipped_report_is_the_shipped_results():
 
 def test_each_arm_gets_its_sampler_and_meshes(sets, monkeypatch):
     calls = []
-    monkeypatch.setattr(ablation, "generate", lambda model, inputs, vertices, faces, sampler, **kw: calls.append(
+    monkeypatch.setattr(ablation, "generate_set", lambda model, inputs, vertices, faces, sampler, **kw: calls.append(
         (sampler, vertices)) or np.zeros((len(inputs), 1, 1, 1, 3), np.uint8))
     for arm in ("joint", "sequential", "gt_mesh"):
         ablation.arm_views(None, arm, sets)

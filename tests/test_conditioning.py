@@ -2,7 +2,7 @@ import torch
 
 from gen3dface.core.cameras import Cameras, target_ring
 from gen3dface.volume.conditioning import DepthWiseAttention, FrustumNet, HybridVolume, camera_embedding
-from gen3dface.mesh.geometry import estimate_mesh
+from gen3dface.mesh.estimate import estimate_mesh
 from gen3dface.core.samples import sample_photo
 from gen3dface.volume.grid import voxelize_mesh
 

@@ -12,10 +12,13 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from gen3dface.mesh import deca as d
-from gen3dface.mesh import geometry as g
 from gen3dface.core.errors import BackendUnavailable, InputError
 from gen3dface.faces.detect import find_face
 from gen3dface.core.images import as_photo
+from gen3dface.mesh.estimate import estimate_mesh
+from gen3dface.mesh.facemesh import face_template
+from gen3dface.mesh.flame import FlameLayer
+from gen3dface.mesh.synthetic_eval import render_synthetic_view
 
 FLAME_N = 5023  # vertices of the flame_file fixture (tests/conftest.py), as in FLAME 2020
 
@@ -51,7 +54,7 @@ def deca_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def layer(flame_file):
-    return g.FlameLayer.from_file(flame_file, trust_pickle=True)
+    return FlameLayer.from_file(flame_file, trust_pickle=True)
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +166,7 @@ def test_global_rotation_gives_the_pose(layer, rotvec, expected):
     assert np.allclose(placed["vertices"], unrotated, atol=1e-6)
     width = np.ptp(layer.v_template[:, 0].numpy())
     assert placed["scale"] == pytest.approx(2 * 0.53 / width)
-    assert np.allclose(placed["vertices"][int(layer.v_template[:, 2].argmax())], g.face_template()[1], atol=1e-5)
+    assert np.allclose(placed["vertices"][int(layer.v_template[:, 2].argmax())], face_template()[1], atol=1e-5)
 
 
 def test_camera_reproduces_decas_projection(layer, encoder, astronaut_path):
@@ -184,8 +187,8 @@ def test_camera_reproduces_decas_projection(layer, encoder, astronaut_path):
 def test_pose_agrees_with_mediapipe_on_a_turned_render(layer, encoder):
     """A render from azimuth 30 (mediapipe: yaw ~ +30). DECA codes turning FLAME about -Y by 30 degrees
     (face towards the image's left) must read as yaw +30 and agree with mediapipe; the opposite turn not."""
-    img, _, _ = g.render_synthetic_view(1, azimuth=30, image_size=256)
-    observed = g.estimate_mesh(img)
+    img, _, _ = render_synthetic_view(1, azimuth=30, image_size=256)
+    observed = estimate_mesh(img)
     agree = d.deca_mesh(img, layer, with_codes(encoder, codes((0, math.radians(-30), 0)))).pose
     assert agree["yaw"] == pytest.approx(30, abs=1e-3) and observed.pose["yaw"] == pytest.approx(30, abs=6)
     conf_agree = d.deca_mesh(img, layer, encoder).confidence
@@ -195,7 +198,7 @@ def test_pose_agrees_with_mediapipe_on_a_turned_render(layer, encoder):
 
 # ------------------------------------------------------------------------------------------- estimate_mesh
 def test_estimate_mesh_with_deca_model(flame_file, deca_file, astronaut_path, tmp_path):
-    mesh = g.estimate_mesh(astronaut_path, "flame", flame_model=flame_file, trust_pickle=True, deca_model=deca_file)
+    mesh = estimate_mesh(astronaut_path, "flame", flame_model=flame_file, trust_pickle=True, deca_model=deca_file)
     assert mesh.backend == "deca" and mesh.vertices.shape == (FLAME_N, 3) and mesh.vertices.dtype == np.float32
     assert np.isfinite(mesh.vertices).all() and mesh.faces.shape == (9976, 3) and 0 <= mesh.confidence <= 1
     assert np.ptp(mesh.vertices[:, 0]) == pytest.approx(2 * 0.53, rel=0.1)  # canonical head width
@@ -203,10 +206,10 @@ def test_estimate_mesh_with_deca_model(flame_file, deca_file, astronaut_path, tm
     assert mesh.to_dict()["backend"] == "deca" and mesh.camera is not None
     (tmp_path / "junk.tar").write_text("junk")
     with pytest.raises(InputError, match="not a DECA checkpoint"):
-        g.estimate_mesh(astronaut_path, "flame", flame_model=flame_file, trust_pickle=True,
+        estimate_mesh(astronaut_path, "flame", flame_model=flame_file, trust_pickle=True,
                         deca_model=tmp_path / "junk.tar")
     with pytest.raises(BackendUnavailable, match="deca_model.tar"):
-        g.estimate_mesh(astronaut_path, "flame", flame_model=flame_file, trust_pickle=True,
+        estimate_mesh(astronaut_path, "flame", flame_model=flame_file, trust_pickle=True,
                         deca_model=tmp_path / "deca_model.tar")
 
 

@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from gen3dface.core.errors import BackendUnavailable, InputError, NoFaceError
-from gen3dface.faces.detect import (MultipleFacesWarning, align_crop, crop_quad, detect_faces, embed, find_face,
-                             identity_distance, prepare_input)
+from gen3dface.faces.detect import (MultipleFacesWarning, align_crop, crop_face, crop_quad, detect_faces, embed,
+                                    find_face, identity_distance)
 from gen3dface.core.images import load_image
 
 # Eileen Collins' face in the astronaut photo (x0, y0, x1, y1), read off the picture
@@ -101,12 +101,12 @@ def test_no_face_is_a_clear_error(bad_inputs):
 def test_small_and_grayscale_faces(astronaut, odd_inputs):
     tiny = np.asarray(Image.fromarray(astronaut).resize((128, 128), Image.LANCZOS))
     assert find_face(tiny).landmarks.shape == (478, 3)
-    _, face, crop = prepare_input(odd_inputs["grayscale"], size=64)
+    _, face, crop = crop_face(odd_inputs["grayscale"], size=64)
     assert crop.image.shape == (64, 64, 3)
 
 
 def test_alpha_becomes_the_mask(odd_inputs):
-    photo, face, crop = prepare_input(odd_inputs["rgba"], size=128)
+    photo, face, crop = crop_face(odd_inputs["rgba"], size=128)
     assert photo.alpha is not None
     # the transparent strip x < 40 maps into the crop's left; the mask there is 0
     x_strip = (np.array([39.0, 250.0]) @ crop.transform[:, :2].T + crop.transform[:, 2])[0]
@@ -117,10 +117,10 @@ def test_alpha_becomes_the_mask(odd_inputs):
 def test_insightface_without_models_is_unavailable(tmp_path, monkeypatch, astronaut):
     from gen3dface.faces import backends as face_backends
     monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path))
-    face_backends._insightface_app.cache_clear()
+    face_backends.insightface_app.cache_clear()
     with pytest.raises(BackendUnavailable, match="buffalo_l"):
         detect_faces(astronaut, "insightface")
-    face_backends._insightface_app.cache_clear()
+    face_backends.insightface_app.cache_clear()
 
 
 def test_bad_arguments():
@@ -165,7 +165,7 @@ def test_arcface_loading_code_on_a_small_model_the_test_saves(tmp_path, monkeypa
                           output_names=["embedding"], dynamic_axes={"input": {0: "batch"}}, dynamo=False)
     monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path))
     monkeypatch.delenv("INSIGHTFACE_ARCFACE", raising=False)
-    face_backends._arcface.cache_clear()
+    face_backends.arcface_model.cache_clear()
     a1, a2 = embed(astronaut, backend="insightface"), embed(astronaut, backend="insightface")
     h = embed(hopper, backend="insightface")
     assert a1.shape == (512,) and abs(np.linalg.norm(a1) - 1) < 1e-5
@@ -173,4 +173,4 @@ def test_arcface_loading_code_on_a_small_model_the_test_saves(tmp_path, monkeypa
     monkeypatch.setenv("INSIGHTFACE_ARCFACE", str(tmp_path / "missing.onnx"))
     with pytest.raises(BackendUnavailable, match="ArcFace model not found"):
         embed(astronaut, backend="insightface")
-    face_backends._arcface.cache_clear()
+    face_backends.arcface_model.cache_clear()

@@ -10,7 +10,8 @@ from skimage.draw import polygon
 from gen3dface.core.cameras import DEFAULT_RADIUS, orbit_cameras, synthesis_grid
 from gen3dface.core.errors import InputError
 from gen3dface.faces.detect import detect_faces
-from gen3dface.synth.heads import HAIR_STYLES, PARTS, build_head, sample_head_params
+from gen3dface.synth.head_params import HAIR_STYLES, PARTS, sample_head_params
+from gen3dface.synth.heads import build_head
 from gen3dface.core.images import to_uint8
 from gen3dface.synth.render import STYLES, Mesh, render
 
@@ -167,7 +168,8 @@ def test_bad_arguments_raise_input_errors(heads):
 
 def test_square_binning_rasterises_the_same_pixels():
     from gen3dface.core.cameras import orbit_cameras
-    from gen3dface.synth.heads import build_head, sample_head_params
+    from gen3dface.synth.heads import build_head
+    from gen3dface.synth.head_params import sample_head_params
     from gen3dface.synth.render import rasterize
 
     mesh = build_head(sample_head_params(3), 48)

@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from gen3dface.core.errors import InputError
-from gen3dface.core.images import as_photo, load_image, save_png, to_tensor, to_uint8
+from gen3dface.core.images import as_photo, load_image, save_png, to_tensor, to_uint8, to_uint8_tensor
 
 BAD = ["missing", "directory", "empty", "text_as_jpg", "truncated_png", "one_pixel", "huge_header"]
 
@@ -56,6 +56,9 @@ def test_arrays_and_tensors(astronaut, tmp_path):
     t = to_tensor(astronaut[None])
     assert t.shape == (1, 3, 512, 512) and float(t.min()) >= -1 and float(t.max()) <= 1
     assert np.array_equal(to_uint8(t)[0], astronaut)
+    q = to_uint8_tensor(t)
+    assert q.dtype == torch.uint8 and q.shape == t.shape and np.array_equal(q[0].permute(1, 2, 0).numpy(), astronaut)
+    assert to_uint8_tensor(torch.tensor([-2.0, -1.0, 0.0, 0.003, 1.0, 2.0])).tolist() == [0, 0, 128, 128, 255, 255]
     save_png(tmp_path / "x.png", astronaut)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "x.png")), astronaut)
     assert not list(tmp_path.glob(".*part*"))

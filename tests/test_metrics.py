@@ -1,4 +1,4 @@
-"""Metrics of the paper's evaluation (gen3dface.evaluation.metrics): library agreement, FID sanity, ID consistency,
+"""Metrics of the paper's evaluation (gen3dface.evaluation): library agreement, FID sanity, ID consistency,
 the Re-ID 0.6 rule, honest "unavailable" reports, and both protocols end to end on real face photos."""
 
 from __future__ import annotations
@@ -11,10 +11,17 @@ import pytest
 import scipy.linalg
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from gen3dface.evaluation import metrics as M
 from gen3dface.core.errors import InputError
-from gen3dface.faces.detect import align_crop, find_face
 from gen3dface.core.images import to_tensor
+from gen3dface.evaluation.clip import clip_similarity, clip_weights
+from gen3dface.evaluation.fid import (INCEPTION_DIM, InceptionFeatures, fid, fid_from_features, frechet_distance,
+                                      tf_bilinear_resize)
+from gen3dface.evaluation.identity import (REID_THRESHOLD, embed_faces, id_consistency_input, id_consistency_output,
+                                           reid, reid_embeddings)
+from gen3dface.evaluation.image_metrics import lpips_distance, lpips_status, psnr, ssim
+from gen3dface.evaluation.outputs import OUT_OF_DOMAIN, evaluate_outputs
+from gen3dface.evaluation.tables import results_markdown, write_results
+from gen3dface.faces.detect import align_crop, find_face
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +32,8 @@ def crops(astronaut, hopper) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def inception() -> M.InceptionFeatures:
-    return M.InceptionFeatures(device="cpu", batch_size=16)
+def inception() -> InceptionFeatures:
+    return InceptionFeatures(device="cpu", batch_size=16)
 
 
 def noisy(images: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
@@ -39,25 +46,25 @@ def test_ssim_psnr_equal_scikit_image_on_random_images():
     rng = np.random.default_rng(1)
     a = rng.integers(0, 256, (2, 3, 24, 40, 3), dtype=np.uint8)
     b = noisy(a, 30.0)
-    s, p = M.ssim(a, b), M.psnr(a, b)
+    s, p = ssim(a, b), psnr(a, b)
     assert s.shape == p.shape == (2, 3)
     for i in range(2):
         for j in range(3):
             assert s[i, j] == pytest.approx(structural_similarity(b[i, j], a[i, j], channel_axis=-1, data_range=255),
                                             abs=1e-12)
             assert p[i, j] == pytest.approx(peak_signal_noise_ratio(b[i, j], a[i, j], data_range=255), abs=1e-12)
-    assert isinstance(M.ssim(a[0, 0], b[0, 0]), float) and isinstance(M.psnr(a[0, 0], b[0, 0]), float)
+    assert isinstance(ssim(a[0, 0], b[0, 0]), float) and isinstance(psnr(a[0, 0], b[0, 0]), float)
     # the models' tensors in [-1, 1] give the same numbers
-    assert M.ssim(to_tensor(a), to_tensor(b)) == pytest.approx(s, abs=1e-12)
-    assert M.psnr(a[0, 0], a[0, 0]) == np.inf
-    assert M.ssim(a[0, 0], a[0, 0]) == pytest.approx(1.0)
+    assert ssim(to_tensor(a), to_tensor(b)) == pytest.approx(s, abs=1e-12)
+    assert psnr(a[0, 0], a[0, 0]) == np.inf
+    assert ssim(a[0, 0], a[0, 0]) == pytest.approx(1.0)
 
 
 def test_image_checks():
     with pytest.raises(InputError, match="uint8"):
-        M.ssim(np.zeros((8, 8, 3)), np.zeros((8, 8, 3)))
+        ssim(np.zeros((8, 8, 3)), np.zeros((8, 8, 3)))
     with pytest.raises(InputError, match="shape"):
-        M.psnr(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8))
+        psnr(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8))
 
 
 # ------------------------------------------------------------------ FID
@@ -66,15 +73,15 @@ def test_frechet_distance_matches_scipy_sqrtm_and_both_paths_agree():
     a, b = rng.normal(size=(400, 16)), rng.normal(size=(300, 16)) * 1.4 + 0.3
     mu1, s1, mu2, s2 = a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)
     ref = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * scipy.linalg.sqrtm(s1 @ s2).real)
-    assert M.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(ref, rel=1e-9)
-    assert M.fid_from_features(a, b) == pytest.approx(ref, rel=1e-9)  # N > D: covariance path
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(ref, rel=1e-9)
+    assert fid_from_features(a, b) == pytest.approx(ref, rel=1e-9)  # N > D: covariance path
     small_a, small_b = a[:10], b[:12]  # N < D: the feature-space path
-    cov = M.frechet_distance(small_a.mean(0), np.cov(small_a, rowvar=False), small_b.mean(0),
+    cov = frechet_distance(small_a.mean(0), np.cov(small_a, rowvar=False), small_b.mean(0),
                              np.cov(small_b, rowvar=False))
-    assert M.fid_from_features(small_a, small_b) == pytest.approx(cov, rel=1e-8)
-    assert M.fid_from_features(small_a, small_a) == pytest.approx(0.0, abs=1e-9)
+    assert fid_from_features(small_a, small_b) == pytest.approx(cov, rel=1e-8)
+    assert fid_from_features(small_a, small_a) == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(InputError):
-        M.fid_from_features(a[:1], b)
+        fid_from_features(a[:1], b)
 
 
 def test_fid_of_a_set_with_itself_is_zero_and_grows_with_noise(crops, inception):
@@ -82,59 +89,59 @@ def test_fid_of_a_set_with_itself_is_zero_and_grows_with_noise(crops, inception)
     base = np.stack([np.roll(crops[k], (int(rng.integers(-12, 12)), int(rng.integers(-12, 12))), axis=(0, 1))
                      for k in ("astronaut", "hopper") * 3])[:, ::2, ::2]  # 6 images, 64 px
     f0 = inception(base)
-    assert f0.shape == (6, M.INCEPTION_DIM)
+    assert f0.shape == (6, INCEPTION_DIM)
     assert np.array_equal(f0[:2], inception(base[:2].copy()))  # deterministic, batch-independent
-    assert M.fid_from_features(f0, f0) == pytest.approx(0.0, abs=1e-6)
-    fids = [M.fid_from_features(f0, inception(noisy(base, s, seed=7))) for s in (8.0, 40.0)]
+    assert fid_from_features(f0, f0) == pytest.approx(0.0, abs=1e-6)
+    fids = [fid_from_features(f0, inception(noisy(base, s, seed=7))) for s in (8.0, 40.0)]
     assert 0 < fids[0] < fids[1], fids
 
 
 def test_fid_end_to_end_on_tiny_sets(crops):
     imgs = np.stack([crops["astronaut"], crops["hopper"]])[:, ::2, ::2]
-    assert M.fid(imgs, imgs, device="cpu") == pytest.approx(0.0, abs=1e-6)
+    assert fid(imgs, imgs, device="cpu") == pytest.approx(0.0, abs=1e-6)
 
 
 def test_tf_bilinear_resize_is_identity_at_equal_size_and_keeps_constants():
     import torch
 
     x = torch.rand(2, 3, 17, 23)
-    assert torch.allclose(M.tf_bilinear_resize(x[..., :17], 17), x[..., :17], atol=1e-5)
-    assert torch.allclose(M.tf_bilinear_resize(torch.full((1, 3, 40, 40), 0.3), 299), torch.tensor(0.3))
+    assert torch.allclose(tf_bilinear_resize(x[..., :17], 17), x[..., :17], atol=1e-5)
+    assert torch.allclose(tf_bilinear_resize(torch.full((1, 3, 40, 40), 0.3), 299), torch.tensor(0.3))
 
 
 # ------------------------------------------------------------------ ID consistency and Re-ID
 def test_id_consistency_of_identical_images_is_one(crops):
     a = crops["astronaut"]
-    emb, found = M.embed_faces(np.stack([a, a, a]), backend="dlib")
+    emb, found = embed_faces(np.stack([a, a, a]), backend="dlib")
     assert found.all() and emb.shape == (3, 128)
-    assert M.id_consistency_output(emb) == pytest.approx(1.0, abs=1e-6)
-    assert M.id_consistency_input(emb[0], emb) == pytest.approx(1.0, abs=1e-6)
+    assert id_consistency_output(emb) == pytest.approx(1.0, abs=1e-6)
+    assert id_consistency_input(emb[0], emb) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_id_consistency_is_lower_across_identities_and_missing_faces_are_counted(crops):
     a, h = crops["astronaut"], crops["hopper"]
     blank = np.full_like(a, 255)
-    emb, found = M.embed_faces(np.stack([a, a[:, ::-1], h, blank]), backend="dlib")
+    emb, found = embed_faces(np.stack([a, a[:, ::-1], h, blank]), backend="dlib")
     assert found.tolist() == [True, True, True, False]
     assert np.isnan(emb[3]).all()
-    same, mixed = M.id_consistency_output(emb[:2]), M.id_consistency_output(emb[1:3])
+    same, mixed = id_consistency_output(emb[:2]), id_consistency_output(emb[1:3])
     assert mixed < same <= 1.0
     # NaN rows (no face) are left out, not counted as anything
-    assert M.id_consistency_output(emb[[0, 1, 3]]) == pytest.approx(same)
-    assert np.isnan(M.id_consistency_output(emb[[0, 3]]))
-    assert np.isnan(M.id_consistency_input(emb[3], emb[:2]))
+    assert id_consistency_output(emb[[0, 1, 3]]) == pytest.approx(same)
+    assert np.isnan(id_consistency_output(emb[[0, 3]]))
+    assert np.isnan(id_consistency_input(emb[3], emb[:2]))
 
 
 def test_face_embedding_in_worker_processes_equals_in_process(crops):
     a, h = crops["astronaut"], crops["hopper"]
     blank = np.full_like(a, 200)
     imgs = np.stack([a, h, blank, a[:, ::-1], h, a])
-    e1, f1 = M.embed_faces(imgs, backend="dlib", workers=1)
-    e2, f2 = M.embed_faces(imgs, backend="dlib", workers=2)
+    e1, f1 = embed_faces(imgs, backend="dlib", workers=1)
+    e2, f2 = embed_faces(imgs, backend="dlib", workers=2)
     assert f1.tolist() == f2.tolist() == [True, True, False, True, True, True]
     np.testing.assert_array_equal(e1, e2)  # same faces in the same order, NaN rows where none
-    g1 = M.reid_embeddings(imgs, imgs[::-1].copy(), "dlib", workers=1)
-    g2 = M.reid_embeddings(imgs, imgs[::-1].copy(), "dlib", workers=2)
+    g1 = reid_embeddings(imgs, imgs[::-1].copy(), "dlib", workers=1)
+    g2 = reid_embeddings(imgs, imgs[::-1].copy(), "dlib", workers=2)
     for x, y in zip(g1, g2):
         np.testing.assert_array_equal(x, y)
 
@@ -169,27 +176,27 @@ def test_reid_follows_the_06_rule():
     u = rng.normal(size=128)
     u /= np.linalg.norm(u)
     out = np.stack([ref + d * u for d in (0.0, 0.3, 0.599, 0.601, 0.9)])
-    r = M.reid(ref, out)
+    r = reid(ref, out)
     assert r["distances"] == pytest.approx([0.0, 0.3, 0.599, 0.601, 0.9])
     assert r["match"] == pytest.approx(3 / 5) and r["n"] == 5
     assert r["dist"] == pytest.approx(np.mean([0.0, 0.3, 0.599, 0.601, 0.9]))
-    assert M.reid(ref, out, threshold=0.95)["match"] == 1.0
+    assert reid(ref, out, threshold=0.95)["match"] == 1.0
     out[1] = np.nan  # a view without a face is left out
-    r = M.reid(ref, out)
+    r = reid(ref, out)
     assert r["n"] == 4 and r["match"] == pytest.approx(2 / 4)
     # ArcFace: Euclidean distance of unit embeddings, sqrt(2 - 2 cos)
     a, b = np.array([1.0, 0.0]), np.array([3.0, 3.0])
-    assert M.reid(a, b[None], normalize=True)["dist"] == pytest.approx(np.sqrt(2 - 2 * np.cos(np.pi / 4)))
+    assert reid(a, b[None], normalize=True)["dist"] == pytest.approx(np.sqrt(2 - 2 * np.cos(np.pi / 4)))
 
 
 def test_reid_on_real_faces(crops):
     a, h = crops["astronaut"], crops["hopper"]
     gt, gen = np.stack([a, a, h]), np.stack([a, h, a])
-    eg, ep, found = M.reid_embeddings(gt, gen, backend="dlib")
+    eg, ep, found = reid_embeddings(gt, gen, backend="dlib")
     assert found.all()
-    r = M.reid(eg, ep)
+    r = reid(eg, ep)
     assert r["distances"][0] == pytest.approx(0.0, abs=1e-6)
-    assert (r["distances"][1:] > M.REID_THRESHOLD).all()  # two different people
+    assert (r["distances"][1:] > REID_THRESHOLD).all()  # two different people
     assert r["match"] == pytest.approx(1 / 3)
 
 
@@ -198,18 +205,18 @@ def test_lpips_and_clip_report_unavailable_instead_of_a_number(monkeypatch):
     monkeypatch.setitem(sys.modules, "lpips", None)  # not importable
     monkeypatch.setitem(sys.modules, "open_clip", None)
     img = np.zeros((2, 32, 32, 3), np.uint8)
-    d, reason = M.lpips_distance(img, img)
+    d, reason = lpips_distance(img, img)
     assert d is None and "lpips" in reason and "not installed" in reason
-    s, reason = M.clip_similarity(img, img[:, None])
+    s, reason = clip_similarity(img, img[:, None])
     assert s is None and "open_clip" in reason
-    assert M.clip_weights()[0] is None
+    assert clip_weights()[0] is None
 
 
 def test_lpips_without_backbone_weights_is_unavailable(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    reason = M.lpips_status("vgg")
+    reason = lpips_status("vgg")
     assert reason is not None  # no package here, or no weights in an empty torch hub cache
-    assert M.lpips_distance(np.zeros((32, 32, 3), np.uint8), np.zeros((32, 32, 3), np.uint8)) == (None, reason)
+    assert lpips_distance(np.zeros((32, 32, 3), np.uint8), np.zeros((32, 32, 3), np.uint8)) == (None, reason)
 
 
 # ------------------------------------------------------------------ protocols
@@ -219,10 +226,10 @@ def test_out_of_domain_protocol_end_to_end(crops, tmp_path, monkeypatch):
     blank = np.full_like(a, 255)
     inputs = np.stack([a, h])
     outputs = np.stack([np.stack([a, a[:, ::-1], blank]), np.stack([h, noisy(h, 5.0), h[:, ::-1]])])
-    res = M.evaluate_outputs(inputs, outputs, backend="dlib", device="cpu")
+    res = evaluate_outputs(inputs, outputs, backend="dlib", device="cpu")
     assert res["protocol"] == "out_of_domain" and res["id_backend"] == "dlib"
     m = res["metrics"]
-    assert list(m) == list(M.OUT_OF_DOMAIN)
+    assert list(m) == list(OUT_OF_DOMAIN)
     assert m["fid"]["n"] == 6 and m["fid"]["n_ref"] == 2 and m["fid"]["value"] > 0
     oo = m["id_consistency_output"]
     assert oo["n_faces_missing"] == 1 and oo["n"] == 2 and oo["n_pairs"] == 1 + 3
@@ -230,7 +237,7 @@ def test_out_of_domain_protocol_end_to_end(crops, tmp_path, monkeypatch):
     ii = m["id_consistency_input"]
     assert ii["n_faces_missing"] == 1 and ii["n_pairs"] == 5 and 0.9 < ii["value"] <= 1.0
     assert m["clip"]["available"] is False and m["clip"]["value"] is None and "open_clip" in m["clip"]["note"]
-    js, md = M.write_results(res, tmp_path)
+    js, md = write_results(res, tmp_path)
     assert json.loads(js.read_text()) == res
     table = md.read_text()
     assert "| gen3dface (this run) |" in table and "55.49" in table and "Output-to-Output ID Consistency" in table
@@ -241,24 +248,33 @@ def test_in_domain_protocol_end_to_end(crops):
     a, h = crops["astronaut"], crops["hopper"]
     gt = np.stack([np.stack([a, h])])
     gen = np.stack([np.stack([noisy(a, 6.0), a])])  # the second view has the wrong identity
-    res = M.evaluate_outputs(gt[:, 0], gen, ground_truth=gt, device="cpu",
+    res = evaluate_outputs(gt[:, 0], gen, ground_truth=gt, device="cpu",
                              metrics=["ssim", "psnr", "lpips", "reid_match", "reid_dist"])
     m = res["metrics"]
     assert res["protocol"] == "in_domain" and res["reid_backend"] == "dlib"
-    assert m["ssim"]["value"] == pytest.approx(float(np.mean(M.ssim(gen, gt))))
+    assert m["ssim"]["value"] == pytest.approx(float(np.mean(ssim(gen, gt))))
     assert m["psnr"]["n"] == 2
     assert m["lpips"]["value"] is None and not m["lpips"]["available"]
     assert m["reid_match"]["value"] == pytest.approx(0.5) and m["reid_match"]["n"] == 2
     assert m["reid_dist"]["n_faces_missing"] == 0
-    assert "Re-ID(match)" in M.results_markdown(res) and "0.9981" in M.results_markdown(res)
-    assert "0.9981" not in M.results_markdown(res, paper=False)
+    assert "Re-ID(match)" in results_markdown(res) and "0.9981" in results_markdown(res)
+    assert "0.9981" not in results_markdown(res, paper=False)
 
 
 def test_protocol_argument_checks(crops):
     a = crops["astronaut"]
     with pytest.raises(InputError, match="ground-truth"):
-        M.evaluate_outputs(a[None], a[None, None], metrics=["ssim"])
+        evaluate_outputs(a[None], a[None, None], metrics=["ssim"])
     with pytest.raises(InputError, match="unknown metric"):
-        M.evaluate_outputs(a[None], a[None, None], metrics=["bleu"])
+        evaluate_outputs(a[None], a[None, None], metrics=["bleu"])
     with pytest.raises(InputError, match="must match"):
-        M.evaluate_outputs(a[None], a[None, None], ground_truth=a[None, None, :64])
+        evaluate_outputs(a[None], a[None, None], ground_truth=a[None, None, :64])
+
+
+def test_pooled_psnr_scores_a_set_of_float_images_at_once():
+    rng = np.random.default_rng(3)
+    a = rng.uniform(size=(4, 8, 8, 3))
+    b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1)
+    want = -10 * np.log10(np.mean((a - b) ** 2))
+    assert psnr(a, b, pooled=True) == pytest.approx(want, abs=1e-9)
+    assert psnr(a, a, pooled=True) == pytest.approx(120.0)  # capped, not inf

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gen3dface.core.cameras import target_ring
-from gen3dface.mesh.geometry import face_template, tesselation_triangles
+from gen3dface.mesh.facemesh import face_template, tesselation_triangles
 from gen3dface.core.profiles import get_profile
 from gen3dface.generation.model import Gen3DFaceModel
 from gen3dface.volume.grid import voxelize_mesh
@@ -21,6 +21,20 @@ TINY = dict(unet_config=dict(get_profile("smoke").model["unet_config"], block_ou
 def tiny(**kw) -> Gen3DFaceModel:
     torch.manual_seed(0)
     return Gen3DFaceModel(**{**TINY, **kw})
+
+
+def tiny_data(n_ids: int, S: int = 32, N: int = 4):
+    """Training data for :func:`tiny`: ``n_ids`` random flat-colour identities, N identical views each, the face
+    template as every input's mesh."""
+    from gen3dface.training.data import TrainData
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(n_ids, 1, 3, S, S, generator=g)
+    return TrainData(targets=(base.expand(n_ids, N, 3, S, S) * 255).to(torch.uint8).contiguous(),
+                     inputs=(base[:, 0] * 255).to(torch.uint8), input_identity=torch.arange(n_ids),
+                     vertices=torch.as_tensor(face_template())[None].expand(n_ids, -1, -1).contiguous(),
+                     faces=torch.as_tensor(tesselation_triangles()).long(), cameras=target_ring(N, image_size=S),
+                     identities=list(range(n_ids)))
 
 
 def inputs(model, B=1, N=4, seed=1):
@@ -151,16 +165,8 @@ def test_from_stable_diffusion_loads_unet_and_widens_conv_in(tmp_path):
 
 def test_training_lowers_the_loss_and_resumes_exactly(tmp_path):
     from gen3dface.training.loop import TrainConfig, train
-    from gen3dface.training.data import TrainData
 
-    g = torch.Generator().manual_seed(0)
-    S, N, n_ids = 32, 4, 3
-    ring = target_ring(N, image_size=S)
-    base = torch.rand(n_ids, 1, 3, S, S, generator=g)
-    data = TrainData(targets=(base.expand(n_ids, N, 3, S, S) * 255).to(torch.uint8).contiguous(),
-                     inputs=(base[:, 0] * 255).to(torch.uint8), input_identity=torch.arange(n_ids),
-                     vertices=torch.as_tensor(face_template())[None].expand(n_ids, -1, -1).contiguous(),
-                     faces=torch.as_tensor(tesselation_triangles()).long(), cameras=ring, identities=list(range(n_ids)))
+    data = tiny_data(3)
     cfg = TrainConfig(steps=6, batch_size=2, lr_backbone=1e-3, lr_new=1e-3, warmup_steps=1, log_every=1,
                       checkpoint_every=3)
     whole = train(tiny(), data, tmp_path / "a", cfg, progress=False)
@@ -202,33 +208,33 @@ def test_a_training_step_lowers_the_loss_on_a_fixed_batch(prediction, zero_snr):
 
 def test_training_data_from_a_synth_folder_honours_pruning(tmp_path):
     from gen3dface.synth.synthesis import SynthConfig, synthesize
-    from gen3dface.training.data import load_train_data, prepare_inputs
+    from gen3dface.training.data import load_train_data, build_training_inputs
 
     root = tmp_path / "synth"
     synthesize(root, 3, SynthConfig(views=12, res=96, seed=4, ssaa=1), progress=False)
-    prep = prepare_inputs(root, per_identity=1, crop_size=32, progress=False)
+    prep = build_training_inputs(root, per_identity=1, crop_size=32, progress=False)
     assert sorted(set(prep.identity.tolist())) == [0, 1, 2] and prep.source["kind"] == "folder"
     data = load_train_data(prep, 32, 4, progress=False)
     assert data.targets.shape == (3, 4, 3, 32, 32) and data.inputs.shape == (3, 3, 32, 32)
     assert data.vertices.shape[1:] == (468, 3)
-    gt = prepare_inputs(root, identities=[0], per_identity=1, crop_size=32, progress=False, meshes="ground_truth")
+    gt = build_training_inputs(root, identities=[0], per_identity=1, crop_size=32, progress=False, meshes="ground_truth")
     assert gt.vertices.shape == (1, 468, 3) and not np.allclose(gt.vertices[0], prep.vertices[0])
     # pruning: identity 1 dropped by the identity filter, identity 2 has a Janus-rejected view
     records = [{"folder": "id_000000", "kept": True, "janus_rejected": []},
                {"folder": "id_000001", "kept": False, "janus_rejected": []},
                {"folder": "id_000002", "kept": True, "janus_rejected": [0]}]
     (root / "pruning.json").write_text(json.dumps({"identities": records, "kept": 2}))
-    assert prepare_inputs(root, per_identity=1, crop_size=32, progress=False).identity.tolist() == [0]
+    assert build_training_inputs(root, per_identity=1, crop_size=32, progress=False).identity.tolist() == [0]
 
 
 def test_ground_truth_meshes_for_the_ablation_lie_on_the_true_surface():
-    from gen3dface.mesh.geometry import MeshSurface, head_surface
+    from gen3dface.mesh.surface import MeshSurface, head_surface
     from gen3dface.synth.synthesis import SynthConfig, render_identity
-    from gen3dface.training.data import prepare_inputs
+    from gen3dface.training.data import build_training_inputs
 
     src = {"kind": "procedural", "synth": {"views": 12, "res": 96, "seed": 3, "ssaa": 1}, "input_res": 256}
-    est = prepare_inputs(src, identities=[0], per_identity=1, crop_size=32, progress=False)
-    gt = prepare_inputs(src, identities=[0], per_identity=1, crop_size=32, progress=False, meshes="ground_truth")
+    est = build_training_inputs(src, identities=[0], per_identity=1, crop_size=32, progress=False)
+    gt = build_training_inputs(src, identities=[0], per_identity=1, crop_size=32, progress=False, meshes="ground_truth")
     assert gt.source["meshes"] == "ground_truth" and est.source["meshes"] == "estimated"
     assert gt.vertices.shape == est.vertices.shape and (gt.faces == est.faces).all()  # same topology, same view
     assert gt.view.tolist() == est.view.tolist()
@@ -239,4 +245,4 @@ def test_ground_truth_meshes_for_the_ablation_lie_on_the_true_surface():
     d_est = surface.closest(est.vertices[0])[1] / width
     assert d_gt.max() < 1e-6 and d_est.mean() > 5 * max(d_gt.mean(), 1e-9)
     with pytest.raises(Exception, match="meshes"):
-        prepare_inputs(src, identities=[0], per_identity=1, crop_size=32, progress=False, meshes="flame")
+        build_training_inputs(src, identities=[0], per_identity=1, crop_size=32, progress=False, meshes="flame")

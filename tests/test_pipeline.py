@@ -58,6 +58,32 @@ def test_a_batch_of_photos_equals_one_call_per_photo(tiny_checkpoint):
         pipe.generate_batch(preps, steps=0)
 
 
+def test_generate_views_from_conditioned_tensors_of_an_in_memory_model(tiny_checkpoint):
+    from gen3dface.core.errors import InputError
+    from gen3dface.core.images import to_uint8
+
+    pipe = Gen3DFacePipeline.from_checkpoint(tiny_checkpoint)
+    preps = [pipe.prepare(sample_photo(k)) for k in ("astronaut", "grace_hopper")]
+    batch = pipe.generate_batch(preps, steps=2)
+    mem = Gen3DFacePipeline.from_model(Gen3DFaceModel.from_pretrained(tiny_checkpoint).eval())
+    images = torch.cat([p["input"] for p in preps])
+    vertices = np.stack([p["mesh"].vertices for p in preps])
+    faces = preps[0]["mesh"].faces
+    views = pipe.generate_views(images, vertices, faces, steps=2)
+    assert views.shape == (2, 4, 32, 32, 3) and views.dtype == np.uint8
+    for got, want in zip(views, batch):
+        assert np.array_equal(got, want.views)  # the same path: generate_batch calls generate_views
+    diff = np.abs(mem.generate_views(images, vertices, faces, steps=2).astype(int) - views.astype(int))
+    assert diff.max() <= 2 and diff.mean() < 0.05  # from_checkpoint's channels-last UNet sums in another order
+    u8 = mem.generate_views(to_uint8(images), torch.as_tensor(vertices), torch.as_tensor(faces), steps=2)
+    assert np.abs(u8.astype(int) - views.astype(int)).max() <= 8  # only the input's rounding to uint8 differs
+    assert mem.generate_views(images[:0], vertices[:0], faces, steps=2).shape == (0, 4, 32, 32, 3)
+    with pytest.raises(InputError):
+        mem.generate_views(images, vertices, faces, steps=2, generator=torch.Generator())
+    with pytest.raises(InputError):
+        mem.generate_views(images, vertices, faces, steps=2, guidance=-1)
+
+
 def test_generate_cli_writes_views_sheet_cameras_and_mesh(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "gen"
     photo = Path(sample_photo("grace_hopper"))
@@ -119,11 +145,11 @@ def test_the_shipped_model_reads_the_input_view():
     """At t = T (zero SNR: nothing of the targets left) the shipped model's one-step estimate of the frontal
     view must take its face brightness from the input view: over 6 held-out identities (a dataset seed never
     trained on) the two correlate. The first shipped model (SD's betas) drew one mean head for every input."""
-    from gen3dface.training.data import load_train_data, prepare_inputs
+    from gen3dface.training.data import build_training_inputs, load_train_data
 
     net = Gen3DFacePipeline.from_checkpoint().model
-    held = prepare_inputs({"kind": "procedural", "synth": {"views": 48, "res": 128, "seed": 2, "ssaa": 1}, "input_res": 256},
-                          identities=list(range(6)), per_identity=1, crop_size=net.image_size, progress=False)
+    held = build_training_inputs({"kind": "procedural", "synth": {"views": 48, "res": 128, "seed": 2, "ssaa": 1},
+                                  "input_res": 256}, identities=list(range(6)), per_identity=1, crop_size=net.image_size, progress=False)
     data = load_train_data(held, net.image_size, net.config.n_views, progress=False)
     b = data.batch(torch.arange(len(data)))
     sch = net.noise_scheduler("ddpm")

@@ -105,7 +105,7 @@ def test_clip_janus_filter_loads_open_clip_weights_and_scores_like_the_paper(tmp
     import open_clip
     import torch
 
-    from gen3dface.evaluation import metrics
+    from gen3dface.evaluation import clip
 
     (tmp_path / "gen3dface-tiny-clip.json").write_text(json.dumps(TINY_CLIP))
     open_clip.add_model_config(tmp_path / "gen3dface-tiny-clip.json")
@@ -114,7 +114,7 @@ def test_clip_janus_filter_loads_open_clip_weights_and_scores_like_the_paper(tmp
     torch.save(model.state_dict(), tmp_path / "tiny.pt")
     monkeypatch.setenv("GEN3DFACE_CLIP_WEIGHTS", str(tmp_path / "tiny.pt"))
     monkeypatch.setenv("GEN3DFACE_CLIP_MODEL", "gen3dface-tiny-clip")
-    metrics.clip_model.cache_clear()
+    clip.clip_model.cache_clear()
     pruning._clip_classes.cache_clear()
 
     rng = np.random.default_rng(1)
@@ -143,7 +143,7 @@ def test_cli_reports_a_missing_clip_in_one_line(defect_dataset, monkeypatch, cap
     from gen3dface.app.cli import main
 
     monkeypatch.delenv("GEN3DFACE_CLIP_WEIGHTS", raising=False)
-    monkeypatch.setattr("gen3dface.evaluation.metrics.clip_weights", lambda *a, **k: (None, "open_clip is not installed"))
+    monkeypatch.setattr("gen3dface.evaluation.clip.clip_weights", lambda *a, **k: (None, "open_clip is not installed"))
     assert main(["prune", str(defect_dataset), "--janus", "clip", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "CLIP Janus filter" in err and len(err.splitlines()) == 1

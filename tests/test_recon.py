@@ -1,4 +1,4 @@
-"""gen3dface.recon.reconstruct: quality on ground-truth renders, views folders, mesh/turntable export, CLI errors."""
+"""gen3dface.recon: quality on ground-truth renders, views folders, mesh/turntable export, CLI errors."""
 
 import json
 
@@ -10,7 +10,14 @@ from PIL import Image
 
 from gen3dface.core import cameras
 from gen3dface.synth import heads, render
-from gen3dface.recon import reconstruct as recon
+from gen3dface.recon.export import extract_mesh, save_turntable
+from gen3dface.recon.field import SDFGrid, initial_field
+from gen3dface.recon.fit import reconstruct_views
+from gen3dface.evaluation.image_metrics import psnr
+from gen3dface.recon.quality import chamfer_distance
+from gen3dface.recon.rendering import ray_box, render_field
+from gen3dface.recon.report import write_report
+from gen3dface.recon.views import load_views, views_from_arrays
 from gen3dface.app.cli import main
 from gen3dface.core.errors import InputError
 from gen3dface.core.images import save_png, to_uint8
@@ -34,8 +41,8 @@ def head_views(seed: int, cams: cameras.Cameras):
 def fitted():
     ring = cameras.target_ring(16, image_size=RES)
     head, rgb, alpha = head_views(3, ring)
-    views = recon.views_from_arrays(rgb, ring, alpha)
-    result = recon.reconstruct_views(views, profile="smoke", device="cpu", progress=False)
+    views = views_from_arrays(rgb, ring, alpha)
+    result = reconstruct_views(views, profile="smoke", device="cpu", progress=False)
     return head, result
 
 
@@ -46,9 +53,9 @@ def test_quality_on_ground_truth_renders(fitted):
         cameras.ring_azimuths(8) + 22.5, torch.tensor([15.0, -15.0]).repeat(4), image_size=RES
     )
     _, gt, _ = head_views(3, held)
-    heldout_psnr = recon.psnr(result.render(held)["rgb"], gt / 255.0)
+    heldout_psnr = psnr(result.render(held)["rgb"], gt / 255.0, pooled=True)
     seen_by = cameras.synthesis_grid(n_azimuth=8, elevations=(-30.0, 0.0, 30.0), image_size=128)
-    ch = recon.chamfer_distance(result.mesh, head, cameras=seen_by, n_points=20000)
+    ch = chamfer_distance(result.mesh, head, cameras=seen_by, n_points=20000)
     report = f"Chamfer {ch['chamfer_hw']:.4f} head widths, held-out PSNR {heldout_psnr:.2f} dB"
     assert ch["chamfer_hw"] < MAX_CHAMFER_HW, report
     assert heldout_psnr > MIN_HELDOUT_PSNR, report
@@ -62,10 +69,10 @@ def test_fit_beats_its_starting_point(fitted):
     """The fitted surface is closer to the truth than the visual hull it starts from."""
     head, result = fitted
     seen_by = cameras.synthesis_grid(n_azimuth=8, elevations=(-30.0, 0.0, 30.0), image_size=96)
-    hull = recon.extract_mesh(recon.initial_field(result.views, result.field.R), 96)
-    fit_mesh = recon.extract_mesh(result.field, 96)
-    c_hull = recon.chamfer_distance(hull, head, cameras=seen_by, n_points=10000)["chamfer_hw"]
-    c_fit = recon.chamfer_distance(fit_mesh, head, cameras=seen_by, n_points=10000)["chamfer_hw"]
+    hull = extract_mesh(initial_field(result.views, result.field.R), 96)
+    fit_mesh = extract_mesh(result.field, 96)
+    c_hull = chamfer_distance(hull, head, cameras=seen_by, n_points=10000)["chamfer_hw"]
+    c_fit = chamfer_distance(fit_mesh, head, cameras=seen_by, n_points=10000)["chamfer_hw"]
     assert c_fit < c_hull, (c_fit, c_hull)
 
 
@@ -85,35 +92,35 @@ def test_turntable_and_report(fitted, tmp_path):
     _, result = fitted
     frames = result.turntable(n_frames=6, image_size=32, geometry=True)
     assert frames.shape == (6, 32, 64, 3) and 0 <= frames.min() and frames.max() <= 1
-    gif = recon.save_turntable(frames, tmp_path / "t.gif", fps=6)
+    gif = save_turntable(frames, tmp_path / "t.gif", fps=6)
     assert Image.open(gif).n_frames == 6
-    mp4 = recon.save_turntable(frames, tmp_path / "t.mp4", fps=6)
+    mp4 = save_turntable(frames, tmp_path / "t.mp4", fps=6)
     assert mp4.stat().st_size > 0
-    recon.write_report(result, tmp_path / "r.json")
+    write_report(result, tmp_path / "r.json")
     assert json.loads((tmp_path / "r.json").read_text())["views"] == 16
 
 
 def test_rendering_pieces():
     o = torch.tensor([[0.0, 0.0, 4.0], [0.0, 3.0, 4.0]])
     d = torch.nn.functional.normalize(torch.tensor([[0.0, 0.0, -1.0], [0.0, 0.0, -1.0]]), dim=-1)
-    near, far = recon.ray_box(o, d)
+    near, far = ray_box(o, d)
     assert torch.allclose(near[0], torch.tensor(3.0)) and torch.allclose(far[0], torch.tensor(5.0))
     assert near[1] >= far[1]  # misses the cube
     # a sphere of radius 0.5 seen head on: opaque in the middle, empty outside, depth at its surface
-    field = recon.SDFGrid.sphere(48, radius=0.5)
-    r = recon.render_field(field, cameras.orbit_cameras([0.0], 0.0, image_size=32), s=600.0)
+    field = SDFGrid.sphere(48, radius=0.5)
+    r = render_field(field, cameras.orbit_cameras([0.0], 0.0, image_size=32), s=600.0)
     assert r["opacity"][0, 16, 16] > 0.99 and r["opacity"][0, 0, 0] < 0.01
     assert abs(r["depth"][0, 16, 16] - 3.5) < 0.02
 
 
 def test_views_folder_from_synth(tmp_path):
     synthesize(tmp_path / "ds", 1, SynthConfig(views=8, res=48, ssaa=1, mesh_resolution=48), progress=False)
-    views = recon.load_views(tmp_path / "ds" / "id_000000")
+    views = load_views(tmp_path / "ds" / "id_000000")
     assert len(views) == 8 and views.rgb.shape == (8, 48, 48, 3) and views.mask_source == "files"
     assert views.gt_mesh is not None and views.gt_mesh.name == "mesh.ply"
     assert torch.allclose(views.background, torch.ones(3), atol=0.02)
     with pytest.raises(InputError, match="identity folder"):
-        recon.load_views(tmp_path / "ds")
+        load_views(tmp_path / "ds")
 
 
 def generate_style_folder(root, rgba: bool = False):
@@ -132,7 +139,7 @@ def generate_style_folder(root, rgba: bool = False):
 @pytest.mark.parametrize("rgba", [False, True])
 def test_masks_derived_without_mask_files(tmp_path, rgba):
     alpha = generate_style_folder(tmp_path / "gen", rgba)
-    views = recon.load_views(tmp_path / "gen")
+    views = load_views(tmp_path / "gen")
     assert views.mask_source == ("alpha" if rgba else "background")
     a, b = views.mask > 0.5, alpha > 0.5
     iou = float((a & b).sum() / (a | b).sum())
@@ -143,10 +150,10 @@ def test_arrays_in_the_models_convention():
     ring = cameras.target_ring(4, image_size=32)
     _, rgb, alpha = head_views(2, ring)
     x = torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 127.5 - 1  # (V, 3, H, W) in [-1, 1]
-    views = recon.views_from_arrays(x[None], ring, alpha)
+    views = views_from_arrays(x[None], ring, alpha)
     assert torch.allclose(views.rgb, torch.from_numpy(rgb).float() / 255, atol=1e-5)
     with pytest.raises(InputError, match="cameras"):
-        recon.views_from_arrays(x, ring[:3])
+        views_from_arrays(x, ring[:3])
 
 
 def test_cli_reconstructs(tmp_path, capsys):

@@ -58,7 +58,7 @@ def test_gradients_reach_the_features():
 def test_mesh_voxels_and_sparse_dense_agreement():
     import pytest
 
-    from gen3dface.mesh.geometry import estimate_mesh
+    from gen3dface.mesh.estimate import estimate_mesh
     from gen3dface.core.samples import sample_photo
     from gen3dface.volume.grid import SparseMeshNet, mesh_voxel_features, voxelize_mesh
 

@@ -46,7 +46,8 @@ def _cmd_mesh(args) -> int:
     import warnings
 
     from gen3dface.faces.detect import MultipleFacesWarning
-    from gen3dface.mesh.geometry import check_mesh_path, estimate_mesh
+    from gen3dface.mesh.facemesh import check_mesh_path
+    from gen3dface.mesh.estimate import estimate_mesh
 
     out = Path(args.output)
     check_mesh_path(out)
@@ -67,7 +68,7 @@ def _cmd_demo(args) -> int:
 
     import torch
 
-    from gen3dface.mesh.geometry import estimate_mesh
+    from gen3dface.mesh.estimate import estimate_mesh
     from gen3dface.app.jobs import crop_job, generate_job
     from gen3dface.core.samples import sample_photo
 
@@ -123,7 +124,10 @@ def _cmd_prune(args) -> int:
 
 def _cmd_reconstruct(args) -> int:
     from gen3dface.core.errors import InputError
-    from gen3dface.recon.reconstruct import VIDEO_FORMATS, check_output_path, config_for, load_views, reconstruct_views, save_mesh
+    from gen3dface.recon.export import VIDEO_FORMATS, check_output_path, save_mesh
+    from gen3dface.recon.config import config_for
+    from gen3dface.recon.views import load_views
+    from gen3dface.recon.fit import reconstruct_views
 
     out = check_output_path(args.output)
     turntable = check_output_path(args.turntable, VIDEO_FORMATS, "turntable") if args.turntable else None

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from gen3dface.core.errors import OutputError
-from gen3dface.faces.detect import MultipleFacesWarning, prepare_input
+from gen3dface.faces.detect import MultipleFacesWarning, crop_face
 from gen3dface.core.images import save_png
 from gen3dface.core.viz import crop_summary_figure, draw_landmarks
 
@@ -58,7 +58,7 @@ def crop_job(photo_path, outdir, size: int = 256, backend: str = "mediapipe", su
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MultipleFacesWarning)
-        photo, face, crop = prepare_input(photo_path, size=size, backend=backend)
+        photo, face, crop = crop_face(photo_path, size=size, backend=backend)
     notes = [str(w.message) for w in caught if issubclass(w.category, MultipleFacesWarning)]
     seconds = time.perf_counter() - t0
     overlay = draw_landmarks(photo.rgb, face.landmarks, crop.quad, face.keypoints, face.box)
@@ -141,7 +141,9 @@ def generate_job(photo_path, outdir, checkpoint=None, views: int | None = None, 
         (stage / "input_mesh.json").write_text(json.dumps({"photo": str(photo_path), **out.mesh.to_dict()}, indent=1))
         t_mesh = None
         if mesh:
-            from gen3dface.recon.reconstruct import config_for, reconstruct_views, save_mesh
+            from gen3dface.recon.config import config_for
+            from gen3dface.recon.fit import reconstruct_views
+            from gen3dface.recon.export import save_mesh
 
             log(f"[generate] reconstructing the head from the {len(out.views)} views ({recon_profile} fit)")
             t2 = time.perf_counter()

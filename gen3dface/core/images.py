@@ -170,7 +170,11 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return t.movedim(-1, -3)
 
 
+def to_uint8_tensor(images: torch.Tensor) -> torch.Tensor:
+    """Float ``(...)`` in [-1, 1] to a uint8 tensor of the same shape, on the same device (rounded to nearest)."""
+    return ((images.detach().float().clamp(-1, 1) + 1.0) * 127.5 + 0.5).to(torch.uint8)
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Float ``(..., C, H, W)`` in [-1, 1] to uint8 ``(..., H, W, C)``."""
-    x = ((images.detach().float().clamp(-1, 1) + 1.0) * 127.5 + 0.5).to(torch.uint8)
-    return x.movedim(-3, -1).cpu().numpy()
+    """Float ``(..., C, H, W)`` in [-1, 1] to uint8 ``(..., H, W, C)`` (:func:`to_uint8_tensor`, channels last)."""
+    return to_uint8_tensor(images).movedim(-3, -1).cpu().numpy()

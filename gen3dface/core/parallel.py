@@ -1,12 +1,11 @@
-"""Worker processes for the per-image CPU work of evaluation: face detection and embedding (mediapipe, dlib)
-and photo preparation (crop + mesh estimation). These libraries run one image at a time on one core, so a
-set of 1,024 views takes minutes in one process and seconds across a GPU host's 16 cores.
+"""Worker processes for per-item CPU work that runs one item at a time on one core (e.g. face detection and
+embedding): a set of 1,024 images takes minutes in one process and seconds across a GPU host's 16 cores.
 
-Workers are started with ``spawn`` (never ``fork``: the parent may hold CUDA or threaded native state), run
-one thread each and, in a :class:`WorkerPool` made with ``warm=True``, import what the tasks use (not
-diffusers) and load the face models as they start, so that work submitted later does not wait for it. How
-many: ``workers`` when given, else ``$GEN3DFACE_WORKERS``, else one per :data:`ITEMS_PER_WORKER` items up to
-the machine's cores, so small sets (tests, notebooks) stay in-process.
+Workers are started with ``spawn`` (never ``fork``: the parent may hold CUDA or threaded native state) and run
+one thread each. A :class:`WorkerPool` given a ``warm_up`` function starts every worker at once and runs it in
+each as it starts (e.g. importing what the tasks use and loading their models), so that work submitted later
+does not wait for it. How many: ``workers`` when given, else ``$GEN3DFACE_WORKERS``, else one per
+:data:`ITEMS_PER_WORKER` items up to the machine's cores, so small sets (tests, notebooks) stay in-process.
 """
 
 from __future__ import annotations
@@ -14,10 +13,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from functools import partial
 from multiprocessing import get_context
 from typing import Any, TypeVar
 
-from gen3dface.core.errors import BackendUnavailable, InputError
+from gen3dface.core.errors import InputError
 
 T = TypeVar("T")
 #: below this many items per process, starting a worker (importing torch, loading the face models) costs
@@ -56,18 +56,10 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _warm_worker() -> None:
-    """One thread; import what the tasks use and load the offline face models now, not at the first task."""
+def _start_worker(warm_up: Callable[[], Any]) -> None:
+    """A worker's start: one thread, then ``warm_up()``."""
     _one_thread()
-    from gen3dface.faces import backends as fb
-    from gen3dface.generation import inputs
-    from gen3dface.evaluation.protocols import metrics  # noqa: F401  (preparing photos, embedding faces)
-
-    for load in (fb._mp_models, fb._dlib_models):
-        try:
-            load()
-        except BackendUnavailable:
-            pass
+    warm_up()
 
 
 def _done(value: Any) -> Future:
@@ -85,14 +77,16 @@ def _failed(error: BaseException) -> Future:
 class WorkerPool:
     """``workers`` processes (none when ``workers <= 1``: tasks then run in this process, at submission).
 
-    Use as a context manager; :meth:`submit` returns a :class:`concurrent.futures.Future` either way."""
+    ``warm_up``: a module-level function (it is pickled to the workers) run in each worker as it starts; with it,
+    every worker is started now (the executor otherwise spawns them as tasks arrive). Use as a context manager;
+    :meth:`submit` returns a :class:`concurrent.futures.Future` either way."""
 
-    def __init__(self, workers: int, warm: bool = False):
+    def __init__(self, workers: int, warm_up: Callable[[], Any] | None = None):
         self.workers = max(1, workers)
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
-                                         initializer=_warm_worker if warm else _one_thread) \
+        initializer = _one_thread if warm_up is None else partial(_start_worker, warm_up)
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=initializer) \
             if self.workers > 1 else None
-        if self._pool is not None and warm:  # start every worker now (the executor spawns them lazily)
+        if self._pool is not None and warm_up is not None:
             for _ in range(self.workers):
                 self._pool.submit(int)
 

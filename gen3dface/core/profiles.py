@@ -34,6 +34,18 @@ class Profile:
         diffusion_toy: notebook 01's sizes (cartoon-face resolution, UNet training steps and batch, multi-view toy
             training steps and batch, samples drawn).
         synthesis_demo: notebook 02's sizes (identities, views, resolution, defect rate, top-K, faces detected).
+        mesh_evaluation: notebook 03's measurement of the estimated face mesh on synthetic heads (keyword
+            arguments of ``evaluate_on_synthetic``: identities, input azimuths and elevations).
+        volume_demo: notebook 04's sizes (``n_views``: views unprojected into the volume).
+        training_demo: notebook 05's sizes (``model_profile``: the model built to count parameters; ``identities``
+            and ``train_steps`` of the CPU training run; ``sample_steps`` and ``guidance`` for the shipped model).
+        evaluation_demo: notebook 06's sizes (``identities``: held-out identities evaluated; ``sample_steps`` and
+            ``guidance`` for the shipped model).
+        ablation_run: notebook 08's sizes (``model_profile``: the model trained, small (the shipped model's
+            size) in every profile but smoke; ``data_folder``: the prepared data under ``outputs/``;
+            ``tiny_data``: keyword arguments of ``ablation.make_ablation_data`` for a set made on the spot, or None to
+            prepare the full size once; ``steps``, ``batch``; ``sample_steps`` when generating; ``indomain``:
+            held-out identities generated, None for all).
     """
 
     name: str
@@ -51,6 +63,11 @@ class Profile:
     recon: dict[str, Any]
     diffusion_toy: dict[str, int]
     synthesis_demo: dict[str, Any]
+    mesh_evaluation: dict[str, Any]
+    volume_demo: dict[str, int]
+    training_demo: dict[str, Any]
+    evaluation_demo: dict[str, Any]
+    ablation_run: dict[str, Any]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,7 +102,15 @@ PROFILES: dict[str, Profile] = {
                      recon=dict(),  # ReconConfig's defaults: about a CPU minute
                      diffusion_toy=dict(image_size=16, unet_steps=320, unet_batch=32, toy_steps=1500, toy_batch=256,
                                         n_samples=8),
-                     synthesis_demo=dict(identities=10, views=24, res=96, defect_rate=0.5, top_k=8, detect_n=6)),
+                     synthesis_demo=dict(identities=10, views=24, res=96, defect_rate=0.5, top_k=8, detect_n=6),
+                     mesh_evaluation=dict(n_identities=2, azimuths=(-60, -30, 0, 30, 60), elevations=(0,)),
+                     volume_demo=dict(n_views=8),
+                     training_demo=dict(model_profile="smoke", identities=3, train_steps=24, sample_steps=5,
+                                        guidance=1.0),
+                     evaluation_demo=dict(identities=1, sample_steps=5, guidance=1.0),
+                     ablation_run=dict(model_profile="smoke", data_folder="ablation_smoke",
+                                       tiny_data=dict(identities=10, heldout=2, ood_per_style=1, per_identity=2),
+                                       steps=3, batch=2, sample_steps=2, indomain=None)),
     "small": Profile("small", image_size=128, n_views=16, n_synth_views=48, n_identities=512, volume_size=32,
                      frustum_depth=32, ddim_steps=50, batch_size=8, train_steps=6000, device="cuda",
                      model=dict(_PIXEL, unet_config=_UNET_SMALL, volume_channels=16),
@@ -93,7 +118,15 @@ PROFILES: dict[str, Profile] = {
                                 mesh_resolution=192),  # a few GPU seconds or CPU minutes
                      diffusion_toy=dict(image_size=32, unet_steps=3000, unet_batch=64, toy_steps=4000, toy_batch=512,
                                         n_samples=16),
-                     synthesis_demo=dict(identities=100, views=48, res=128, defect_rate=0.2, top_k=85, detect_n=30)),
+                     synthesis_demo=dict(identities=100, views=48, res=128, defect_rate=0.2, top_k=85, detect_n=30),
+                     mesh_evaluation=dict(n_identities=6, azimuths=(-60, -40, -20, 0, 20, 40, 60),
+                                          elevations=(-30, 0, 30)),
+                     volume_demo=dict(n_views=16),
+                     training_demo=dict(model_profile="small", identities=16, train_steps=400, sample_steps=50,
+                                        guidance=2.0),
+                     evaluation_demo=dict(identities=8, sample_steps=50, guidance=2.0),
+                     ablation_run=dict(model_profile="small", data_folder="ablate", tiny_data=None, steps=600,
+                                       batch=16, sample_steps=25, indomain=16)),
     "paper": Profile("paper", image_size=256, n_views=16, n_synth_views=48, n_identities=25000, volume_size=32,
                      frustum_depth=48, ddim_steps=50, batch_size=8, train_steps=48000, device="cuda",
                      model=dict(unet_config=_UNET_SD15, codec="vae", volume_channels=16, frustum_size=256 // 8),
@@ -102,7 +135,15 @@ PROFILES: dict[str, Profile] = {
                      diffusion_toy=dict(image_size=32, unet_steps=8000, unet_batch=128, toy_steps=6000,
                                         toy_batch=1024, n_samples=16),
                      synthesis_demo=dict(identities=1000, views=48, res=256, defect_rate=0.2, top_k=850,
-                                         detect_n=50)),
+                                         detect_n=50),
+                     mesh_evaluation=dict(n_identities=20, azimuths=(-60, -45, -30, -15, 0, 15, 30, 45, 60),
+                                          elevations=(-30, 0, 30)),
+                     volume_demo=dict(n_views=16),
+                     training_demo=dict(model_profile="small", identities=16, train_steps=400, sample_steps=50,
+                                        guidance=2.0),
+                     evaluation_demo=dict(identities=8, sample_steps=50, guidance=2.0),
+                     ablation_run=dict(model_profile="small", data_folder="ablate", tiny_data=None, steps=600,
+                                       batch=16, sample_steps=25, indomain=16)),
 }
 
 

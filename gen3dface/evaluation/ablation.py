@@ -16,7 +16,7 @@ Each trained arm generates 16 views for two evaluation sets (:func:`build_eval_s
   that leans on the mesh prior follows the mesh, not the input).
 
 Generation runs on a GPU (``scripts/run_ablation.py``); :func:`arm_metrics` scores the views on any machine
-with :func:`gen3dface.evaluation.metrics.evaluate_outputs`, and :func:`ablation_markdown` lays the results out as the
+with :func:`gen3dface.evaluation.outputs.evaluate_outputs`, and :func:`ablation_markdown` lays the results out as the
 paper's Tables 3 and 4, with the paper's numbers beside them.
 """
 
@@ -29,6 +29,8 @@ import numpy as np
 import torch
 
 from gen3dface.core.errors import InputError
+from gen3dface.evaluation.outputs import OUT_OF_DOMAIN
+from gen3dface.evaluation.tables import PAPER_TABLES
 
 #: One design choice per arm; ``joint`` is the paper's model (joint attention, estimated mesh, pruned data).
 ARMS: dict[str, dict] = {
@@ -41,18 +43,15 @@ EVAL_SETS = ("indomain", "ood", "swapped")
 MESH_ARMS = ("joint", "gt_mesh")
 OOD_STYLES = ("toon", "clay", "sketch")
 
-#: The paper's ablation numbers (FID, output-to-output ID, CLIP, input-to-output ID), Tables 3 and 4.
-PAPER = {
-    "Table 3: data pruning": {"w/o data pruning": (57.3138, 0.4451, 0.6624, 0.1659),
-                              "w/ data pruning": (55.4901, 0.4536, 0.6765, 0.1716)},
-    "Table 4: multi-view joint generation": {"no (sequential)": (58.4648, 0.4441, 0.6181, 0.1571),
-                                             "yes (joint)": (55.4901, 0.4536, 0.6765, 0.1716)},
+#: The paper's ablation rows of :data:`gen3dface.evaluation.tables.PAPER_TABLES` (FID, output-to-output ID, CLIP,
+#: input-to-output ID) as this report labels them: heading -> (table, {label: the paper's row}).
+PAPER_ROWS = {
+    "Table 3: data pruning": ("table3", {"w/o data pruning": "w/o Data Pruning",
+                                         "w/ data pruning": "w/ Data Pruning"}),
+    "Table 4: multi-view joint generation": ("table4", {"no (sequential)": "No", "yes (joint)": "Yes"}),
 }
-PAPER_COLUMNS = ("fid", "id_consistency_output", "clip", "id_consistency_input")
 #: Where the results measured on the lent H100 ship (``scripts/score_ablation.py -o``).
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "ablation"
-
-
 PROTOCOLS = ("finetune", "scratch")
 
 
@@ -75,13 +74,6 @@ def shipped_results() -> dict:
     if not f.is_file():
         raise InputError(f"{f} is missing: run scripts/prepare_ablation.py, run_ablation.py and score_ablation.py")
     return json.loads(f.read_text())
-
-
-def kept_identities(pruning_json: str | Path) -> list[int]:
-    """Identity indices a ``pruning.json`` leaves for training (:func:`gen3dface.synth.pruning.training_folders`)."""
-    from gen3dface.synth.pruning import training_folders
-
-    return sorted(int(f[3:]) for f in training_folders(json.loads(Path(pruning_json).read_text())))
 
 
 def build_eval_sets(heldout_est, heldout_gt, ood: list, image_size: int = 128, n_views: int = 16) -> dict:
@@ -114,26 +106,27 @@ def build_eval_sets(heldout_est, heldout_gt, ood: list, image_size: int = 128, n
             "ood_style": np.concatenate([[p.source["synth"]["style"]] * len(p.identity) for p in ood])}
 
 
-def prepare_data(out: str | Path, identities: int = 320, defects: float = 0.3, seed: int = 5, heldout: int = 24,
-                 ood_per_style: int = 10, per_identity: int = 4, image_size: int = 128, n_views: int = 16,
-                 log=print) -> Path:
+def make_ablation_data(out: str | Path, identities: int = 320, defects: float = 0.3, seed: int = 5,
+                       heldout: int = 24, ood_per_style: int = 10, per_identity: int = 4, image_size: int = 128,
+                       n_views: int = 16, log=print) -> Path:
     """Everything the arms train and are tested on, in ``out`` (CPU work; each step skipped when its file is
     there, so a killed run resumes):
 
     * ``ds/``: ``identities`` procedural identities (48-view grid, 128 px, ``seed``) of which ``defects`` carry
       PanoHead-like defects; ``kept.json``: those :func:`gen3dface.synth.pruning.prune` keeps (the top 85 %);
     * ``prep_estimated.npz`` / ``prep_ground_truth.npz``: ``per_identity`` training inputs per identity with
-      meshes estimated from the input, or snapped to the true surface (:func:`gen3dface.training.data.prepare_inputs`);
+      meshes estimated from the input, or snapped to the true surface
+      (:func:`gen3dface.training.data.build_training_inputs`);
     * ``eval_sets.npz``: ``heldout`` photo-style identities of seed 2 and ``ood_per_style`` identities of seed 7
       in each unseen style (:func:`build_eval_sets`), at the model's ``image_size`` and ``n_views``.
     """
     import math
     import time
 
-    from gen3dface.synth.pruning import prune
+    from gen3dface.synth.pruning import kept_identities, prune
     from gen3dface.core.storage import atomic_path, atomic_write_text
     from gen3dface.synth.synthesis import SynthConfig, synthesize
-    from gen3dface.training.data import prepare_inputs, procedural_source
+    from gen3dface.training.data import build_training_inputs, procedural_source
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -151,20 +144,20 @@ def prepare_data(out: str | Path, identities: int = 320, defects: float = 0.3, s
         synthesize(out / "ds", identities, cfg, progress=False)
         r = prune(out / "ds", top_k=math.ceil(0.85 * identities), janus_backend="face", progress=False)
         log({k: r[k] for k in ("janus_filter", "identity_filter", "kept")})
-        atomic_write_text(out / "kept.json", json.dumps(kept_identities(out / "ds" / "pruning.json")))
+        atomic_write_text(out / "kept.json", json.dumps(kept_identities(out / "ds")))
 
     step(out / "kept.json", "synthesised and pruned", pruned)
     for meshes in ("estimated", "ground_truth"):
         f = out / f"prep_{meshes}.npz"
-        step(f, f"{meshes} meshes", lambda f=f, meshes=meshes: prepare_inputs(
+        step(f, f"{meshes} meshes", lambda f=f, meshes=meshes: build_training_inputs(
             procedural_source(seed, defect_rate=defects), ids, per_identity=per_identity, meshes=meshes,
             progress=False).save(f))
 
     def eval_sets() -> None:
-        held = [prepare_inputs(procedural_source(2), list(range(heldout)), per_identity=1, meshes=m, progress=False)
-                for m in ("estimated", "ground_truth")]
-        ood = [prepare_inputs(procedural_source(7, st), list(range(ood_per_style)), per_identity=1, progress=False)
-               for st in OOD_STYLES]
+        held = [build_training_inputs(procedural_source(2), list(range(heldout)), per_identity=1, meshes=m,
+                                      progress=False) for m in ("estimated", "ground_truth")]
+        ood = [build_training_inputs(procedural_source(7, st), list(range(ood_per_style)), per_identity=1,
+                                     progress=False) for st in OOD_STYLES]
         sets = build_eval_sets(*held, ood, image_size=image_size, n_views=n_views)
         with atomic_path(out / "eval_sets.npz") as tmp:
             with open(tmp, "wb") as fh:
@@ -174,11 +167,13 @@ def prepare_data(out: str | Path, identities: int = 320, defects: float = 0.3, s
     return out
 
 
+
+
 def load_eval_sets(data: str | Path, indomain: int | None = None) -> dict:
-    """``eval_sets.npz`` of :func:`prepare_data`, keeping the first ``indomain`` held-out identities."""
+    """``eval_sets.npz`` of :func:`make_ablation_data`, keeping the first ``indomain`` held-out identities."""
     f = Path(data) / "eval_sets.npz"
     if not f.is_file():
-        raise InputError(f"{f} is missing: prepare the data first (gen3dface.evaluation.ablation.prepare_data)")
+        raise InputError(f"{f} is missing: prepare the data first (gen3dface.evaluation.ablation.make_ablation_data)")
     sets = dict(np.load(f))
     return {k: v[:indomain] if k.startswith("indomain") else v for k, v in sets.items()}
 
@@ -186,7 +181,7 @@ def load_eval_sets(data: str | Path, indomain: int | None = None) -> dict:
 def train_arm(arm: str, data: str | Path, run_dir: str | Path, steps: int = 600, batch: int = 16,
               init: str | Path | None = None, lr: float | None = None, profile: str = "small",
               device: str | None = None, max_seconds: float | None = None, log=print):
-    """Train one arm on :func:`prepare_data`'s ``data`` (resuming from ``run_dir`` when it holds a checkpoint).
+    """Train one arm on :func:`make_ablation_data`'s ``data`` (resuming from ``run_dir`` when it holds a checkpoint).
 
     ``init``: start from these weights (e.g. the shipped model: the fine-tuned protocol), else the ``profile``
     model from scratch; ``lr``: one learning rate for every module (default 2e-4 backbone / 5e-4 new modules).
@@ -230,32 +225,21 @@ def train_arm(arm: str, data: str | Path, run_dir: str | Path, steps: int = 600,
     return model.to(dev).eval(), record
 
 
-@torch.no_grad()
-def generate(model, inputs: np.ndarray, vertices: np.ndarray, faces: np.ndarray, sampler: str = "joint",
-             steps: int = 50, guidance: float = 2.0, seed: int = 0, batch: int = 8, device: str | None = None) -> np.ndarray:
-    """Views ``(B, N, S, S, 3)`` uint8 of inputs ``(B, S, S, 3)`` uint8 with meshes ``vertices (B, P, 3)``,
-    sampled as the pipeline does (the model's DDIM scheduler, :func:`gen3dface.generation.pipeline.start_latents`)."""
-    from gen3dface.core.cameras import target_ring
-    from gen3dface.generation.diffusion import sample
-    from gen3dface.core.images import to_uint8
-    from gen3dface.generation.pipeline import start_latents
+def generate_set(model, inputs: np.ndarray, vertices: np.ndarray, faces: np.ndarray, sampler: str = "joint",
+                 steps: int = 50, guidance: float = 2.0, seed: int = 0, batch: int = 8) -> np.ndarray:
+    """Views ``(B, N, S, S, 3)`` uint8 of one evaluation set: inputs ``(B, S, S, 3)`` uint8 with meshes
+    ``vertices (B, P, 3)`` sharing ``faces (T, 3)``, generated ``batch`` inputs at a time by
+    :meth:`gen3dface.generation.pipeline.Gen3DFacePipeline.generate_views` (its seeding: every input starts from
+    the noise of ``seed``), in bfloat16 autocast on a GPU."""
+    from gen3dface.generation.pipeline import Gen3DFacePipeline
 
-    dev = device or next(model.parameters()).device
+    pipe = Gen3DFacePipeline.from_model(model)
     S, N = model.image_size, model.config.n_views
-    ring = target_ring(N, image_size=S)
-    sch = model.noise_scheduler("ddim")
-    out = []
+    out = [np.zeros((0, N, S, S, 3), np.uint8)]
     for i in range(0, len(inputs), batch):
-        x = torch.from_numpy(inputs[i:i + batch]).permute(0, 3, 1, 2).float().to(dev) / 127.5 - 1
-        B = len(x)
-        g = torch.Generator(device=dev).manual_seed(seed + i)
-        noise = torch.randn(B, N, *model.view_shape, generator=g, device=dev)
-        y = model.condition(x, torch.as_tensor(vertices[i:i + batch], dtype=torch.float32, device=dev),
-                            torch.as_tensor(faces, dtype=torch.long, device=dev))
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(dev).type == "cuda"):
-            z = sample(model, y, ring.batched(B).to(dev), steps=steps, guidance=guidance, sampler=sampler,
-                       generator=g, scheduler=sch, x_T=start_latents(model, sch, x, noise, steps), device=dev)
-        out.append(to_uint8(model.decode(z.float())))
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=pipe.device.type == "cuda"):
+            out.append(pipe.generate_views(inputs[i:i + batch], vertices[i:i + batch], faces, num_views=N,
+                                           steps=steps, guidance=guidance, sampler=sampler, seed=seed))
     return np.concatenate(out)
 
 
@@ -269,10 +253,11 @@ def arm_views(model, arm: str, sets: dict, **kw) -> dict[str, np.ndarray]:
     spec = ARMS[arm]
     sampler = "sequential" if spec["attention"] == "sequential" else "joint"
     own = sets["indomain_vertices_gt"] if spec["meshes"] == "ground_truth" else sets["indomain_vertices"]
-    out = {"indomain": generate(model, sets["indomain_inputs"], own, sets["faces"], sampler, **kw),
-           "ood": generate(model, sets["ood_inputs"], sets["ood_vertices"], sets["faces"], sampler, **kw)}
+    out = {"indomain": generate_set(model, sets["indomain_inputs"], own, sets["faces"], sampler, **kw),
+           "ood": generate_set(model, sets["ood_inputs"], sets["ood_vertices"], sets["faces"], sampler, **kw)}
     if "swapped" in arm_sets(arm):
-        out["swapped"] = generate(model, sets["indomain_inputs"], np.roll(own, 1, axis=0), sets["faces"], sampler, **kw)
+        out["swapped"] = generate_set(model, sets["indomain_inputs"], np.roll(own, 1, axis=0), sets["faces"], sampler,
+                                      **kw)
     return out
 
 
@@ -312,9 +297,9 @@ def load_mosaic(stem: str | Path, n_views: int) -> np.ndarray:
 
 
 def arm_metrics(views: dict[str, np.ndarray], sets: dict, progress: bool = False) -> dict:
-    """Every metric of each evaluation set of one arm (:func:`gen3dface.evaluation.metrics.evaluate_outputs`);
+    """Every metric of each evaluation set of one arm (:func:`gen3dface.evaluation.outputs.evaluate_outputs`);
     ``swapped`` is scored against the ground truth of the *input's* identity."""
-    from gen3dface.evaluation.metrics import evaluate_outputs
+    from gen3dface.evaluation.outputs import evaluate_outputs
 
     gt = sets["indomain_gt"]
     out = {"indomain": evaluate_outputs(sets["indomain_inputs"], views["indomain"], gt, progress=progress),
@@ -325,7 +310,7 @@ def arm_metrics(views: dict[str, np.ndarray], sets: dict, progress: bool = False
 
 
 def metric_value(res: dict, key: str) -> float | None:
-    """The value of metric ``key`` in an :func:`gen3dface.evaluation.metrics.evaluate_outputs` result, or ``None``."""
+    """The value of metric ``key`` in an :func:`gen3dface.evaluation.outputs.evaluate_outputs` result, or ``None``."""
     m = res.get("metrics", res).get(key)
     return None if not m or m.get("value") is None else float(m["value"])
 
@@ -336,7 +321,7 @@ def ablation_markdown(results: dict[str, dict]) -> str:
     (plus an optional ``"steps"`` entry)."""
     fmt = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731
 
-    def row(name, arm, split="ood", cols=PAPER_COLUMNS):
+    def row(name, arm, split="ood", cols=OUT_OF_DOMAIN):
         r = results.get(arm, {}).get(split, {})
         return f"| {name} | " + " | ".join(fmt(metric_value(r, c)) for c in cols) + " |"
 
@@ -359,9 +344,10 @@ def ablation_markdown(results: dict[str, dict]) -> str:
             cells = [fmt(metric_value(r[split], k)) for k in ("psnr", "ssim") for split in ("indomain", "swapped")]
             out.append(f"| {a} | " + " | ".join(cells) + " |")
     out += ["", "**The paper's numbers** (its full-scale model, real + PanoHead data)", head]
-    for table, rows in PAPER.items():
-        out += [f"| *{table}* | | | | |"] + [f"| {k} | " + " | ".join(f"{x:.4f}" for x in v) + " |"
-                                            for k, v in rows.items()]
+    for heading, (table, labels) in PAPER_ROWS.items():
+        rows = PAPER_TABLES[table]["rows"]
+        out += [f"| *{heading}* | | | | |"] + [f"| {k} | " + " | ".join(f"{x:.4f}" for x in rows[row]) + " |"
+                                              for k, row in labels.items()]
     return "\n".join(out) + "\n"
 
 

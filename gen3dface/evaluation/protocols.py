@@ -1,4 +1,5 @@
-"""The paper's evaluation protocols (Sec. 4 "Metrics") on top of :mod:`gen3dface.evaluation.metrics`.
+"""The paper's evaluation protocols (Sec. 4 "Metrics"): photos or held-out identities -> generated views -> every
+metric (:func:`gen3dface.evaluation.outputs.evaluate_outputs`).
 
 * ``ood`` (out-of-domain): a folder of photos without ground-truth views. Every photo goes through the
   pipeline; FID against the inputs, ID consistency (output-output, input-output) and CLIP (when weights exist).
@@ -6,7 +7,7 @@
   view (azimuth 0, elevation 0) cropped like a photo; the ground truth is its ring of views at the generated
   cameras. SSIM, PSNR, LPIPS (with weights), FID against the ground truth, Re-ID. ``meshes="ground_truth"``
   conditions on the identity's true geometry instead of the mesh estimated from the input (the paper's
-  estimated-vs-ground-truth ablation; :func:`gen3dface.mesh.geometry.snap_to_surface`).
+  estimated-vs-ground-truth ablation; :func:`gen3dface.mesh.surface.snap_to_surface`).
 
 Inputs where no face is found are skipped and counted (``skipped``), never silently dropped.
 """
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from gen3dface.core.progress import progress_bar
 
 from gen3dface.core.errors import InputError, NoFaceError, OutputError
 from gen3dface.core.storage import atomic_write_bytes, atomic_write_text
@@ -67,7 +68,7 @@ def _ground_truth(identity: Path, n_views: int, size: int) -> tuple[np.ndarray, 
 def _prepare_chunk(items: list[Path], protocol: str, n_views: int, size: int, meshes: str) -> list[dict]:
     """Crop and mesh each input (and load its ground truth, in-domain); runs in worker processes.
     Returns per item ``{"name", "prep", "gt"}`` or ``{"name", "skipped": reason}`` when no face is found."""
-    from gen3dface.generation.inputs import prepare_photo
+    from gen3dface.generation.inputs import photo_condition
 
     out = []
     for item in items:
@@ -76,9 +77,9 @@ def _prepare_chunk(items: list[Path], protocol: str, n_views: int, size: int, me
                 photo, gt = item, None
             else:
                 photo, gt = _ground_truth(item, n_views, size)
-            prep = prepare_photo(photo, size)
+            prep = photo_condition(photo, size)
             if meshes == "ground_truth":
-                from gen3dface.mesh.geometry import snap_to_surface
+                from gen3dface.mesh.surface import snap_to_surface
                 from gen3dface.training.data import identity_surface
 
                 prep["mesh"] = snap_to_surface(prep["mesh"], identity_surface(item))
@@ -87,6 +88,16 @@ def _prepare_chunk(items: list[Path], protocol: str, n_views: int, size: int, me
             continue
         out.append({"name": item.name, "prep": prep, "gt": gt})
     return out
+
+
+def _warm_worker() -> None:
+    """A worker's start: import what its tasks use (photo preparation, face embedding; not diffusers) and load
+    the offline face models, so that the first task does not wait for them."""
+    from gen3dface.evaluation import identity  # noqa: F401
+    from gen3dface.faces.backends import warm_face_models
+    from gen3dface.generation import inputs  # noqa: F401
+
+    warm_face_models()
 
 
 class _ViewCache:
@@ -141,7 +152,7 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
     starts while the model loads; it crops and meshes the inputs; every ``batch`` inputs that are ready are
     generated in one sampling run (:meth:`Gen3DFacePipeline.generate_batch`; default 16 on a GPU, where the model
     runs in fp16, 1 on the CPU) while the pool embeds the faces of the batch before; then FID on the model's device
-    and the rest of the metrics (:func:`gen3dface.evaluation.metrics.evaluate_outputs`). Generated views are kept in
+    and the rest of the metrics (:func:`gen3dface.evaluation.outputs.evaluate_outputs`). Generated views are kept in
     ``.NAME.views/`` beside ``out_json`` until the results are written, so a killed run resumes without
     generating again.
 
@@ -149,8 +160,10 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
     estimate snapped onto the identity's true surface, ``mesh.ply`` in its folder)."""
     import torch
 
-    from gen3dface.evaluation.metrics import evaluate_outputs, resolve_backend, results_markdown, submit_face_embeddings
     from gen3dface.core.parallel import WorkerPool, worker_count
+    from gen3dface.evaluation.identity import resolve_backend, submit_face_embeddings
+    from gen3dface.evaluation.outputs import evaluate_outputs
+    from gen3dface.evaluation.tables import results_markdown
     from gen3dface.generation.pipeline import Gen3DFacePipeline
 
     if protocol not in PROTOCOLS:
@@ -177,13 +190,13 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
     id_backend = resolve_backend("auto")
     t_start = time.perf_counter()
     # the workers start (importing what their tasks use, loading the face models) while the model loads
-    pool = WorkerPool(worker_count(workers, len(items) * 17), warm=True)
+    pool = WorkerPool(worker_count(workers, len(items) * 17), warm_up=_warm_worker)
     cache = None
     try:
         pipe = Gen3DFacePipeline.from_checkpoint(checkpoint, device=dev, dtype=dtype)
         S = pipe.model.image_size
         n_views = views or pipe.model.config.n_views
-        pipe._check_settings(n_views, steps, guidance, "input")
+        pipe.check_settings(n_views, steps, guidance, "input")
         settings = {"checkpoint": str(checkpoint or "shipped small model"), "views": n_views, "steps": steps,
                     "guidance": guidance, "sampler": sampler, "seed": seed, "device": dev, "dtype": str(dtype)[6:],
                     "meshes": meshes}
@@ -226,7 +239,7 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
             bar.update(len(pending))
             pending.clear()
 
-        with tqdm(total=len(items), desc=f"{protocol}: crop, mesh, generate", disable=not progress,
+        with progress_bar(total=len(items), desc=f"{protocol}: crop, mesh, generate", disable=not progress,
                   unit="input") as bar:
             for job in prep_jobs:
                 for r in job.result():

@@ -85,7 +85,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------------------- mediapipe
 @lru_cache(maxsize=None)
-def _mp_models():
+def mediapipe_models() -> dict:
+    """mediapipe's face detectors (short and full range), face meshes (one face, several) and selfie
+    segmenter, created once per process."""
     try:
         import mediapipe as mp
     except ImportError as e:  # pragma: no cover - a broken install
@@ -110,7 +112,7 @@ def _mp_create(sol) -> dict:
 def _mp_detect(rgb: np.ndarray, x0: int = 0, y0: int = 0) -> list[tuple[np.ndarray, float]]:
     """BlazeFace boxes ``[x0, y0, x1, y1]`` (offset by ``x0, y0``) with scores, short and full range."""
     h, w = rgb.shape[:2]
-    models = _mp_models()
+    models = mediapipe_models()
     found = []
     for key in ("det_short", "det_full"):
         with _lock, quiet_native_stderr():
@@ -152,7 +154,7 @@ def _mp_boxes(rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
 def _mp_mesh(rgb: np.ndarray, many: bool = False) -> list[np.ndarray]:
     """Face-mesh landmarks ``(478, 3)`` in pixels (z in the same pixel scale, smaller = nearer)."""
     h, w = rgb.shape[:2]
-    models = _mp_models()
+    models = mediapipe_models()
     with _lock, quiet_native_stderr():
         res = models["mesh_many" if many else "mesh"].process(rgb)
     out = []
@@ -204,7 +206,7 @@ def mediapipe_faces(rgb: np.ndarray) -> list[dict]:
 
 def selfie_mask(rgb: np.ndarray) -> np.ndarray:
     """Person/foreground probability ``(H, W)`` float32 in [0, 1] from mediapipe's selfie segmenter."""
-    models = _mp_models()
+    models = mediapipe_models()
     with _lock, quiet_native_stderr():
         res = models["selfie"].process(np.ascontiguousarray(rgb))
     return np.clip(res.segmentation_mask.astype(np.float32), 0.0, 1.0)
@@ -212,7 +214,9 @@ def selfie_mask(rgb: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------- dlib
 @lru_cache(maxsize=None)
-def _dlib_models():
+def dlib_models() -> dict:
+    """dlib's HOG detector, 68-point shape predictor and 128-D face descriptor (and the ``dlib`` module),
+    created once per process."""
     try:
         import warnings
 
@@ -233,7 +237,7 @@ def _dlib_models():
 
 def dlib_faces(rgb: np.ndarray) -> list[dict]:
     """dlib HOG detections (upsampled once) with 68 landmarks each (z = 0)."""
-    m = _dlib_models()
+    m = dlib_models()
     rects, scores, _ = m["detector"].run(rgb, 1, 0.0)
     faces = []
     for r, s in zip(rects, scores):
@@ -248,7 +252,7 @@ def dlib_faces(rgb: np.ndarray) -> list[dict]:
 
 def dlib_embedding(rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
     """dlib's 128-D face descriptor ``(128,)`` of the face in ``box`` (its 68 points are refitted)."""
-    m = _dlib_models()
+    m = dlib_models()
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     rect = m["dlib"].rectangle(x0, y0, x1, y1)
     shape = m["shape"](rgb, rect)
@@ -262,7 +266,8 @@ def insightface_root() -> Path:
 
 
 @lru_cache(maxsize=None)
-def _insightface_app(name: str = "buffalo_l"):
+def insightface_app(name: str = "buffalo_l"):
+    """insightface's ``FaceAnalysis`` of the model pack ``name`` on the CPU, created once per process."""
     model_dir = insightface_root() / "models" / name
     if not model_dir.is_dir() or not any(model_dir.glob("*.onnx")):
         raise BackendUnavailable(f"insightface model pack {name!r} not found in {model_dir}; download it "
@@ -278,7 +283,7 @@ def _insightface_app(name: str = "buffalo_l"):
 
 def insightface_faces(rgb: np.ndarray) -> list[dict]:
     """RetinaFace detections with 5 key points and the ArcFace embedding (normed, 512-D)."""
-    app = _insightface_app()
+    app = insightface_app()
     out = []
     for f in app.get(np.ascontiguousarray(rgb[..., ::-1])):  # insightface wants BGR
         kps = np.asarray(f.kps, dtype=np.float32)
@@ -303,7 +308,8 @@ def arcface_model_path(name: str = "buffalo_l") -> Path:
 
 
 @lru_cache(maxsize=4)
-def _arcface(path: str):
+def arcface_model(path: str):
+    """insightface's ArcFace recognition model of the ONNX file ``path`` on the CPU, loaded once per process."""
     if not Path(path).is_file():
         raise BackendUnavailable(f"ArcFace model not found at {path}; unpack insightface's buffalo_l pack into "
                                  f"{insightface_root() / 'models'} or set INSIGHTFACE_ARCFACE to an ArcFace .onnx file")
@@ -325,7 +331,7 @@ def arcface_embedding(rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
 
     from insightface.utils import face_align
 
-    model = _arcface(str(arcface_model_path()))
+    model = arcface_model(str(arcface_model_path()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         aligned = face_align.norm_crop(np.ascontiguousarray(rgb[..., ::-1]), np.asarray(keypoints, np.float32))
@@ -336,11 +342,21 @@ def arcface_embedding(rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
 def available_backends() -> dict[str, str]:
     """Each backend's state: ``"ok"`` or the reason it is unavailable."""
     state = {}
-    for name, probe in (("mediapipe", _mp_models), ("dlib", _dlib_models), ("insightface", _insightface_app),
-                        ("arcface", lambda: _arcface(str(arcface_model_path())))):
+    for name, probe in (("mediapipe", mediapipe_models), ("dlib", dlib_models), ("insightface", insightface_app),
+                        ("arcface", lambda: arcface_model(str(arcface_model_path())))):
         try:
             probe()
             state[name] = "ok"
         except BackendUnavailable as e:
             state[name] = str(e)
     return state
+
+
+def warm_face_models() -> None:
+    """Load the offline face models (mediapipe, dlib) now, e.g. as a worker process starts, so that its first
+    task does not wait for them; one that is unavailable is left for its first use to report."""
+    for load in (mediapipe_models, dlib_models):
+        try:
+            load()
+        except BackendUnavailable:
+            pass

@@ -201,10 +201,21 @@ def embed(image, face: Face | None = None, backend: str = "dlib") -> np.ndarray:
             return face.embedding
         if face is None:
             face = find_face(photo, "mediapipe")
-        return fb.arcface_embedding(photo.rgb, face.keypoints)
+        return face_embedding(photo.rgb, face, "arcface")
     if face is None:
         face = find_face(photo, "dlib")
-    return fb.dlib_embedding(photo.rgb, face.box if face.backend == "dlib" else _square_box(face))
+    return face_embedding(photo.rgb, face, "dlib")
+
+
+def face_embedding(rgb: np.ndarray, face: Face, backend: str) -> np.ndarray:
+    """Identity embedding of ``face`` (found in ``rgb`` or in an image of the same framing) in ``rgb (H, W, 3)``.
+
+    ``backend``: ``"arcface"`` (``(512,)`` unit norm, the face aligned by its five key points) or ``"dlib"``
+    (``(128,)``, the face's dlib box, or for another backend's face a dlib-like box from its key points).
+    """
+    if backend == "arcface":
+        return fb.arcface_embedding(rgb, face.keypoints)
+    return fb.dlib_embedding(rgb, face.box if face.backend == "dlib" else _square_box(face))
 
 
 def _square_box(face: Face) -> np.ndarray:
@@ -220,14 +231,10 @@ def identity_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64)))
 
 
-def identity_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity between two embeddings (the paper's ArcFace ID consistency)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
-
-
-def prepare_input(image, size: int = 256, backend: str = "mediapipe", scale: float = HEAD_SCALE) -> tuple[Photo, Face, AlignedCrop]:
+def crop_face(image, size: int = 256, backend: str = "mediapipe", scale: float = HEAD_SCALE) -> tuple[Photo, Face, AlignedCrop]:
     """Photo -> (photo, largest face, aligned crop with mask): the first step of the pipeline."""
     photo = as_photo(image)
     face = find_face(photo, backend)
     return photo, face, align_crop(photo, face, size=size, scale=scale)
+
+

@@ -20,7 +20,7 @@ from typing import Any, Callable, Literal
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
-from tqdm.auto import tqdm
+from gen3dface.core.progress import progress_bar
 
 from gen3dface.core.cameras import Cameras
 from gen3dface.core.errors import InputError
@@ -272,7 +272,7 @@ def sample(model: Callable, y: Any, cameras: Any, steps: int = 50, guidance: flo
     x = x * scheduler.init_noise_sigma
     scheduler.set_timesteps(steps, device=device)
     extra = {"eta": eta} if isinstance(scheduler, DDIMScheduler) else {}
-    for i, t in enumerate(tqdm(scheduler.timesteps, desc=f"{sampler} sampling", disable=not progress, leave=False)):
+    for i, t in enumerate(progress_bar(scheduler.timesteps, desc=f"{sampler} sampling", disable=not progress, leave=False)):
         tb = torch.full((batch_size,), int(t), device=device, dtype=torch.long)
         x_in = scheduler.scale_model_input(x, t)
         eps = predict_noise(model, x_in, tb, y, cameras, sampler=sampler, guidance=guidance, null_y=null_y)

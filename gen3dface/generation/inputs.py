@@ -20,14 +20,15 @@ def input_tensor(crop, mask: bool = True) -> torch.Tensor:
     return torch.from_numpy(rgb).permute(2, 0, 1)[None] * 2 - 1
 
 
-def prepare_photo(photo, size: int, mesh_backend: str = "mediapipe", mask: bool = True) -> dict:
-    """Crop and mesh a photo (path, array, PIL image) for a model of ``size`` px views: ``{"input": (1, 3, S, S)
-    in [-1, 1], "crop": AlignedCrop, "mesh": FaceMesh, "notes": [str]}``. Needs no model, so it can run in worker
-    processes. Raises the package's errors for unreadable photos or no face."""
+def photo_condition(photo, size: int, mesh_backend: str = "mediapipe", mask: bool = True) -> dict:
+    """The model's condition of a photo (path, array, PIL image): its head crop and face mesh, for a model of
+    ``size`` px views: ``{"input": (1, 3, S, S) in [-1, 1], "crop": AlignedCrop, "mesh": FaceMesh, "notes": [str]}``.
+    Needs no model, so it can run in worker processes. Raises the package's errors for unreadable photos or no
+    face."""
     import warnings
 
     from gen3dface.faces.detect import MultipleFacesWarning, align_crop, as_photo, find_face
-    from gen3dface.mesh.geometry import estimate_mesh
+    from gen3dface.mesh.estimate import estimate_mesh
 
     img = as_photo(photo)
     with warnings.catch_warnings(record=True) as caught:
@@ -37,3 +38,5 @@ def prepare_photo(photo, size: int, mesh_backend: str = "mediapipe", mask: bool 
         mesh = estimate_mesh(img, mesh_backend)
     notes = sorted({str(w.message) for w in caught if issubclass(w.category, MultipleFacesWarning)})
     return {"input": input_tensor(crop, mask), "crop": crop, "mesh": mesh, "notes": notes}
+
+

@@ -2,7 +2,7 @@
 
 Steps (paper Fig. 2): find the largest face and crop the head like FFHQ (:func:`gen3dface.faces.detect.align_crop`,
 background made white with the photo's alpha or a selfie mask); estimate the face mesh from the photo
-(:func:`gen3dface.mesh.geometry.estimate_mesh`) and voxelise it; denoise all target views with
+(:func:`gen3dface.mesh.estimate.estimate_mesh`) and voxelise it; denoise all target views with
 :func:`gen3dface.generation.diffusion.sample` (joint: one model call per step for every view; sequential: one per
 view); decode. The shipped checkpoint lives in ``data/checkpoints/gen3dface-small``.
 """
@@ -20,8 +20,8 @@ from diffusers import DDIMScheduler, DiffusionPipeline
 from gen3dface.core.cameras import Cameras, target_ring
 from gen3dface.generation.diffusion import sample
 from gen3dface.core.errors import InputError
-from gen3dface.core.images import to_uint8
-from gen3dface.generation.inputs import input_tensor, prepare_photo  # noqa: F401  (re-exported)
+from gen3dface.core.images import to_tensor, to_uint8
+from gen3dface.generation.inputs import photo_condition
 from gen3dface.generation.model import Gen3DFaceModel
 
 #: the shipped small model, trained by scripts/train_small.py (see its MODEL_CARD.md)
@@ -37,7 +37,7 @@ class Gen3DFaceOutput:
         views: ``(N, S, S, 3)`` uint8 generated views, view ``N // 2`` facing the camera.
         cameras: their cameras ``(N,)`` (:func:`gen3dface.core.cameras.target_ring`).
         input_view: ``(S, S, 3)`` uint8 the crop the model saw; mesh: the estimated
-            :class:`gen3dface.mesh.geometry.FaceMesh`; notes: warnings for the user (several faces, ...).
+            :class:`gen3dface.mesh.facemesh.FaceMesh`; notes: warnings for the user (several faces, ...).
     """
 
     views: np.ndarray
@@ -100,12 +100,18 @@ class Gen3DFacePipeline(DiffusionPipeline):
         model.speed_up(compile=compile)
         return pipe
 
+    @classmethod
+    def from_model(cls, model: Gen3DFaceModel) -> "Gen3DFacePipeline":
+        """A pipeline around an in-memory model (e.g. one being trained) and its DDIM scheduler. The model is
+        used as it is: its device, dtype and train/eval mode (call ``model.eval()`` first to sample)."""
+        return cls(model, model.noise_scheduler("ddim"))
+
     def prepare(self, photo, mesh_backend: str = "mediapipe", mask: bool = True) -> dict:
         """Crop and mesh a photo (path, array, PIL image): ``{"input": (1, 3, S, S), "crop", "mesh",
-        "notes"}``. Raises the package's errors for unreadable photos or no face. See :func:`prepare_photo`."""
-        return prepare_photo(photo, self.model.image_size, mesh_backend, mask)
+        "notes"}``. Raises the package's errors for unreadable photos or no face. See :func:`photo_condition`."""
+        return photo_condition(photo, self.model.image_size, mesh_backend, mask)
 
-    def _check_settings(self, num_views: int | None, steps: int, guidance: float, init: str) -> int:
+    def check_settings(self, num_views: int | None, steps: int, guidance: float, init: str) -> int:
         """The number of views to generate; raises :class:`InputError` for settings out of range."""
         if init not in ("input", "noise"):
             raise InputError(f"unknown init {init!r}; choose input or noise")
@@ -131,7 +137,7 @@ class Gen3DFacePipeline(DiffusionPipeline):
             prepared: the output of :meth:`prepare` (skips cropping and meshing).
             init: ``"input"`` (default; see :func:`start_latents`) or ``"noise"`` (pure Gaussian noise).
         """
-        N = self._check_settings(num_views, steps, guidance, init)
+        N = self.check_settings(num_views, steps, guidance, init)
         prep = prepared if prepared is not None else self.prepare(photo, mesh_backend)
         return self.generate_batch([prep], num_views=N, steps=steps, guidance=guidance, sampler=sampler, seed=seed,
                                    generator=generator, progress=progress, init=init, callback=callback)[0]
@@ -141,41 +147,73 @@ class Gen3DFacePipeline(DiffusionPipeline):
                        guidance: float = 2.0, sampler: str = "joint", seed: int | None = 0,
                        generator: torch.Generator | None = None, progress: bool = False, init: str = "input",
                        callback=None) -> list[Gen3DFaceOutput]:
-        """Generate the views of several prepared photos (:meth:`prepare` / :func:`prepare_photo`) in one
-        sampling run: one model call per step for all ``len(prepared) x num_views`` views (and both halves of
-        classifier-free guidance).
-
-        Every photo starts from the same noise ``(1, N, C, h, w)``, drawn from a generator seeded with ``seed``,
-        so a photo's views do not depend on what it is batched with and equal a single :meth:`__call__` (up to
-        floating-point summation order). ``generator`` (one photo only) replaces that seeding.
+        """Generate the views of several prepared photos (:meth:`prepare` / :func:`photo_condition`) in one
+        sampling run (:meth:`generate_views`: the seeding rule, settings and sampling are its).
         Returns one :class:`Gen3DFaceOutput` per photo, in order.
         """
-        N = self._check_settings(num_views, steps, guidance, init)
+        N = self.check_settings(num_views, steps, guidance, init)
         if not prepared:
             return []
         if generator is not None and len(prepared) != 1:
             raise InputError("generator= seeds one photo; give seed= for a batch")
-        model = self.model
-        dev = self.device
-        dtype = next(model.parameters()).dtype
-        S = model.image_size
-        ring = target_ring(N, image_size=S)
-        B = len(prepared)
-        if generator is None:
-            generator = torch.Generator(device=dev).manual_seed(0 if seed is None else seed)
-        # every photo starts from the same seeded draw: what a call for that photo alone would draw
-        noise = torch.randn(1, N, *model.view_shape, generator=generator, device=dev).to(dtype).repeat(B, 1, 1, 1, 1)
-        x = torch.cat([p["input"] for p in prepared]).to(dev, dtype)
         faces = prepared[0]["mesh"].faces
         if any(p["mesh"].faces.shape != faces.shape or (p["mesh"].faces != faces).any() for p in prepared[1:]):
             raise InputError("the photos' meshes must share one topology (one mesh backend) to be batched")
-        y = model.condition(x, [p["mesh"].vertices for p in prepared], faces)
+        views = self.generate_views(torch.cat([p["input"] for p in prepared]), [p["mesh"].vertices for p in prepared],
+                                    faces, num_views=N, steps=steps, guidance=guidance, sampler=sampler, seed=seed,
+                                    generator=generator, progress=progress, init=init, callback=callback)
+        ring = target_ring(N, image_size=self.model.image_size)
+        return [Gen3DFaceOutput(views[i], ring, p["crop"].image, p["mesh"], p["notes"]) for i, p in enumerate(prepared)]
+
+    @torch.no_grad()
+    def generate_views(self, images: torch.Tensor | np.ndarray, vertices, faces, num_views: int | None = None,
+                       steps: int = 50, guidance: float = 2.0, sampler: str = "joint", seed: int | None = 0,
+                       generator: torch.Generator | None = None, progress: bool = False, init: str = "input",
+                       callback=None) -> np.ndarray:
+        """Generate the target views of conditioned inputs (photos prepared by :meth:`prepare`, or a training
+        batch) in one sampling run: one model call per step for all ``B x num_views`` views (and both halves of
+        classifier-free guidance). Every way of sampling the model goes through here.
+
+        Args:
+            images: the input views, ``(B, 3, S, S)`` float in [-1, 1] or ``(B, S, S, 3)`` uint8 (tensor or array).
+            vertices: their meshes ``(B, P, 3)`` (or a list of ``(P, 3)``), sharing ``faces (T, 3)``.
+            num_views: target views on :func:`gen3dface.core.cameras.target_ring` (default: the model's).
+            steps: DDIM steps; guidance: classifier-free guidance weight (1 = off); sampler: ``"joint"``
+                (the paper) or ``"sequential"``; init: ``"input"`` (see :func:`start_latents`) or ``"noise"``.
+            seed: every input starts from the same noise ``(1, N, C, h, w)``, drawn from a generator seeded with
+                ``seed``, so an input's views do not depend on what it is batched with and equal a call for it
+                alone (up to floating-point summation order). ``generator`` (one input only) replaces that seeding.
+            progress: a progress bar; callback: ``callback(i, t, x_t)`` after every step.
+        Returns:
+            ``(B, N, S, S, 3)`` uint8 views, view ``N // 2`` facing the camera. Runs in the model's dtype; wrap
+            the call in ``torch.autocast`` for mixed precision.
+        """
+        N = self.check_settings(num_views, steps, guidance, init)
+        model = self.model
+        S = model.image_size
+        if len(images) == 0:
+            return np.zeros((0, N, S, S, 3), np.uint8)
+        if generator is not None and len(images) != 1:
+            raise InputError("generator= seeds one photo; give seed= for a batch")
+        dev = self.device
+        dtype = next(model.parameters()).dtype
+        ring = target_ring(N, image_size=S)
+        B = len(images)
+        if generator is None:
+            generator = torch.Generator(device=dev).manual_seed(0 if seed is None else seed)
+        # every input starts from the same seeded draw: what a call for that input alone would draw
+        noise = torch.randn(1, N, *model.view_shape, generator=generator, device=dev).to(dtype).repeat(B, 1, 1, 1, 1)
+        if isinstance(images, torch.Tensor) and images.dtype == torch.uint8:
+            images = images.cpu().numpy()
+        if isinstance(images, np.ndarray) and images.dtype == np.uint8:
+            images = to_tensor(images)
+        x = torch.as_tensor(images).to(dev, dtype)
+        y = model.condition(x, vertices, faces)
         x_T = start_latents(model, self.scheduler, x, noise, steps) if init == "input" else noise
         z = sample(model, y, ring.batched(B).to(dev), steps=steps, guidance=guidance, sampler=sampler,
                    generator=generator, scheduler=self.scheduler, x_T=x_T, device=dev, progress=progress,
                    callback=callback)
-        views = to_uint8(model.decode(z))
-        return [Gen3DFaceOutput(views[i], ring, p["crop"].image, p["mesh"], p["notes"]) for i, p in enumerate(prepared)]
+        return to_uint8(model.decode(z))
 
 
 def contact_sheet(views: np.ndarray, input_view: np.ndarray | None = None, columns: int = 8) -> np.ndarray:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,6 +38,9 @@ from torch import nn
 from gen3dface.core.cameras import DEFAULT_FOV_DEG, Cameras, intrinsics_from_fov
 from gen3dface.core.errors import BackendUnavailable, InputError
 from gen3dface.core.images import as_photo
+from gen3dface.mesh.align import axis_angle_to_matrix, pose_from_rotation, rotation_from_pose
+from gen3dface.mesh.facemesh import FaceMesh, face_template, mediapipe_mesh
+from gen3dface.mesh.flame import CANONICAL_HEAD_WIDTH
 
 #: DECA's code layout (``cfg.model.param_list`` and ``n_*`` of ``decalib/utils/config.py``), in order.
 PARAM_SIZES = {"shape": 100, "tex": 50, "exp": 50, "pose": 6, "cam": 3, "light": 27}
@@ -251,7 +255,7 @@ def preprocess(image, face=None) -> tuple[torch.Tensor, np.ndarray]:
 
 # --------------------------------------------------------------------------------------- FLAME and the camera
 def check_layer(layer) -> None:
-    """:class:`InputError` unless ``layer`` (a :class:`gen3dface.mesh.geometry.FlameLayer`) has the 100 shape and
+    """:class:`InputError` unless ``layer`` (a :class:`gen3dface.mesh.flame.FlameLayer`) has the 100 shape and
     50 expression components and the 5 joints DECA's codes drive."""
     if layer.n_shape < PARAM_SIZES["shape"] or layer.n_expression < PARAM_SIZES["exp"] or layer.n_joints != 5:
         raise InputError(f"DECA needs FLAME 2020 (>= 100 shape and >= 50 expression components, 5 joints); the "
@@ -271,10 +275,10 @@ def flame_from_codes(codes: dict[str, torch.Tensor], layer) -> dict:
     """FLAME from DECA codes (batch of one), placed in the canonical head frame.
 
     The head is built with DECA's shape, expression and jaw pose but without the global rotation, scaled by
-    ``CANONICAL_HEAD_WIDTH / width of FLAME's rest head`` (:func:`gen3dface.mesh.geometry.fit_flame`'s rule) and moved so
+    ``CANONICAL_HEAD_WIDTH / width of FLAME's rest head`` (:func:`gen3dface.mesh.flame.fit_flame`'s rule) and moved so
     FLAME's nose tip (the rest head's most forward vertex) sits on the face template's (mediapipe point 1).
     The global rotation becomes the pose of the camera: DECA's camera looks along FLAME's -Z with image
-    x = +X and y = -Y (``R_0`` = :func:`gen3dface.mesh.geometry.rotation_from_pose` ``(0, 0, 0)``), so in the
+    x = +X and y = -Y (``R_0`` = :func:`gen3dface.mesh.align.rotation_from_pose` ``(0, 0, 0)``), so in the
     head's own frame the camera-to-world rotation is ``R_g^T R_0``.
 
     Returns:
@@ -282,9 +286,6 @@ def flame_from_codes(codes: dict[str, torch.Tensor], layer) -> dict:
         DECA's camera projects), ``scale`` (canonical units per metre), ``rotation (3, 3)`` camera-to-head,
         ``pose`` {yaw, pitch, roll} degrees.
     """
-    from gen3dface.mesh.geometry import (CANONICAL_HEAD_WIDTH, axis_angle_to_matrix, face_template, pose_from_rotation,
-                           rotation_from_pose)
-
     check_layer(layer)
     shape, exp, pose6 = codes["shape"][:1], codes["exp"][:1], codes["pose"][:1]
     with torch.no_grad():
@@ -341,11 +342,11 @@ def deca_mesh(image, layer, encoder: DecaEncoder, fov_deg: float = DEFAULT_FOV_D
 
     Args:
         image: path, Photo, PIL image or ``(H, W, 3)`` array; the largest face is used.
-        layer: :class:`gen3dface.mesh.geometry.FlameLayer` of FLAME 2020.
+        layer: :class:`gen3dface.mesh.flame.FlameLayer` of FLAME 2020.
         encoder: :func:`load_deca`'s encoder.
         fov_deg: assumed vertical field of view for the returned camera.
     Returns:
-        :class:`gen3dface.mesh.geometry.FaceMesh` with FLAME's ``N`` vertices (5023) and faces, backend
+        :class:`gen3dface.mesh.facemesh.FaceMesh` with FLAME's ``N`` vertices (5023) and faces, backend
         ``"deca"``, pose from DECA's global rotation, camera from :func:`deca_camera`, and confidence
 
         ``c_mp * exp(-max(0, d - 10) / 15) * exp(-max(0, r - 2) / 1)``
@@ -356,10 +357,7 @@ def deca_mesh(image, layer, encoder: DecaEncoder, fov_deg: float = DEFAULT_FOV_D
         codes (FLAME's units are standard deviations, so codes far beyond 2 are implausible). 0 when DECA's
         camera scale is not positive.
     """
-    import warnings
-
     from gen3dface.faces.detect import find_face
-    from gen3dface.mesh.geometry import FaceMesh, mediapipe_mesh
 
     check_layer(layer)
     photo = as_photo(image)

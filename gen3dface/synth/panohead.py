@@ -23,6 +23,7 @@ import torch
 
 from gen3dface.core.cameras import Cameras, orbit_cameras, ring_azimuths
 from gen3dface.core.errors import BackendUnavailable, InputError
+from gen3dface.core.images import to_uint8
 
 EG3D_FOCAL = 4.2647  # normalised focal length of EG3D / PanoHead (FOV 18.837 degrees)
 PANOHEAD_RADIUS = 2.7  # camera distance in EG3D units
@@ -107,7 +108,7 @@ def render_panohead_identity(G, seed: int, cameras: Cameras, truncation: float =
         if img.shape[-1] != cameras.width:
             img = torch.nn.functional.interpolate(img, size=(cameras.height, cameras.width), mode="bilinear",
                                                   antialias=True, align_corners=False)
-        rgbs.append(((img[0].clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy())
+        rgbs.append(to_uint8(img[0]))
         m = out.get("image_mask") if isinstance(out, dict) else None
         if m is None:
             masks.append(np.full((cameras.height, cameras.width), 255, np.uint8))

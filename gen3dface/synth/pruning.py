@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from gen3dface.core.progress import progress_bar
 
 from gen3dface.core.errors import InputError, NoFaceError
 from gen3dface.faces.detect import detect_faces, embed, find_face
@@ -58,20 +58,20 @@ def clip_front_face_scores(images: list[np.ndarray], device: str | None = None, 
     The paper's binary classifier: image and text embeddings of :data:`CLIP_CLASSES` ("a photo of a ..."
     is not added: the paper names the classes as written), cosine similarities scaled by the model's
     learned logit scale, softmax over the two classes; the score is the "human front face" probability.
-    Weights are found by :func:`gen3dface.evaluation.metrics.clip_weights` (``$GEN3DFACE_CLIP_WEIGHTS`` or the cache);
+    Weights are found by :func:`gen3dface.evaluation.clip.clip_weights` (``$GEN3DFACE_CLIP_WEIGHTS`` or the cache);
     nothing is downloaded.
     """
     import torch
 
-    from gen3dface.evaluation.protocols import metrics
+    from gen3dface.evaluation import clip
 
-    model_name, pretrained = metrics.clip_name(model_name), pretrained or metrics.CLIP_PRETRAINED
-    weights, reason = metrics.clip_weights(model_name, pretrained)
+    model_name, pretrained = clip.clip_name(model_name), pretrained or clip.CLIP_PRETRAINED
+    weights, reason = clip.clip_weights(model_name, pretrained)
     if weights is None:
         return None, reason
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     scale, text = _clip_classes(model_name, str(weights), device)
-    img, _ = metrics.clip_embed(images, model_name, pretrained, device)
+    img, _ = clip.clip_embed(images, model_name, pretrained, device)
     logits = scale * torch.from_numpy(img).float().to(device) @ text.T
     return logits.softmax(-1)[:, 1].double().cpu().numpy(), ""
 
@@ -83,7 +83,7 @@ def _clip_classes(model_name: str, weights: str, device: str):
     import open_clip
     import torch
 
-    from gen3dface.evaluation.metrics import clip_model
+    from gen3dface.evaluation.clip import clip_model
 
     model, _ = clip_model(model_name, weights, device)
     with torch.inference_mode():
@@ -141,6 +141,25 @@ def training_folders(record: dict) -> set[str]:
     return {r["folder"] for r in record["identities"] if r.get("kept") and not r.get("janus_rejected")}
 
 
+def kept_identities(root: str | Path) -> list[int]:
+    """Identity indices of the ``synth`` dataset at ``root`` left for training: all of them, or with a
+    ``pruning.json`` those of :func:`training_folders`. Raises :class:`InputError` when none is left."""
+    root = Path(root)
+    if not (root / "manifest.json").exists():
+        raise InputError(f"{root} is not a gen3dface synth dataset (no manifest.json)")
+    ids = sorted(int(p.name[3:]) for p in root.glob("id_[0-9]*") if p.is_dir())
+    pruning = root / "pruning.json"
+    if pruning.exists():
+        try:
+            keep = training_folders(json.loads(pruning.read_text()))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise InputError(f"{pruning} is not a pruning record; run `gen3dface prune {root}` again") from None
+        ids = [i for i in ids if f"id_{i:06d}" in keep]
+    if not ids:
+        raise InputError(f"{root} holds no identities to train on")
+    return ids
+
+
 def precision_recall(predicted: set, actual: set) -> dict:
     tp = len(predicted & actual)
     return {"precision": tp / len(predicted) if predicted else float("nan"),
@@ -152,7 +171,7 @@ def _janus_scorer(backend: str):
     if backend not in JANUS_BACKENDS:
         raise InputError(f"unknown Janus backend {backend!r}; choose one of {', '.join(JANUS_BACKENDS)}")
     if backend in ("auto", "clip"):
-        from gen3dface.evaluation.metrics import clip_weights
+        from gen3dface.evaluation.clip import clip_weights
 
         weights, reason = clip_weights()
         if weights is not None:
@@ -227,7 +246,7 @@ def prune(root: str | Path, top_k: int | None = None, tau: float = 0.5, embed_ba
         raise InputError(f"--tau is a score threshold in [0, 1], got {tau}")
     janus, janus_name = _janus_scorer(janus_backend)
     raw = [_cached(root / ".prune_cache", root / item["folder"], janus, janus_name, embed_backend)
-           for item in tqdm(ids, desc="pruning", disable=not progress, unit="id")]
+           for item in progress_bar(ids, desc="pruning", disable=not progress, unit="id")]
     embeddings = [dict(zip(r["embedded_views"], r["embeddings"])) for r in raw]
     scores = centred_scores(embeddings)
     records = []

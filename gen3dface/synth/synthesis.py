@@ -31,11 +31,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from gen3dface.core.progress import progress_bar
 
 from gen3dface.core.cameras import Cameras, orbit_cameras, ring_azimuths, synthesis_grid
 from gen3dface.core.errors import InputError
-from gen3dface.synth.heads import HeadMesh, build_head, sample_head_params
+from gen3dface.synth.heads import HeadMesh, build_head
+from gen3dface.synth.head_params import sample_head_params
 from gen3dface.core.images import save_png, to_uint8
 from gen3dface.synth.render import STYLES, render
 from gen3dface.core.storage import atomic_dir, atomic_write_text
@@ -253,7 +254,7 @@ def synthesize(root: str | Path, n_identities: int, cfg: SynthConfig, shard: str
             shutil.rmtree(stale, ignore_errors=True)
     mine = [k for k in range(n_identities) if k % n == i]
     todo = [k for k in mine if not (root / f"id_{k:06d}").is_dir()]
-    for k in tqdm(todo, desc=f"synth shard {i}/{n}", disable=not progress, unit="id"):
+    for k in progress_bar(todo, desc=f"synth shard {i}/{n}", disable=not progress, unit="id"):
         write_identity(root, make_item(cfg, k))
     manifest = build_manifest(root)
     return {"made": len(todo), "skipped": len(mine) - len(todo), "total": manifest["count"]}

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from gen3dface.core.progress import progress_bar
 
 from gen3dface.generation.diffusion import Scheduler, multiview_loss
 
@@ -175,7 +175,7 @@ def fit_denoiser(model: nn.Module, scheduler: Scheduler, draw: Callable[[int, to
     warm = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / warm))
     losses = []
-    for _ in tqdm(range(steps), desc="training", disable=not progress, leave=False):
+    for _ in progress_bar(range(steps), desc="training", disable=not progress, leave=False):
         x0 = draw(batch, g).to(device)
         loss = multiview_loss(model, scheduler, x0, None, None, generator=g if device == "cpu" else None)
         opt.zero_grad(set_to_none=True)

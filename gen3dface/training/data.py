@@ -6,10 +6,10 @@ Every training example is one identity of a synthetic dataset (:mod:`gen3dface.s
 * targets: its N views on the ring at elevation 0 (the 48-view grid's middle row = :func:`target_ring`);
 * input view: one of its front-hemisphere views, cropped exactly as a user's photo is
   (:func:`gen3dface.faces.detect.align_crop`: FFHQ rule, head scale 1.6) — never a ground-truth camera;
-* mesh: estimated from that input view (:func:`gen3dface.mesh.geometry.estimate_mesh`), never ground truth.
+* mesh: estimated from that input view (:func:`gen3dface.mesh.estimate.estimate_mesh`), never ground truth.
 
 Preparing inputs needs the face backends (mediapipe) and runs once on a CPU; it stores, per input view,
-only the crop transform and the estimated mesh (:func:`prepare_inputs` -> ``inputs.npz``). The views
+only the crop transform and the estimated mesh (:func:`build_training_inputs` -> ``inputs.npz``). The views
 themselves come either from a dataset folder written by ``gen3dface synth`` (honouring its
 ``pruning.json``) or are re-rendered from the dataset's seeds on any device (:func:`load_train_data`);
 a GPU thus rebuilds thousands of identities in seconds from a file of a few MB.
@@ -25,11 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from gen3dface.core.progress import progress_bar
 
 from gen3dface.core.cameras import Cameras, target_ring
 from gen3dface.core.errors import InputError, NoFaceError
+from gen3dface.core.images import load_image, to_tensor, to_uint8_tensor
 from gen3dface.core.storage import atomic_path
+from gen3dface.synth.pruning import kept_identities
 
 MAX_INPUT_AZIMUTH = 67.5  # front-hemisphere input views: |azimuth| <= this (mediapipe loses faces beyond ~70)
 
@@ -65,7 +67,7 @@ def crop_from_render(rgb: np.ndarray, crop_size: int) -> tuple[np.ndarray, np.nd
     import warnings
 
     from gen3dface.faces.detect import align_crop, find_face
-    from gen3dface.mesh.geometry import mediapipe_mesh
+    from gen3dface.mesh.facemesh import mediapipe_mesh
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -96,7 +98,7 @@ def warp_crop(images: torch.Tensor, M: torch.Tensor, size: int) -> torch.Tensor:
 
 @dataclass
 class PreparedInputs:
-    """What :func:`prepare_inputs` found: one row per usable input view.
+    """What :func:`build_training_inputs` found: one row per usable input view.
 
     Attributes:
         identity: ``(M,)`` identity index in the dataset; view: ``(M,)`` view index in its grid.
@@ -137,42 +139,19 @@ class PreparedInputs:
 
 
 def procedural_source(seed: int, style: str = "photo", defect_rate: float = 0.0, input_res: int = 256) -> dict:
-    """A procedural source for :func:`prepare_inputs`: identities of ``SynthConfig(seed=seed, style=style,
+    """A procedural source for :func:`build_training_inputs`: identities of ``SynthConfig(seed=seed, style=style,
     defect_rate=defect_rate)`` (48-view grid at 128 px, ssaa 2: the shipped model's data), input views
     rendered at ``input_res``."""
     return {"kind": "procedural", "input_res": input_res,
             "synth": {"views": 48, "res": 128, "seed": seed, "ssaa": 2, "style": style, "defect_rate": defect_rate}}
 
 
-def _kept_identities(root: Path) -> list[int]:
-    """Identity indices of a ``synth`` folder that ``pruning.json`` (when present) keeps.
-
-    (:func:`gen3dface.synth.pruning.training_folders`).
-    """
-    from gen3dface.synth.pruning import training_folders
-
-    manifest = root / "manifest.json"
-    if not manifest.exists():
-        raise InputError(f"{root} is not a gen3dface synth dataset (no manifest.json)")
-    ids = sorted(int(p.name[3:]) for p in root.glob("id_[0-9]*") if p.is_dir())
-    pruning = root / "pruning.json"
-    if pruning.exists():
-        try:
-            keep = training_folders(json.loads(pruning.read_text()))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise InputError(f"{pruning} is not a pruning record; run `gen3dface prune {root}` again") from None
-        ids = [i for i in ids if f"id_{i:06d}" in keep]
-    if not ids:
-        raise InputError(f"{root} holds no identities to train on")
-    return ids
-
-
 def identity_surface(folder: Path):
     """The true head surface a ``synth`` identity folder holds (``mesh.ply``), as a
-    :class:`gen3dface.mesh.geometry.MeshSurface` for closest-point queries."""
+    :class:`gen3dface.mesh.surface.MeshSurface` for closest-point queries."""
     import trimesh
 
-    from gen3dface.mesh.geometry import MeshSurface
+    from gen3dface.mesh.surface import MeshSurface
 
     path = folder / "mesh.ply"
     if not path.is_file():
@@ -181,9 +160,9 @@ def identity_surface(folder: Path):
     return MeshSurface(np.asarray(tm.vertices, np.float64), np.asarray(tm.faces, np.int64))
 
 
-def prepare_inputs(source: str | Path | dict, identities: list[int] | None = None, per_identity: int = 4,
-                   crop_size: int = 128, seed: int = 0, progress: bool = True,
-                   meshes: str = "estimated") -> PreparedInputs:
+def build_training_inputs(source: str | Path | dict, identities: list[int] | None = None, per_identity: int = 4,
+                          crop_size: int = 128, seed: int = 0, progress: bool = True,
+                          meshes: str = "estimated") -> PreparedInputs:
     """Pick ``per_identity`` front-hemisphere input views per identity, crop them and estimate their meshes.
 
     Args:
@@ -193,22 +172,21 @@ def prepare_inputs(source: str | Path | dict, identities: list[int] | None = Non
         crop_size: side of the crops (the model's image size); seed: picks the views.
         meshes: ``"estimated"`` (the paper: each input view's mesh estimated from that view) or
             ``"ground_truth"`` (the ablation: the estimate snapped onto the identity's true surface,
-            :func:`gen3dface.mesh.geometry.snap_to_surface`; needs the identity's mesh: procedural, or a folder
+            :func:`gen3dface.mesh.surface.snap_to_surface`; needs the identity's mesh: procedural, or a folder
             whose identities hold ``mesh.ply``).
     """
-    from gen3dface.mesh.geometry import MeshSurface, head_surface, snap_to_surface
-    from gen3dface.core.images import load_image
+    from gen3dface.mesh.surface import MeshSurface, head_surface, snap_to_surface
     from gen3dface.synth.synthesis import SynthConfig, render_identity
 
     if isinstance(source, dict):
         src = dict(source)
         cfg = SynthConfig(**{**src["synth"], "res": int(src.get("input_res", 256))})
         if identities is None:
-            raise InputError("prepare_inputs: give the identities of a procedural source")
+            raise InputError("build_training_inputs: give the identities of a procedural source")
         root = None
     else:
         root = Path(source)
-        ids_all = _kept_identities(root)
+        ids_all = kept_identities(root)
         identities = ids_all if identities is None else identities
         meta = json.loads((root / f"id_{identities[0]:06d}" / "meta.json").read_text())
         cfg = SynthConfig(views=meta["views"], res=meta["res"], style=meta["style"])
@@ -219,7 +197,7 @@ def prepare_inputs(source: str | Path | dict, identities: list[int] | None = Non
     cands = input_candidates(cams)
     rows = {k: [] for k in ("identity", "view", "crop_M", "vertices")}
     faces = None
-    for index in tqdm(identities, desc="input views + meshes", disable=not progress):
+    for index in progress_bar(identities, desc="input views + meshes", disable=not progress):
         rng = np.random.default_rng([seed, index, 11])
         order = [cands[i] for i in rng.permutation(len(cands))]
         got = 0
@@ -302,18 +280,13 @@ def _render_float(cfg, index: int, views: list[int], device) -> torch.Tensor:
     r = render_identity(cfg, index, views=views, device=device)
     if "rgb_tensor" in r:  # rendered off the CPU: the float images, not yet quantised
         return r["rgb_tensor"]
-    return torch.from_numpy(r["rgb"]).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
-def _to_uint8_t(x: torch.Tensor) -> torch.Tensor:
-    return ((x.clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8)
+    return to_tensor(r["rgb"])
 
 
 def load_train_data(prepared: PreparedInputs, image_size: int, n_views: int = 16, device="cpu",
                     progress: bool = True) -> TrainData:
-    """Build :class:`TrainData` at ``image_size`` on ``device`` from :func:`prepare_inputs`' output:
+    """Build :class:`TrainData` at ``image_size`` on ``device`` from :func:`build_training_inputs`' output:
     re-rendered from seeds (procedural source) or read from the dataset folder."""
-    from gen3dface.core.images import load_image
     from gen3dface.synth.synthesis import SynthConfig
 
     src = prepared.source
@@ -331,7 +304,7 @@ def load_train_data(prepared: PreparedInputs, image_size: int, n_views: int = 16
         root = Path(src["root"])
     else:
         raise InputError(f"unknown training-data source {src['kind']!r}")
-    for i in tqdm(ids, desc="training views", disable=not progress):
+    for i in progress_bar(ids, desc="training views", disable=not progress):
         ms = by_id[i]
         if src["kind"] == "procedural":
             tgt = _render_float(cfg_t, i, ring, device)
@@ -347,11 +320,13 @@ def load_train_data(prepared: PreparedInputs, image_size: int, n_views: int = 16
         M = torch.as_tensor(prepared.crop_M[ms], device=device)
         scale = image_size / src["crop_size"]
         crops = warp_crop(raw.to(device), M * scale, image_size)
-        targets.append(_to_uint8_t(tgt))
-        for m, c in zip(ms, _to_uint8_t(crops)):
+        targets.append(to_uint8_tensor(tgt))
+        for m, c in zip(ms, to_uint8_tensor(crops)):
             inputs[m] = c
     cams = target_ring(n_views, image_size=image_size).to(device)
     return TrainData(torch.stack(targets), torch.stack(inputs),
                      torch.tensor([row_of[int(i)] for i in prepared.identity], device=device),
                      torch.as_tensor(prepared.vertices, dtype=torch.float32, device=device),
                      torch.as_tensor(prepared.faces, dtype=torch.long, device=device), cams, ids)
+
+

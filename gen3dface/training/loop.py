@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from gen3dface.core.progress import progress_bar
 
 from gen3dface.generation.diffusion import drop_condition, loss_target, q_sample
 from gen3dface.core.errors import InputError
@@ -195,7 +194,7 @@ def train(model: Gen3DFaceModel, data: TrainData, run_dir: str | Path, cfg: Trai
     G = cfg.batch_size * P
     data_dev = data.inputs.device
     end = cfg.steps if stop_after is None else min(cfg.steps, trainer.step + stop_after)
-    bar = tqdm(total=cfg.steps, initial=trainer.step, desc="training", disable=not (progress and accelerator.is_main_process))
+    bar = progress_bar(total=cfg.steps, initial=trainer.step, desc="training", disable=not (progress and accelerator.is_main_process))
     model.train()
     t0 = time.perf_counter()
 
@@ -289,10 +288,3 @@ def loss_curve_figure(losses: list[dict], smooth: int = 20):
     fig.tight_layout()
     return fig
 
-
-def steps_per_second(losses: list[dict]) -> float:
-    """Training speed from the loss log's wall clock (the last resumed segment)."""
-    if len(losses) < 2:
-        return math.nan
-    a, b = losses[-2], losses[-1]
-    return (b["step"] - a["step"]) / max(1e-9, b["seconds"] - a["seconds"])

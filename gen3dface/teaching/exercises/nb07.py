@@ -1,26 +1,21 @@
-"""Checkers for notebook 07's exercises (surface reconstruction): each takes the student's function,
-compares it with :mod:`gen3dface.recon.reconstruct` on random cases, prints PASS/FAIL and returns a bool."""
+"""Checkers for notebook 07 (surface reconstruction): exercises ``ray_box`` (where rays enter and leave the head
+cube), ``neus_alpha`` (NeuS's opacity between SDF samples) and ``composite`` (front-to-back compositing)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Callable
 
 import numpy as np
 import torch
 
-from gen3dface.teaching.exercises import _close, _run
-
-
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+from gen3dface.recon.rendering import composite_weights, neus_alpha, ray_box
+from gen3dface.teaching.checking import ExerciseFailed, answered, as_array, expect_close, run_check
 
 
 def check_ray_box(fn: Callable[[np.ndarray, np.ndarray], tuple]) -> bool:
     """``fn(origins (B, 3), dirs (B, 3)) -> (near (B,), far (B,))``: where each ray enters and leaves the
     head cube [-1, 1]^3 (near clamped at 0, the camera; rays that miss have near >= far). Only rays that
     hit the cube are compared."""
-    from gen3dface.recon.reconstruct import ray_box
-
     def body():
         rng = np.random.default_rng(11)
         for case in range(10):
@@ -29,28 +24,24 @@ def check_ray_box(fn: Callable[[np.ndarray, np.ndarray], tuple]) -> bool:
             target = rng.uniform(-1.3, 1.3, (50, 3))
             d = target - o
             d = d / np.linalg.norm(d, axis=1, keepdims=True)
-            near, far = (_np(x) for x in fn(o.copy(), d.copy()))
+            near, far = (as_array(x) for x in answered(fn(o.copy(), d.copy())))
             n_want, f_want = (
                 x.numpy()
                 for x in ray_box(torch.tensor(o, dtype=torch.float64), torch.tensor(d, dtype=torch.float64))
             )
             hit = f_want > n_want + 1e-6
             if near.shape != (50,) or far.shape != (50,):
-                return f"near and far must be (B,) arrays, got {near.shape} and {far.shape}"
-            why = _close(near[hit], n_want[hit], 1e-4) or _close(far[hit], f_want[hit], 1e-4)
-            if why:
-                return f"case {case}: {why}"
+                raise ExerciseFailed(f"near and far must be (B,) arrays, got {near.shape} and {far.shape}")
+            expect_close(near[hit], n_want[hit], 1e-4, f"case {case}, near")
+            expect_close(far[hit], f_want[hit], 1e-4, f"case {case}, far")
             if np.any(near[~hit] < far[~hit] - 1e-6):
-                return f"case {case}: a ray that misses the cube got near < far"
-        return None
-
-    return _run("exercise: ray_box", body)
+                raise ExerciseFailed(f"case {case}: a ray that misses the cube got near < far")
+        return "near and far of 500 random rays match gen3dface.recon.rendering.ray_box"
+    return run_check("ray_box", body)
 
 
 def check_neus_alpha(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> bool:
     """``fn(sdf (B, S), s) -> alpha (B, S-1)``: NeuS's opacity of each section between two samples."""
-    from gen3dface.recon.reconstruct import neus_alpha
-
     def body():
         g = torch.Generator().manual_seed(12)
         for case in range(10):
@@ -58,19 +49,14 @@ def check_neus_alpha(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> bool:
             offset = torch.rand(8, 1, generator=g) * 0.6 - 0.3
             sdf = -(t[None] - offset) + 0.02 * torch.randn(8, 16, generator=g)  # surfaces crossed head on
             s = float(torch.rand(1, generator=g) * 80 + 10)
-            why = _close(_np(fn(sdf.clone(), s)), neus_alpha(sdf, s).numpy(), 1e-4)
-            if why:
-                return f"case {case} (s = {s:.1f}): {why}"
-        return None
-
-    return _run("exercise: neus_alpha", body)
+            expect_close(fn(sdf.clone(), s), neus_alpha(sdf, s), 1e-4, f"case {case} (s = {s:.1f})")
+        return "opacities along 80 rays match gen3dface.recon.rendering.neus_alpha"
+    return run_check("neus_alpha", body)
 
 
 def check_composite(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
     """``fn(alpha (B, S), colors (B, S, 3), background (3,)) -> rgb (B, 3)``: front-to-back compositing
     over the background."""
-    from gen3dface.recon.reconstruct import composite_weights
-
     def body():
         g = torch.Generator().manual_seed(13)
         for case in range(10):
@@ -79,9 +65,6 @@ def check_composite(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tor
             bg = torch.rand(3, generator=g)
             w = composite_weights(alpha)
             want = (w[..., None] * colors).sum(1) + (1 - w.sum(1, keepdim=True)) * bg
-            why = _close(_np(fn(alpha.clone(), colors.clone(), bg.clone())), want.numpy(), 1e-4)
-            if why:
-                return f"case {case}: {why}"
-        return None
-
-    return _run("exercise: composite", body)
+            expect_close(fn(alpha.clone(), colors.clone(), bg.clone()), want, 1e-4, f"case {case}")
+        return "colours of 60 rays composite as gen3dface.recon.rendering.composite_weights"
+    return run_check("composite", body)
