@@ -33,8 +33,11 @@ def make_inputs(folder: Path, n: int, seed: int = 7, size: int = 256) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     cams = SynthConfig(views=48, res=size).cameras()  # the same grid for every style
-    near = [k for k in range(len(cams)) if abs(float(cams.azimuth_deg[k])) <= 30
-            and abs(float(cams.elevation_deg[k])) < 1]
+    near = [
+        k
+        for k in range(len(cams))
+        if abs(float(cams.azimuth_deg[k])) <= 30 and abs(float(cams.elevation_deg[k])) < 1
+    ]
     for i in range(n):
         style = UNSEEN_STYLES[i % len(UNSEEN_STYLES)]
         cfg = SynthConfig(views=48, res=size, style=style, seed=seed, ssaa=2)
@@ -69,30 +72,52 @@ def main(argv: list[str] | None = None) -> int:
     from gen3dface.core.parallel import worker_count
 
     t0 = time.perf_counter()
-    res = run_eval("ood", args.inputs, args.output, checkpoint=args.checkpoint, device=args.device, steps=args.steps,
-                   batch=args.batch, workers=args.workers, progress=False)
+    res = run_eval(
+        "ood",
+        args.inputs,
+        args.output,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        steps=args.steps,
+        batch=args.batch,
+        workers=args.workers,
+        progress=False,
+    )
     wall = time.perf_counter() - t0
     s, st = res["seconds"], res["settings"]
     n, v = res["n_inputs"], res["n_views"]
     dev = st["device"]
     name = torch.cuda.get_device_name() if dev.startswith("cuda") else f"CPU, {os.cpu_count()} cores"
-    print(f"\nOOD protocol: {n} inputs x {v} views ({len(res['skipped'])} skipped), {st['steps']} steps, "
-          f"{dev} ({name}), {st['dtype']}, batch {args.batch or 'default'}, "
-          f"workers {worker_count(args.workers, n * (v + 1))}")
+    print(
+        f"\nOOD protocol: {n} inputs x {v} views ({len(res['skipped'])} skipped), {st['steps']} steps, "
+        f"{dev} ({name}), {st['dtype']}, batch {args.batch or 'default'}, "
+        f"workers {worker_count(args.workers, n * (v + 1))}"
+    )
     print("\n| stage | seconds | per input |\n| --- | --- | --- |")
-    rows = [("load model (the worker pool starts meanwhile)", s["load_model"]),
-            ("crop + mesh (workers), overlapped with generation", s["crop_mesh_generate"]),
-            ("  first batch ready to generate (workers started, its photos cropped and meshed), from the start",
-             s.get("first_batch_ready", 0.0)),
-            (f"  of which generation on the {dev.split(':')[0].upper()} ({v} views, {st['steps']} DDIM steps, "
-             f"guidance {st['guidance']})", s["generation"]),
-            ("FID (InceptionV3 on inputs + views)", s.get("metrics_fid", 0.0)),
-            ("face embeddings still running after generation (ID consistency)",
-             s.get("metrics_face_embeddings", 0.0)),
-            ("all metrics", s["metrics"])]
+    rows = [
+        ("load model (the worker pool starts meanwhile)", s["load_model"]),
+        ("crop + mesh (workers), overlapped with generation", s["crop_mesh_generate"]),
+        (
+            "  first batch ready to generate (workers started, its photos cropped and meshed), from the start",
+            s.get("first_batch_ready", 0.0),
+        ),
+        (
+            f"  of which generation on the {dev.split(':')[0].upper()} ({v} views, {st['steps']} DDIM steps, "
+            f"guidance {st['guidance']})",
+            s["generation"],
+        ),
+        ("FID (InceptionV3 on inputs + views)", s.get("metrics_fid", 0.0)),
+        (
+            "face embeddings still running after generation (ID consistency)",
+            s.get("metrics_face_embeddings", 0.0),
+        ),
+        ("all metrics", s["metrics"]),
+    ]
     for label, sec in rows:
         print(f"| {label} | {sec:.2f} | {1000 * sec / n:.0f} ms |")
-    print(f"| **whole protocol (wall, writing the results included)** | **{wall:.2f}** | {1000 * wall / n:.0f} ms |")
+    print(
+        f"| **whole protocol (wall, writing the results included)** | **{wall:.2f}** | {1000 * wall / n:.0f} ms |"
+    )
     shown = {k: m["value"] for k, m in res["metrics"].items()}
     print("\nmetrics:", json.dumps(shown))
     return 0

@@ -45,7 +45,10 @@ def main() -> None:
     ap.add_argument("--flame-model", default=None, help="FLAME 2020 generic_model.pkl (adds the flame row)")
     args = ap.parse_args()
     rgb = photo_512(args.photo or sample_photo("astronaut"))
-    runs = {"mediapipe": lambda: estimate_mesh(rgb), "ground_truth": lambda: estimate_mesh(None, "ground_truth", head=0)}
+    runs = {
+        "mediapipe": lambda: estimate_mesh(rgb),
+        "ground_truth": lambda: estimate_mesh(None, "ground_truth", head=0),
+    }
     if args.flame_model:
         runs["flame"] = lambda: estimate_mesh(rgb, "flame", flame_model=args.flame_model, trust_pickle=True)
     print(f"photo {rgb.shape[1]}x{rgb.shape[0]} px, {args.repeats} repeats after one warm-up")
@@ -54,7 +57,9 @@ def main() -> None:
     print("-" * len(head))
     for name, run in runs.items():
         times = bench(run, args.repeats)
-        print(f"{name:>13} {statistics.median(times):>9.3f} {min(times):>7.3f} {max(times):>7.3f} {len(run().vertices):>9}")
+        print(
+            f"{name:>13} {statistics.median(times):>9.3f} {min(times):>7.3f} {max(times):>7.3f} {len(run().vertices):>9}"
+        )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,10 @@ def make_data(n_inputs: int, n_views: int, size: int, seed: int = 0):
     from gen3dface.core.samples import SAMPLES, sample_photo
 
     rng = np.random.default_rng(seed)
-    crops = [align_crop(im, find_face(im), size=size, mask=False).image
-             for im in (np.asarray(Image.open(sample_photo(k)).convert("RGB")) for k in SAMPLES)]
+    crops = [
+        align_crop(im, find_face(im), size=size, mask=False).image
+        for im in (np.asarray(Image.open(sample_photo(k)).convert("RGB")) for k in SAMPLES)
+    ]
     inputs = np.stack([crops[i % len(crops)] for i in range(n_inputs)])
     outputs = np.stack([[jitter(x, rng) for _ in range(n_views)] for x in inputs])
     gt = np.stack([[jitter(x, rng) for _ in range(n_views)] for x in inputs])
@@ -51,12 +53,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--views", type=int, default=16)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (Inception, LPIPS, CLIP)")
-    ap.add_argument("--backend", default="auto", choices=["auto", "arcface", "dlib"],
-                    help="face embedding for ID consistency")
+    ap.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "arcface", "dlib"],
+        help="face embedding for ID consistency",
+    )
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    ap.add_argument("--workers", type=int, default=None,
-                    help="processes for face detection + embedding (default: one per 32 images, up to the cores)")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes for face detection + embedding (default: one per 32 images, up to the cores)",
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -65,8 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     from gen3dface.core.parallel import worker_count
     from gen3dface.evaluation.clip import clip_similarity, clip_weights
     from gen3dface.evaluation.fid import InceptionFeatures, fid_from_features
-    from gen3dface.evaluation.identity import (embed_faces, id_consistency_input, id_consistency_output, reid,
-                                               reid_embeddings, resolve_backend)
+    from gen3dface.evaluation.identity import (
+        embed_faces,
+        id_consistency_input,
+        id_consistency_output,
+        reid,
+        reid_embeddings,
+        resolve_backend,
+    )
     from gen3dface.evaluation.image_metrics import lpips_distance, lpips_status, psnr, ssim
 
     if args.threads:
@@ -74,9 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     b, v = args.inputs, args.views
     t0 = time.perf_counter()
     inputs, outputs, gt = make_data(b, v, args.size)
-    print(f"data: {b} inputs x {v} views at {args.size} px, built in {time.perf_counter() - t0:.1f} s; "
-          f"device {args.device}, torch threads {torch.get_num_threads()}, face workers "
-          f"{worker_count(args.workers, b * v)}")
+    print(
+        f"data: {b} inputs x {v} views at {args.size} px, built in {time.perf_counter() - t0:.1f} s; "
+        f"device {args.device}, torch threads {torch.get_num_threads()}, face workers "
+        f"{worker_count(args.workers, b * v)}"
+    )
 
     rows: list[tuple[str, str, float | None, int, str]] = []
 
@@ -90,8 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((name, unit, time.perf_counter() - t, count, note))
         return out
 
-    ext = timed("Inception load (+SHA-1 check)", "-", 1,
-                lambda: InceptionFeatures(device=args.device, batch_size=args.batch_size))
+    ext = timed(
+        "Inception load (+SHA-1 check)",
+        "-",
+        1,
+        lambda: InceptionFeatures(device=args.device, batch_size=args.batch_size),
+    )
     f_in = timed("Inception features: inputs", "images", b, lambda: ext(inputs))
     f_out = timed("Inception features: outputs", "images", b * v, lambda: ext(outputs))
     f_gt = timed("Inception features: ground truth", "images", b * v, lambda: ext(gt))
@@ -107,26 +129,56 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("LPIPS (vgg)", "pairs", None, b * v, reason))
     weights, reason = clip_weights()
     if weights is not None:
-        timed("CLIP similarity", "images", b * (v + 1), lambda: clip_similarity(inputs, outputs, device=args.device))
+        timed(
+            "CLIP similarity",
+            "images",
+            b * (v + 1),
+            lambda: clip_similarity(inputs, outputs, device=args.device),
+        )
     else:
         rows.append(("CLIP similarity", "images", None, b * (v + 1), reason))
 
     backend = resolve_backend(args.backend)
     timed(f"face models load ({backend}, mediapipe)", "-", 1, lambda: embed_faces(inputs[:1], backend))
-    ex, _ = timed(f"embed faces: inputs ({backend})", "images", b,
-                  lambda: embed_faces(inputs, backend, workers=args.workers))
-    ey, fy = timed(f"embed faces: outputs ({backend})", "images", b * v,
-                   lambda: embed_faces(outputs, backend, workers=args.workers))
+    ex, _ = timed(
+        f"embed faces: inputs ({backend})",
+        "images",
+        b,
+        lambda: embed_faces(inputs, backend, workers=args.workers),
+    )
+    ey, fy = timed(
+        f"embed faces: outputs ({backend})",
+        "images",
+        b * v,
+        lambda: embed_faces(outputs, backend, workers=args.workers),
+    )
     ey = ey.reshape(b, v, -1)
-    timed("ID consistency output-output", "inputs", b,
-          lambda: [id_consistency_output(ey[i]) for i in range(b)],
-          note=f"faces missing {int((~fy).sum())}/{b * v}")
-    timed("ID consistency input-output", "inputs", b,
-          lambda: [id_consistency_input(ex[i], ey[i]) for i in range(b)])
-    eg, ep, found = timed("Re-ID embeddings (dlib HOG box on GT)", "pairs", b * v,
-                          lambda: reid_embeddings(gt, outputs, "dlib", workers=args.workers))
-    timed("Re-ID match / dist", "pairs", b * v, lambda: reid(eg, ep),
-          note=f"GT views without a face {int((~found).sum())}/{b * v}")
+    timed(
+        "ID consistency output-output",
+        "inputs",
+        b,
+        lambda: [id_consistency_output(ey[i]) for i in range(b)],
+        note=f"faces missing {int((~fy).sum())}/{b * v}",
+    )
+    timed(
+        "ID consistency input-output",
+        "inputs",
+        b,
+        lambda: [id_consistency_input(ex[i], ey[i]) for i in range(b)],
+    )
+    eg, ep, found = timed(
+        "Re-ID embeddings (dlib HOG box on GT)",
+        "pairs",
+        b * v,
+        lambda: reid_embeddings(gt, outputs, "dlib", workers=args.workers),
+    )
+    timed(
+        "Re-ID match / dist",
+        "pairs",
+        b * v,
+        lambda: reid(eg, ep),
+        note=f"GT views without a face {int((~found).sum())}/{b * v}",
+    )
 
     print("\n| metric | items | seconds | ms / item | note |\n| --- | --- | --- | --- | --- |")
     total = 0.0
@@ -136,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         total += sec
         per = f"{1000 * sec / count:.1f}" if unit != "-" else ""
-        print(f"| {name} | {count if unit != '-' else ''} {unit if unit != '-' else ''} | {sec:.2f} | {per} | {note} |")
+        print(
+            f"| {name} | {count if unit != '-' else ''} {unit if unit != '-' else ''} | {sec:.2f} | {per} | {note} |"
+        )
     print(f"| total | | {total:.2f} | | |")
     return 0
 

@@ -43,8 +43,15 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def bench(identities: int, size: int, ssaa: int, batch: int, resolution: int, device: str,
-          pool: ProcessPoolExecutor | None) -> dict:
+def bench(
+    identities: int,
+    size: int,
+    ssaa: int,
+    batch: int,
+    resolution: int,
+    device: str,
+    pool: ProcessPoolExecutor | None,
+) -> dict:
     """Build and render ``identities`` heads on the 48-view grid; returns the timings."""
     cams = synthesis_grid(image_size=size).to(device)
     render(build_head(sample_head_params(10**6), resolution), cams, ssaa=ssaa)  # warm-up
@@ -67,10 +74,20 @@ def bench(identities: int, size: int, ssaa: int, batch: int, resolution: int, de
         del out
     total = time.perf_counter() - t0
     views = identities * len(cams)
-    return {"identities": identities, "views": len(cams), "size": size, "ssaa": ssaa, "batch": batch,
-            "device": device, "build_s": build, "render_s": rendering, "seconds": total,
-            "views_per_s": views / total, "ms_per_view": 1000 * total / views,
-            "render_views_per_s": views / rendering}
+    return {
+        "identities": identities,
+        "views": len(cams),
+        "size": size,
+        "ssaa": ssaa,
+        "batch": batch,
+        "device": device,
+        "build_s": build,
+        "render_s": rendering,
+        "seconds": total,
+        "views_per_s": views / total,
+        "ms_per_view": 1000 * total / views,
+        "render_views_per_s": views / rendering,
+    }
 
 
 def profile_ops(size: int, ssaa: int, batch: int, resolution: int, device: str) -> None:
@@ -99,30 +116,43 @@ def main() -> None:
     ap.add_argument("--resolution", type=int, default=96, help="head mesh resolution (see build_head)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
-    ap.add_argument("--profile-ops", action="store_true",
-                    help="first print torch.profiler's top operators of one render call (first size, ssaa, batch)")
+    ap.add_argument(
+        "--profile-ops",
+        action="store_true",
+        help="first print torch.profiler's top operators of one render call (first size, ssaa, batch)",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    pool = ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_one_thread) \
-        if args.workers else None
+    pool = (
+        ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_one_thread)
+        if args.workers
+        else None
+    )
     faces = len(build_head(sample_head_params(0), args.resolution).faces)
-    print(f"device {args.device}{' ' + torch.cuda.get_device_name() if args.device == 'cuda' else ''}, "
-          f"{torch.get_num_threads()} CPU threads, head mesh ~{faces} triangles (resolution {args.resolution}), "
-          f"{args.workers} head-building workers")
+    print(
+        f"device {args.device}{' ' + torch.cuda.get_device_name() if args.device == 'cuda' else ''}, "
+        f"{torch.get_num_threads()} CPU threads, head mesh ~{faces} triangles (resolution {args.resolution}), "
+        f"{args.workers} head-building workers"
+    )
     if args.profile_ops:
         profile_ops(args.sizes[0], args.ssaa[0], args.batch[0], args.resolution, args.device)
-    head = (f"{'identities':>10} {'views':>5} {'res':>5} {'ssaa':>4} {'batch':>5} {'build s':>8} {'render s':>8} "
-            f"{'wall s':>8} {'views/s':>8} {'ms/view':>8} {'ids/min':>8}")
+    head = (
+        f"{'identities':>10} {'views':>5} {'res':>5} {'ssaa':>4} {'batch':>5} {'build s':>8} {'render s':>8} "
+        f"{'wall s':>8} {'views/s':>8} {'ms/view':>8} {'ids/min':>8}"
+    )
     print(head)
     print("-" * len(head))
     for size in args.sizes:
         for ssaa in args.ssaa:
             for batch in args.batch:
                 r = bench(args.identities, size, ssaa, batch, args.resolution, args.device, pool)
-                print(f"{r['identities']:>10} {r['views']:>5} {r['size']:>5} {r['ssaa']:>4} {r['batch']:>5} "
-                      f"{r['build_s']:>8.2f} {r['render_s']:>8.2f} {r['seconds']:>8.2f} {r['views_per_s']:>8.1f} "
-                      f"{r['ms_per_view']:>8.2f} {60 * r['identities'] / r['seconds']:>8.0f}", flush=True)
+                print(
+                    f"{r['identities']:>10} {r['views']:>5} {r['size']:>5} {r['ssaa']:>4} {r['batch']:>5} "
+                    f"{r['build_s']:>8.2f} {r['render_s']:>8.2f} {r['seconds']:>8.2f} {r['views_per_s']:>8.1f} "
+                    f"{r['ms_per_view']:>8.2f} {60 * r['identities'] / r['seconds']:>8.0f}",
+                    flush=True,
+                )
     if pool is not None:
         pool.shutdown()
 

@@ -51,8 +51,15 @@ def bench(profile: str, device: str, dtype: torch.dtype, repeats: int) -> dict:
     if device == "cuda":
         torch.cuda.synchronize()
     ms = (time.perf_counter() - t) / repeats * 1e3
-    return {"profile": profile, "device": device, "dtype": str(dtype).split(".")[-1], **z, "ms_per_step": ms,
-            "s_per_50_steps": ms * 50 / 1e3, "sparse": hybrid.mesh_net.sparse_available and device == "cuda"}
+    return {
+        "profile": profile,
+        "device": device,
+        "dtype": str(dtype).split(".")[-1],
+        **z,
+        "ms_per_step": ms,
+        "s_per_50_steps": ms * 50 / 1e3,
+        "sparse": hybrid.mesh_net.sparse_available and device == "cuda",
+    }
 
 
 def main() -> None:
@@ -61,12 +68,19 @@ def main() -> None:
     args = ap.parse_args()
     rows = [bench("smoke", "cpu", torch.float32, args.repeats)]
     if torch.cuda.is_available():
-        rows += [bench("paper", "cuda", torch.bfloat16, args.repeats), bench("paper", "cuda", torch.float32, args.repeats)]
-    print(f"{'profile':>7} {'device':>6} {'dtype':>8} {'N':>3} {'V':>3} {'D':>3} {'latent':>6} {'sparse':>6} "
-          f"{'ms/step':>8} {'s/50 steps':>10}")
+        rows += [
+            bench("paper", "cuda", torch.bfloat16, args.repeats),
+            bench("paper", "cuda", torch.float32, args.repeats),
+        ]
+    print(
+        f"{'profile':>7} {'device':>6} {'dtype':>8} {'N':>3} {'V':>3} {'D':>3} {'latent':>6} {'sparse':>6} "
+        f"{'ms/step':>8} {'s/50 steps':>10}"
+    )
     for r in rows:
-        print(f"{r['profile']:>7} {r['device']:>6} {r['dtype']:>8} {r['N']:>3} {r['V']:>3} {r['D']:>3} {r['s']:>6} "
-              f"{str(r['sparse']):>6} {r['ms_per_step']:>8.1f} {r['s_per_50_steps']:>10.2f}")
+        print(
+            f"{r['profile']:>7} {r['device']:>6} {r['dtype']:>8} {r['N']:>3} {r['V']:>3} {r['D']:>3} {r['s']:>6} "
+            f"{str(r['sparse']):>6} {r['ms_per_step']:>8.1f} {r['s_per_50_steps']:>10.2f}"
+        )
 
 
 if __name__ == "__main__":

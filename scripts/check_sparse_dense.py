@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Check that SparseMeshNet's spconv path equals its dense path, and time both, on this machine.
 
-    python scripts/check_sparse_dense.py            # CUDA if present (TF32 off, so float32 is compared), else CPU
+python scripts/check_sparse_dense.py            # CUDA if present (TF32 off, so float32 is compared), else CPU
 """
 
 import time
@@ -24,13 +24,17 @@ def main() -> None:
     f = torch.randn(len(vox), C, device=dev)
     torch.manual_seed(0)
     net = SparseMeshNet(C, C, C).to(dev)
-    print(f"device {dev}, spconv {'available' if net.sparse_available else 'NOT available'}, "
-          f"{len(vox)} active voxels of {V ** 3}")
+    print(
+        f"device {dev}, spconv {'available' if net.sparse_available else 'NOT available'}, "
+        f"{len(vox)} active voxels of {V**3}"
+    )
     if not net.sparse_available:
         return
     with torch.no_grad():
         d, s = net(f, idx, 1, V, dense=True), net(f, idx, 1, V, dense=False)
-        print(f"max |dense - sparse| = {float((d - s).abs().max()):.2e} (values up to {float(d.abs().max()):.2f})")
+        print(
+            f"max |dense - sparse| = {float((d - s).abs().max()):.2e} (values up to {float(d.abs().max()):.2f})"
+        )
         for dense in (True, False):
             for _ in range(3):
                 net(f, idx, 1, V, dense=dense)
@@ -41,10 +45,15 @@ def main() -> None:
                 net(f, idx, 1, V, dense=dense)
             if dev == "cuda":
                 torch.cuda.synchronize()
-            print(f"{'dense' if dense else 'sparse':>6}: {(time.perf_counter() - t) / 20 * 1e3:.2f} ms per call")
+            print(
+                f"{'dense' if dense else 'sparse':>6}: {(time.perf_counter() - t) / 20 * 1e3:.2f} ms per call"
+            )
     if dev == "cuda":  # spconv 2.3.8 has no CPU backward
         net(f, idx, 1, V, dense=False).square().mean().backward()
-        print("gradients reach every parameter:", all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters()))
+        print(
+            "gradients reach every parameter:",
+            all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters()),
+        )
 
 
 if __name__ == "__main__":

@@ -30,9 +30,17 @@ def main() -> None:
     ap.add_argument("--defects", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=5)
     args = ap.parse_args()
-    out = make_ablation_data(args.out, args.identities, args.defects, args.seed, log=lambda m: print(m, flush=True))
-    print("kept", len(json.loads((out / "kept.json").read_text())), "of", args.identities, "identities;",
-          {m: len(PreparedInputs.load(out / f"prep_{m}.npz").identity) for m in ("estimated", "ground_truth")})
+    out = make_ablation_data(
+        args.out, args.identities, args.defects, args.seed, log=lambda m: print(m, flush=True)
+    )
+    print(
+        "kept",
+        len(json.loads((out / "kept.json").read_text())),
+        "of",
+        args.identities,
+        "identities;",
+        {m: len(PreparedInputs.load(out / f"prep_{m}.npz").identity) for m in ("estimated", "ground_truth")},
+    )
 
 
 if __name__ == "__main__":

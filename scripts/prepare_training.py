@@ -22,23 +22,32 @@ from gen3dface.training.data import build_training_inputs, procedural_source
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--output", type=Path, required=True)
-    ap.add_argument("--folder", type=Path, default=None, help="a gen3dface synth dataset (default: procedural)")
+    ap.add_argument(
+        "--folder", type=Path, default=None, help="a gen3dface synth dataset (default: procedural)"
+    )
     ap.add_argument("--identities", type=int, default=1000, help="procedural: identities 0..N-1")
     ap.add_argument("--seed", type=int, default=1, help="procedural: the dataset seed")
     ap.add_argument("--per-identity", type=int, default=4)
     ap.add_argument("--crop-size", type=int, default=128)
     ap.add_argument("--meshes", default="estimated", choices=["estimated", "ground_truth"])
-    ap.add_argument("--defects", type=float, default=0.0,
-                    help="procedural: rate of identities with Janus / drift defects (as `gen3dface synth --defects`)")
+    ap.add_argument(
+        "--defects",
+        type=float,
+        default=0.0,
+        help="procedural: rate of identities with Janus / drift defects (as `gen3dface synth --defects`)",
+    )
     args = ap.parse_args()
     source = str(args.folder) if args.folder else procedural_source(args.seed, defect_rate=args.defects)
     ids = None if args.folder else list(range(args.identities))
     t = time.perf_counter()
-    prep = build_training_inputs(source, identities=ids, per_identity=args.per_identity, crop_size=args.crop_size,
-                          meshes=args.meshes)
+    prep = build_training_inputs(
+        source, identities=ids, per_identity=args.per_identity, crop_size=args.crop_size, meshes=args.meshes
+    )
     prep.save(args.output)
-    print(f"{len(prep.identity)} inputs of {len(set(prep.identity.tolist()))} identities ({args.meshes} meshes) "
-          f"in {time.perf_counter() - t:.0f} s -> {args.output}")
+    print(
+        f"{len(prep.identity)} inputs of {len(set(prep.identity.tolist()))} identities ({args.meshes} meshes) "
+        f"in {time.perf_counter() - t:.0f} s -> {args.output}"
+    )
 
 
 if __name__ == "__main__":

@@ -24,11 +24,21 @@ from gen3dface.evaluation.ablation import ARMS, arm_views, load_eval_sets, save_
 
 def run_arm(arm: str, args, sets: dict) -> dict:
     """Train ``arm``, write its mosaics into ``args.out`` and return its record."""
-    model, record = train_arm(arm, args.data, (args.run or args.data) / f"run_{args.tag}{arm}", steps=args.steps,
-                              batch=args.batch, init=args.init, lr=args.lr, max_seconds=args.max_seconds,
-                              log=lambda m: print(m, flush=True))
+    model, record = train_arm(
+        arm,
+        args.data,
+        (args.run or args.data) / f"run_{args.tag}{arm}",
+        steps=args.steps,
+        batch=args.batch,
+        init=args.init,
+        lr=args.lr,
+        max_seconds=args.max_seconds,
+        log=lambda m: print(m, flush=True),
+    )
     t = time.perf_counter()
-    views = arm_views(model, arm, sets, steps=args.sample_steps, guidance=args.guidance, batch=args.sample_batch)
+    views = arm_views(
+        model, arm, sets, steps=args.sample_steps, guidance=args.guidance, batch=args.sample_batch
+    )
     t_sample = time.perf_counter() - t
     args.out.mkdir(parents=True, exist_ok=True)
     for name, v in views.items():
@@ -45,16 +55,24 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--run", type=Path, default=None, help="folder of the training runs (default: DATA)")
     ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--init", type=Path, default=None, help="start every arm from these weights (default: scratch)")
-    ap.add_argument("--lr", type=float, default=None, help="one learning rate for all modules (default 2e-4 / 5e-4)")
+    ap.add_argument(
+        "--init", type=Path, default=None, help="start every arm from these weights (default: scratch)"
+    )
+    ap.add_argument(
+        "--lr", type=float, default=None, help="one learning rate for all modules (default 2e-4 / 5e-4)"
+    )
     ap.add_argument("--tag", default="", help="prefix of the output files and run folders (e.g. ft_)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--max-seconds", type=float, default=None)
     ap.add_argument("--sample-steps", type=int, default=25)
     ap.add_argument("--guidance", type=float, default=2.0)
     ap.add_argument("--sample-batch", type=int, default=30, help="inputs generated at once")
-    ap.add_argument("--indomain", type=int, default=16, help="held-out identities generated (of the eval set's)")
-    ap.add_argument("--record", type=Path, default=None, help="also write the records here (default: print only)")
+    ap.add_argument(
+        "--indomain", type=int, default=16, help="held-out identities generated (of the eval set's)"
+    )
+    ap.add_argument(
+        "--record", type=Path, default=None, help="also write the records here (default: print only)"
+    )
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True

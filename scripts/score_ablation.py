@@ -21,7 +21,15 @@ from pathlib import Path
 
 from gen3dface.core.storage import atomic_write_text
 from gen3dface.evaluation.ablation import (
-    ARMS, PROTOCOLS, ablation_report, arm_metrics, arm_sets, collect_arm_runs, load_eval_sets, load_mosaic)
+    ARMS,
+    PROTOCOLS,
+    ablation_report,
+    arm_metrics,
+    arm_sets,
+    collect_arm_runs,
+    load_eval_sets,
+    load_mosaic,
+)
 
 
 def score_views(args) -> dict:
@@ -44,7 +52,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--views", type=Path, help="the mosaics run_ablation.py wrote")
     ap.add_argument("--data", type=Path, help="the folder holding eval_sets.npz")
-    ap.add_argument("--runs-from", type=Path, help="a folder of notebook 08 runs (TAG+ARM.json): gather, not score")
+    ap.add_argument(
+        "--runs-from", type=Path, help="a folder of notebook 08 runs (TAG+ARM.json): gather, not score"
+    )
     ap.add_argument("-o", "--out", type=Path, required=True)
     ap.add_argument("--arms", nargs="+", default=list(ARMS))
     ap.add_argument("--indomain", type=int, default=16, help="held-out identities the GPU run generated")
@@ -69,8 +79,12 @@ def main() -> None:
         data["runs"] = json.loads(args.runs.read_text())
     elif records:  # the notebook runs' records, their loss logs shortened to the final loss
         data.setdefault("runs", {}).setdefault(args.protocol, {})["arms"] = {
-            r["arm"]: {**{k: v for k, v in r.items() if k not in ("arm", "losses")},
-                       "final_loss": r["losses"][-1]["loss"] if r.get("losses") else None} for r in records}
+            r["arm"]: {
+                **{k: v for k, v in r.items() if k not in ("arm", "losses")},
+                "final_loss": r["losses"][-1]["loss"] if r.get("losses") else None,
+            }
+            for r in records
+        }
     atomic_write_text(f, json.dumps(data, indent=1))
     atomic_write_text(args.out / "ablation.md", ablation_report(data))
     print(ablation_report(data))

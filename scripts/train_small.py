@@ -40,7 +40,9 @@ def load_data(prepared: Path, size: int, views: int, device: str, cache: Path | 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prepared", type=Path, required=True)
-    ap.add_argument("--heldout", type=Path, default=None, help="prepared inputs of held-out identities to sample")
+    ap.add_argument(
+        "--heldout", type=Path, default=None, help="prepared inputs of held-out identities to sample"
+    )
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--profile", default="small")
     ap.add_argument("--attention", default="joint", choices=["joint", "sequential"])
@@ -53,11 +55,17 @@ def main() -> None:
     ap.add_argument("--checkpoint-every", type=int, default=1000)
     ap.add_argument("--init", type=Path, default=None, help="start from these weights (no optimizer state)")
     ap.add_argument("--cache", type=Path, default=None)
-    ap.add_argument("--prediction", default=None, choices=["epsilon", "v_prediction"],
-                    help="prediction type (default: the profile's, or --init's)")
+    ap.add_argument(
+        "--prediction",
+        default=None,
+        choices=["epsilon", "v_prediction"],
+        help="prediction type (default: the profile's, or --init's)",
+    )
     ap.add_argument("--zero-snr", action="store_true", help="zero-terminal-SNR schedule (needs v_prediction)")
     ap.add_argument("--export", type=Path, default=None)
-    ap.add_argument("--profile-steps", type=int, default=0, help="first profile so many steps (CUDA op table)")
+    ap.add_argument(
+        "--profile-steps", type=int, default=0, help="first profile so many steps (CUDA op table)"
+    )
     ap.add_argument("--split-mb", type=float, default=15.0)
     ap.add_argument("--sample-steps", type=int, default=50)
     ap.add_argument("--guidance", type=float, default=2.0)
@@ -69,16 +77,25 @@ def main() -> None:
     torch.manual_seed(0)
     model = build_model(args)
     data = load_data(args.prepared, model.image_size, model.config.n_views, dev, args.cache)
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch, lr_backbone=args.lr_backbone, lr_new=args.lr_new,
-                      mixed_precision="bf16" if dev == "cuda" else "no", checkpoint_every=args.checkpoint_every,
-                      log_every=25, ema_decay=args.ema or None)
+    cfg = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch,
+        lr_backbone=args.lr_backbone,
+        lr_new=args.lr_new,
+        mixed_precision="bf16" if dev == "cuda" else "no",
+        checkpoint_every=args.checkpoint_every,
+        log_every=25,
+        ema_decay=args.ema or None,
+    )
     if args.profile_steps:
         profile_steps(model, data, cfg, args.profile_steps, dev)
     t = time.perf_counter()
     losses = train(model, data, args.run, cfg, max_seconds=args.max_seconds)
     took = time.perf_counter() - t
     done = losses[-1]["step"] if losses else 0
-    print(f"trained to step {done} in this call ({took:.0f} s); last loss {losses[-1]['loss'] if losses else float('nan'):.4f}")
+    print(
+        f"trained to step {done} in this call ({took:.0f} s); last loss {losses[-1]['loss'] if losses else float('nan'):.4f}"
+    )
     if args.export is not None:
         export(args, losses, dev)
 
@@ -140,14 +157,19 @@ def export(args, losses: list[dict], dev: str) -> None:
     if args.heldout is None:
         return
     net.to(torch.float16).to(torch.float32)  # the shipped (fp16) weights
-    held = load_train_data(PreparedInputs.load(args.heldout), net.image_size, net.config.n_views, device=dev,
-                           progress=False)
+    held = load_train_data(
+        PreparedInputs.load(args.heldout), net.image_size, net.config.n_views, device=dev, progress=False
+    )
     rows = torch.arange(min(6, len(held)))
     for sampler in ("joint", "sequential"):
         t = time.perf_counter()
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
-            sheet = preview_sheet(net, held, rows, steps=args.sample_steps, guidance=args.guidance, sampler=sampler)
-        print(f"{sampler}: {len(rows)} inputs x {net.config.n_views} views in {time.perf_counter() - t:.1f} s")
+            sheet = preview_sheet(
+                net, held, rows, steps=args.sample_steps, guidance=args.guidance, sampler=sampler
+            )
+        print(
+            f"{sampler}: {len(rows)} inputs x {net.config.n_views} views in {time.perf_counter() - t:.1f} s"
+        )
         save_png(args.export / f"samples_{sampler}.png", sheet)
 
 

@@ -47,16 +47,28 @@ def two_faces(big: np.ndarray, small: np.ndarray, scale: float = 0.75) -> np.nda
     h = max(big.shape[0], s.shape[0])
     canvas = np.full((h, big.shape[1] + s.shape[1] + 20, 3), 255, np.uint8)
     canvas[: big.shape[0], : big.shape[1]] = big
-    canvas[: s.shape[0], big.shape[1] + 20:] = s
+    canvas[: s.shape[0], big.shape[1] + 20 :] = s
     return canvas
 
 
 def png_header_claiming(width: int, height: int) -> bytes:
     """A syntactically valid PNG whose header claims ``width x height`` but holds almost no data."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+        + chunk(b"IEND", b"")
+    )
 
 
 def encode(img: Image.Image, fmt: str = "PNG") -> bytes:
@@ -85,6 +97,7 @@ def bad_inputs(tmp_path, astronaut) -> dict[str, Path]:
     files["huge_header"].write_bytes(png_header_claiming(60000, 60000))
     files["no_face"] = tmp_path / "coffee.png"
     from skimage import data
+
     files["no_face"].write_bytes(encode(Image.fromarray(data.coffee())))
     return files
 
@@ -102,7 +115,7 @@ def odd_inputs(tmp_path, astronaut) -> dict[str, Path]:
     rgba.putalpha(Image.fromarray(a))
     files["rgba"] = tmp_path / "rgba.png"
     files["rgba"].write_bytes(encode(rgba))
-    g16 = (np.asarray(img.convert("L")).astype(np.uint16) * 257)
+    g16 = np.asarray(img.convert("L")).astype(np.uint16) * 257
     files["16bit"] = tmp_path / "gray16.png"
     Image.fromarray(g16).save(files["16bit"])
     files["palette"] = tmp_path / "palette.png"
@@ -111,6 +124,7 @@ def odd_inputs(tmp_path, astronaut) -> dict[str, Path]:
     files["cmyk_jpeg"].write_bytes(encode(img.convert("CMYK"), "JPEG"))
     files["several_faces"] = tmp_path / "two.png"
     from matplotlib import cbook
+
     hop = np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
     files["several_faces"].write_bytes(encode(Image.fromarray(two_faces(hop, astronaut))))
     return files
@@ -136,10 +150,16 @@ def flame_file(tmp_path_factory) -> Path:
     ch.Ch, chumpy.ch = Ch, ch
     shapedirs = Ch()
     shapedirs.__dict__.update(x=(1e-3 * rng.normal(size=(N, 3, 400))).astype(np.float32), _dirty_vars=set())
-    model = {"v_template": v, "shapedirs": shapedirs, "posedirs": 1e-3 * rng.normal(size=(N, 3, 36)),
-             "J_regressor": scipy.sparse.csc_matrix(J_reg), "weights": w / w.sum(1, keepdims=True),
-             "kintree_table": np.array([[2**32 - 1, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.int64),
-             "f": rng.integers(0, N, (F, 3)).astype(np.uint32), "bs_style": "lbs"}
+    model = {
+        "v_template": v,
+        "shapedirs": shapedirs,
+        "posedirs": 1e-3 * rng.normal(size=(N, 3, 36)),
+        "J_regressor": scipy.sparse.csc_matrix(J_reg),
+        "weights": w / w.sum(1, keepdims=True),
+        "kintree_table": np.array([[2**32 - 1, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.int64),
+        "f": rng.integers(0, N, (F, 3)).astype(np.uint32),
+        "bs_style": "lbs",
+    }
     path = tmp_path_factory.mktemp("flame") / "generic_model.pkl"
     saved = {k: sys.modules.get(k) for k in ("chumpy", "chumpy.ch")}
     sys.modules.update({"chumpy": chumpy, "chumpy.ch": ch})
@@ -154,9 +174,11 @@ def flame_file(tmp_path_factory) -> Path:
 def pytest_terminal_summary(terminalreporter):
     """Print the seconds each test recorded with ``record_property("seconds", s)`` (the notebook runs): timings
     are reported, never asserted."""
-    rows = [(r.nodeid.split("::")[-1], dict(r.user_properties)["seconds"])
-            for r in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
-            if r.when == "call" and "seconds" in dict(r.user_properties)]
+    rows = [
+        (r.nodeid.split("::")[-1], dict(r.user_properties)["seconds"])
+        for r in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+        if r.when == "call" and "seconds" in dict(r.user_properties)
+    ]
     if rows:
         terminalreporter.section("recorded timings (seconds)")
         for name, seconds in sorted(rows):

@@ -11,18 +11,28 @@ from gen3dface.training.data import build_training_inputs
 
 
 def _src(seed, style="photo"):
-    return {"kind": "procedural", "input_res": 192,
-            "synth": {"views": 24, "res": 64, "seed": seed, "ssaa": 1, "style": style, "mesh_resolution": 48}}
+    return {
+        "kind": "procedural",
+        "input_res": 192,
+        "synth": {"views": 24, "res": 64, "seed": seed, "ssaa": 1, "style": style, "mesh_resolution": 48},
+    }
 
 
 @pytest.fixture(scope="module")
 def sets():
     est = build_training_inputs(_src(2), [0, 1], per_identity=1, crop_size=64, progress=False)
-    gt = build_training_inputs(_src(2), [0, 1], per_identity=1, crop_size=64, meshes="ground_truth", progress=False)
+    gt = build_training_inputs(
+        _src(2), [0, 1], per_identity=1, crop_size=64, meshes="ground_truth", progress=False
+    )
     ood = [build_training_inputs(_src(7, "clay"), [0], per_identity=1, crop_size=64, progress=False)]
     with pytest.raises(InputError, match="one input per identity"):
-        ablation.build_eval_sets(build_training_inputs(_src(2), [0], per_identity=2, crop_size=64, progress=False), gt,
-                                 ood, image_size=64, n_views=8)
+        ablation.build_eval_sets(
+            build_training_inputs(_src(2), [0], per_identity=2, crop_size=64, progress=False),
+            gt,
+            ood,
+            image_size=64,
+            n_views=8,
+        )
     return ablation.build_eval_sets(est, gt, ood, image_size=64, n_views=8)
 
 
@@ -54,7 +64,9 @@ def test_arms_generate_score_and_tabulate(sets, tmp_path):
     results["sequential"] = results["joint"]
     md = ablation.ablation_markdown(results)
     assert "Table 4" in md and "| yes (joint) |" in md and "55.4901" in md  # the paper's number beside ours
-    assert "| no (sequential) |" in md and "| w/o data pruning | — |" in md  # an arm not run is a dash, not a number
+    assert (
+        "| no (sequential) |" in md and "| w/o data pruning | — |" in md
+    )  # an arm not run is a dash, not a number
 
 
 def test_the_shipped_report_is_the_shipped_results():
@@ -66,17 +78,28 @@ def test_the_shipped_report_is_the_shipped_results():
 
 def test_each_arm_gets_its_sampler_and_meshes(sets, monkeypatch):
     calls = []
-    monkeypatch.setattr(ablation, "generate_set", lambda model, inputs, vertices, faces, sampler, **kw: calls.append(
-        (sampler, vertices)) or np.zeros((len(inputs), 1, 1, 1, 3), np.uint8))
+    monkeypatch.setattr(
+        ablation,
+        "generate_set",
+        lambda model, inputs, vertices, faces, sampler, **kw: (
+            calls.append((sampler, vertices)) or np.zeros((len(inputs), 1, 1, 1, 3), np.uint8)
+        ),
+    )
     for arm in ("joint", "sequential", "gt_mesh"):
         ablation.arm_views(None, arm, sets)
-    assert len(calls) == 3 + 2 + 3  # joint: indomain, ood, swapped; sequential: no swapped; gt_mesh: all three
+    assert (
+        len(calls) == 3 + 2 + 3
+    )  # joint: indomain, ood, swapped; sequential: no swapped; gt_mesh: all three
     (s_in, v_in), (_, v_ood), (_, v_sw) = calls[:3]
     assert s_in == "joint" and calls[3][0] == calls[4][0] == "sequential" and calls[5][0] == "joint"
     np.testing.assert_array_equal(v_in, sets["indomain_vertices"])
     np.testing.assert_array_equal(v_ood, sets["ood_vertices"])
-    np.testing.assert_array_equal(v_sw, np.roll(sets["indomain_vertices"], 1, axis=0))  # another identity's mesh
-    np.testing.assert_array_equal(calls[5][1], sets["indomain_vertices_gt"])  # gt_mesh: trained and tested on GT
+    np.testing.assert_array_equal(
+        v_sw, np.roll(sets["indomain_vertices"], 1, axis=0)
+    )  # another identity's mesh
+    np.testing.assert_array_equal(
+        calls[5][1], sets["indomain_vertices_gt"]
+    )  # gt_mesh: trained and tested on GT
     np.testing.assert_array_equal(calls[6][1], sets["ood_vertices"])  # ... but OOD inputs only have estimates
     np.testing.assert_array_equal(calls[7][1], np.roll(sets["indomain_vertices_gt"], 1, axis=0))
 
@@ -85,9 +108,14 @@ def test_an_arm_run_saved_by_notebook_08_is_gathered_back(tmp_path):
     from gen3dface.evaluation.ablation import ARMS, arm_table, collect_arm_runs, load_mosaic, save_arm_run
 
     rng = np.random.default_rng(0)
-    views = {"indomain": rng.integers(0, 256, (2, 4, 16, 16, 3), dtype=np.uint8),
-             "ood": rng.integers(0, 256, (3, 4, 16, 16, 3), dtype=np.uint8)}
-    metrics = {"ood": {"metrics": {"fid": {"value": 12.5}}}, "indomain": {"metrics": {"psnr": {"value": 20.0}}}}
+    views = {
+        "indomain": rng.integers(0, 256, (2, 4, 16, 16, 3), dtype=np.uint8),
+        "ood": rng.integers(0, 256, (3, 4, 16, 16, 3), dtype=np.uint8),
+    }
+    metrics = {
+        "ood": {"metrics": {"fid": {"value": 12.5}}},
+        "indomain": {"metrics": {"psnr": {"value": 20.0}}},
+    }
     record = {"arm": "sequential", "steps": 3, "losses": [{"step": 3, "loss": 0.5}]}
     save_arm_run(tmp_path, "sequential", views, metrics, record, tag="ft_")
     for name, v in views.items():  # lossless

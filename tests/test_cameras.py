@@ -3,15 +3,28 @@ import math
 import pytest
 import torch
 
-from gen3dface.core.cameras import (DEFAULT_FOV_DEG, DEFAULT_RADIUS, Cameras, intrinsics_from_fov, look_at,
-                               orbit_cameras, orbit_position, synthesis_grid, target_ring)
+from gen3dface.core.cameras import (
+    DEFAULT_FOV_DEG,
+    DEFAULT_RADIUS,
+    Cameras,
+    intrinsics_from_fov,
+    look_at,
+    orbit_cameras,
+    orbit_position,
+    synthesis_grid,
+    target_ring,
+)
 from gen3dface.core.errors import InputError
 
 
 def test_orbit_positions_follow_the_convention():
     assert torch.allclose(orbit_position(0, 0, 4.0), torch.tensor([0.0, 0.0, 4.0]))
-    assert torch.allclose(orbit_position(90, 0, 2.0), torch.tensor([2.0, 0.0, 0.0]), atol=1e-6)  # subject's left
-    assert torch.allclose(orbit_position(180, 0, 1.0), torch.tensor([0.0, 0.0, -1.0]), atol=1e-6)  # back of head
+    assert torch.allclose(
+        orbit_position(90, 0, 2.0), torch.tensor([2.0, 0.0, 0.0]), atol=1e-6
+    )  # subject's left
+    assert torch.allclose(
+        orbit_position(180, 0, 1.0), torch.tensor([0.0, 0.0, -1.0]), atol=1e-6
+    )  # back of head
     assert torch.allclose(orbit_position(0, 90, 3.0), torch.tensor([0.0, 3.0, 0.0]), atol=1e-6)  # above
 
 
@@ -88,7 +101,9 @@ def test_target_ring_and_synthesis_grid_angles():
 
 def test_head_cube_is_in_view_of_every_grid_camera():
     cams = synthesis_grid(image_size=64)
-    corners = torch.tensor([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=torch.float32)
+    corners = torch.tensor(
+        [[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=torch.float32
+    )
     uv, depth = cams.project(corners.expand(48, 8, 3))
     assert bool((depth > 0).all())
     # the head sphere of radius 1 fits in every image

@@ -23,8 +23,19 @@ def test_bad_input_is_one_line_and_exit_2(bad_inputs, tmp_path, capsys, kind):
 
 
 def test_console_script_bad_input_has_no_traceback(bad_inputs, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "gen3dface.app.cli", "crop", str(bad_inputs["truncated_png"]), "-o",
-                        str(tmp_path / "o")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gen3dface.app.cli",
+            "crop",
+            str(bad_inputs["truncated_png"]),
+            "-o",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "truncated" in lines[0], r.stderr
@@ -85,19 +96,34 @@ def test_info_reports_components(capsys):
 
 def test_synth_and_prune_commands(tmp_path, capsys):
     out = tmp_path / "ds"
-    args = ["synth", "-o", str(out), "--identities", "2", "--views", "6", "--res", "48", "--ssaa", "1", "--quiet"]
+    args = [
+        "synth",
+        "-o",
+        str(out),
+        "--identities",
+        "2",
+        "--views",
+        "6",
+        "--res",
+        "48",
+        "--ssaa",
+        "1",
+        "--quiet",
+    ]
     assert main(args) == 0
     assert "made 2" in capsys.readouterr().out
     assert main(args) == 0  # resume: nothing to do
     assert "made 0, already there 2" in capsys.readouterr().out
     assert main(["prune", str(out), "--quiet"]) == 0
     assert (out / "pruning.json").is_file()
-    for bad in (["synth", "-o", str(tmp_path / "b"), "--identities", "0"],
-                ["synth", "-o", str(tmp_path / "b"), "--identities", "2", "--style", "oil"],
-                ["synth", "-o", str(tmp_path / "b"), "--identities", "2", "--shard", "3/2"],
-                ["synth", "-o", str(tmp_path / "b"), "--identities", "2", "--defects", "2"],
-                ["prune", str(tmp_path / "nothing")],
-                ["prune", str(out), "--tau", "7"]):
+    for bad in (
+        ["synth", "-o", str(tmp_path / "b"), "--identities", "0"],
+        ["synth", "-o", str(tmp_path / "b"), "--identities", "2", "--style", "oil"],
+        ["synth", "-o", str(tmp_path / "b"), "--identities", "2", "--shard", "3/2"],
+        ["synth", "-o", str(tmp_path / "b"), "--identities", "2", "--defects", "2"],
+        ["prune", str(tmp_path / "nothing")],
+        ["prune", str(out), "--tau", "7"],
+    ):
         assert main(bad) == 2, bad
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("gen3dface: error:"), err
@@ -109,5 +135,6 @@ def test_demo_writes_crop_summary_and_mesh(tmp_path, capsys):
     names = {p.name for p in out.iterdir()}
     assert {"summary.png", "crop.png", "mask.png", "landmarks.json", "mesh.obj", "mesh.json"} <= names
     import trimesh
+
     mesh = trimesh.load(out / "mesh.obj", process=False)
     assert len(mesh.vertices) == 468 and abs(mesh.vertices).max() <= 1.0

@@ -59,14 +59,20 @@ def test_volume_to_frustum_to_attention_shapes_and_gradients():
     vol = hybrid(x_t, temb, cams, [vox, vox[: len(vox) // 2]])
     assert vol.shape == (B, Fc, V, V, V)
     levels = frustum(vol, temb, cams, s)
-    assert [tuple(t.shape) for t in levels] == [(B, N, Fc, D, s, s), (B, N, Fc, D // 2, s // 2, s // 2),
-                                                (B, N, Fc, D // 4, s // 4, s // 4)]
+    assert [tuple(t.shape) for t in levels] == [
+        (B, N, Fc, D, s, s),
+        (B, N, Fc, D // 2, s // 2, s // 2),
+        (B, N, Fc, D // 4, s // 4, s // 4),
+    ]
     unet_feat = torch.randn(B * N, 12, s, s)
     out = attn(unet_feat, levels[0].flatten(0, 1))
     assert out.shape == unet_feat.shape
     out.square().mean().backward()
-    params = dict(hybrid.named_parameters()) | {f"f.{k}": p for k, p in frustum.named_parameters()} \
+    params = (
+        dict(hybrid.named_parameters())
+        | {f"f.{k}": p for k, p in frustum.named_parameters()}
         | {f"a.{k}": p for k, p in attn.named_parameters()}
+    )
     missing = [k for k, p in params.items() if p.grad is None or p.grad.abs().sum() == 0]
     assert not missing, missing  # level 0 depends on every frustum layer through the U-Net's skips
     assert camera_embedding(cams).shape == (B, N, 6)

@@ -90,9 +90,20 @@ def test_checkpoint_layout_matches_deca():
 def test_decode_params_splits_in_deca_order():
     vec = torch.arange(236, dtype=torch.float32)
     c = d.decode_params(vec)
-    assert {k: tuple(v.shape) for k, v in c.items()} == {"shape": (1, 100), "tex": (1, 50), "exp": (1, 50),
-                                                          "pose": (1, 6), "cam": (1, 3), "light": (1, 9, 3)}
-    assert c["exp"][0, 0] == 150 and c["pose"][0, 0] == 200 and c["cam"][0, 0] == 206 and c["light"][0, 0, 0] == 209
+    assert {k: tuple(v.shape) for k, v in c.items()} == {
+        "shape": (1, 100),
+        "tex": (1, 50),
+        "exp": (1, 50),
+        "pose": (1, 6),
+        "cam": (1, 3),
+        "light": (1, 9, 3),
+    }
+    assert (
+        c["exp"][0, 0] == 150
+        and c["pose"][0, 0] == 200
+        and c["cam"][0, 0] == 206
+        and c["light"][0, 0, 0] == 209
+    )
     with pytest.raises(InputError, match="236"):
         d.decode_params(torch.zeros(3, 235))
 
@@ -105,8 +116,11 @@ def test_load_strict_and_equal(deca_file, encoder):
 
 
 def test_load_without_batch_counters_and_in_half_precision(tmp_path):
-    state = {k: (v.half() if v.is_floating_point() else v) for k, v in random_state(1).items()
-             if not k.endswith("num_batches_tracked")}
+    state = {
+        k: (v.half() if v.is_floating_point() else v)
+        for k, v in random_state(1).items()
+        if not k.endswith("num_batches_tracked")
+    }
     torch.save({"E_flame": state}, tmp_path / "old.tar")
     enc = d.load_deca(tmp_path / "old.tar")
     assert enc.encoder.conv1.weight.dtype == torch.float32
@@ -116,10 +130,13 @@ def test_load_without_batch_counters_and_in_half_precision(tmp_path):
 def test_load_errors(tmp_path, astronaut_path):
     with pytest.raises(BackendUnavailable, match="not found"):
         d.load_deca(tmp_path / "deca_model.tar")
-    cases = {"text.tar": ("text", "not a DECA checkpoint"), "photo.tar": ("photo", "not a DECA checkpoint"),
-             "other.tar": ({"model": {"w": torch.zeros(2)}}, "no 'E_flame'"),
-             "partial.tar": ({"E_flame": {"encoder.conv1.weight": torch.zeros(64, 3, 3, 3)}}, "wrong shape"),
-             "extra.tar": ({"E_flame": {"encoder.fc.weight": torch.zeros(1000, 2048)}}, "unexpected")}
+    cases = {
+        "text.tar": ("text", "not a DECA checkpoint"),
+        "photo.tar": ("photo", "not a DECA checkpoint"),
+        "other.tar": ({"model": {"w": torch.zeros(2)}}, "no 'E_flame'"),
+        "partial.tar": ({"E_flame": {"encoder.conv1.weight": torch.zeros(64, 3, 3, 3)}}, "wrong shape"),
+        "extra.tar": ({"E_flame": {"encoder.fc.weight": torch.zeros(1000, 2048)}}, "unexpected"),
+    }
     for name, (content, message) in cases.items():
         path = tmp_path / name
         if content == "text":
@@ -153,11 +170,14 @@ def test_crop_follows_decas_68_point_rule(astronaut_path, hopper_path):
 
 
 # ------------------------------------------------------------------------------------------- FLAME, pose, camera
-@pytest.mark.parametrize("rotvec, expected", [
-    ((0, math.radians(25), 0), (-25, 0, 0)),   # about +Y: the face looks to the image's right, yaw < 0
-    ((math.radians(20), 0, 0), (0, 20, 0)),    # chin down: the camera looks down on the face, pitch > 0
-    ((0, 0, math.radians(15)), (0, 0, 15)),    # counter-clockwise in the image: roll > 0
-])
+@pytest.mark.parametrize(
+    "rotvec, expected",
+    [
+        ((0, math.radians(25), 0), (-25, 0, 0)),  # about +Y: the face looks to the image's right, yaw < 0
+        ((math.radians(20), 0, 0), (0, 20, 0)),  # chin down: the camera looks down on the face, pitch > 0
+        ((0, 0, math.radians(15)), (0, 0, 15)),  # counter-clockwise in the image: roll > 0
+    ],
+)
 def test_global_rotation_gives_the_pose(layer, rotvec, expected):
     placed = d.flame_from_codes(d.decode_params(codes(rotvec)), layer)
     assert [placed["pose"][k] for k in ("yaw", "pitch", "roll")] == pytest.approx(expected, abs=1e-3)
@@ -166,7 +186,9 @@ def test_global_rotation_gives_the_pose(layer, rotvec, expected):
     assert np.allclose(placed["vertices"], unrotated, atol=1e-6)
     width = np.ptp(layer.v_template[:, 0].numpy())
     assert placed["scale"] == pytest.approx(2 * 0.53 / width)
-    assert np.allclose(placed["vertices"][int(layer.v_template[:, 2].argmax())], face_template()[1], atol=1e-5)
+    assert np.allclose(
+        placed["vertices"][int(layer.v_template[:, 2].argmax())], face_template()[1], atol=1e-5
+    )
 
 
 def test_camera_reproduces_decas_projection(layer, encoder, astronaut_path):
@@ -198,27 +220,52 @@ def test_pose_agrees_with_mediapipe_on_a_turned_render(layer, encoder):
 
 # ------------------------------------------------------------------------------------------- estimate_mesh
 def test_estimate_mesh_with_deca_model(flame_file, deca_file, astronaut_path, tmp_path):
-    mesh = estimate_mesh(astronaut_path, "flame", flame_model=flame_file, trust_pickle=True, deca_model=deca_file)
-    assert mesh.backend == "deca" and mesh.vertices.shape == (FLAME_N, 3) and mesh.vertices.dtype == np.float32
+    mesh = estimate_mesh(
+        astronaut_path, "flame", flame_model=flame_file, trust_pickle=True, deca_model=deca_file
+    )
+    assert (
+        mesh.backend == "deca" and mesh.vertices.shape == (FLAME_N, 3) and mesh.vertices.dtype == np.float32
+    )
     assert np.isfinite(mesh.vertices).all() and mesh.faces.shape == (9976, 3) and 0 <= mesh.confidence <= 1
     assert np.ptp(mesh.vertices[:, 0]) == pytest.approx(2 * 0.53, rel=0.1)  # canonical head width
-    assert set(mesh.pose) == {"yaw", "pitch", "roll"} and abs(mesh.pose["yaw"]) < 1e-3  # the codes' zero rotation
+    assert (
+        set(mesh.pose) == {"yaw", "pitch", "roll"} and abs(mesh.pose["yaw"]) < 1e-3
+    )  # the codes' zero rotation
     assert mesh.to_dict()["backend"] == "deca" and mesh.camera is not None
     (tmp_path / "junk.tar").write_text("junk")
     with pytest.raises(InputError, match="not a DECA checkpoint"):
-        estimate_mesh(astronaut_path, "flame", flame_model=flame_file, trust_pickle=True,
-                        deca_model=tmp_path / "junk.tar")
+        estimate_mesh(
+            astronaut_path,
+            "flame",
+            flame_model=flame_file,
+            trust_pickle=True,
+            deca_model=tmp_path / "junk.tar",
+        )
     with pytest.raises(BackendUnavailable, match="deca_model.tar"):
-        estimate_mesh(astronaut_path, "flame", flame_model=flame_file, trust_pickle=True,
-                        deca_model=tmp_path / "deca_model.tar")
+        estimate_mesh(
+            astronaut_path,
+            "flame",
+            flame_model=flame_file,
+            trust_pickle=True,
+            deca_model=tmp_path / "deca_model.tar",
+        )
 
 
 def test_cli_mesh_with_deca_model(flame_file, deca_file, astronaut_path, tmp_path, capsys):
     from gen3dface.app.cli import main
 
     out = tmp_path / "deca.obj"
-    args = ["mesh", str(astronaut_path), "-o", str(out), "--backend", "flame", "--flame-model", str(flame_file),
-            "--trust-pickle"]
+    args = [
+        "mesh",
+        str(astronaut_path),
+        "-o",
+        str(out),
+        "--backend",
+        "flame",
+        "--flame-model",
+        str(flame_file),
+        "--trust-pickle",
+    ]
     assert main([*args, "--deca-model", str(deca_file)]) == 0 and out.exists()
     missing = tmp_path / "none.obj"
     assert main([*args[:3], str(missing), *args[4:], "--deca-model", str(tmp_path / "absent.tar")]) == 2

@@ -2,8 +2,16 @@ import pytest
 import torch
 
 from gen3dface.core.cameras import target_ring
-from gen3dface.generation.diffusion import (ddim_step, make_scheduler, multiview_loss, posterior_mean, predict_noise, q_sample,
-                                 sample, snr)
+from gen3dface.generation.diffusion import (
+    ddim_step,
+    make_scheduler,
+    multiview_loss,
+    posterior_mean,
+    predict_noise,
+    q_sample,
+    sample,
+    snr,
+)
 from gen3dface.core.errors import InputError
 
 
@@ -84,8 +92,16 @@ def test_joint_and_sequential_agree_for_a_viewwise_predictor(eta):
     outs = {}
     for s in ("joint", "sequential"):
         model.calls = 0
-        outs[s] = sample(model, y, cams, steps=6, guidance=2.5, sampler=s, eta=eta,
-                         generator=torch.Generator().manual_seed(3))
+        outs[s] = sample(
+            model,
+            y,
+            cams,
+            steps=6,
+            guidance=2.5,
+            sampler=s,
+            eta=eta,
+            generator=torch.Generator().manual_seed(3),
+        )
         outs[s + "_calls"] = model.calls
     assert outs["joint"].shape == outs["sequential"].shape == (2, 5, 2, 4, 4)
     assert torch.allclose(outs["joint"], outs["sequential"], atol=1e-5)
@@ -108,7 +124,14 @@ def test_guidance_batches_camera_objects():
     model = ViewwiseModel()
     cams = target_ring(4, image_size=8)
     cams = type(cams)(cams.K[None], cams.c2w[None], 8, 8)
-    out = sample(model, torch.randn(1, 3, 8, 8), cams, steps=3, guidance=2.0, generator=torch.Generator().manual_seed(0))
+    out = sample(
+        model,
+        torch.randn(1, 3, 8, 8),
+        cams,
+        steps=3,
+        guidance=2.0,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert out.shape == (1, 4, 2, 4, 4)
 
 

@@ -12,8 +12,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "data").glob("*/*.md")),
-        *sorted((ROOT / "data" / "checkpoints").glob("*/*.md"))]
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "data").glob("*/*.md")),
+    *sorted((ROOT / "data" / "checkpoints").glob("*/*.md")),
+]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 DOTTED = re.compile(r"\bgen3dface(?:\.[A-Za-z_]\w*)+")
 PATHS = re.compile(r"(?<![\w./-])((?:gen3dface|scripts|tests|notebooks|docs|data)/[\w./-]*\w)")
@@ -48,9 +52,16 @@ def test_resolver_sees_a_missing_name():
     assert not resolves("gen3dface.no_such_module")
 
 
-@pytest.mark.parametrize("where,text", _texts(), ids=lambda v: v if isinstance(v, str) and len(v) < 60 else "")
+@pytest.mark.parametrize(
+    "where,text", _texts(), ids=lambda v: v if isinstance(v, str) and len(v) < 60 else ""
+)
 def test_references_exist(where, text):
     missing = sorted({d.rstrip(".") for d in DOTTED.findall(text) if not resolves(d.rstrip("."))})
-    missing += sorted({p for p in PATHS.findall(text) if not any((ROOT / p).exists() for p in (p, p.rstrip(".")))
-                       and "*" not in p and "NN" not in p})
+    missing += sorted(
+        {
+            p
+            for p in PATHS.findall(text)
+            if not any((ROOT / p).exists() for p in (p, p.rstrip("."))) and "*" not in p and "NN" not in p
+        }
+    )
     assert not missing, f"{where} names what does not exist: {missing}"

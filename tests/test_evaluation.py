@@ -30,8 +30,25 @@ def test_ood_protocol_writes_every_metric_and_counts_skipped_inputs(tiny_checkpo
 
     Image.fromarray(np.full((120, 120, 3), 90, np.uint8)).save(photos / "wall.png")
     out = tmp_path / "ood.json"
-    assert main(["eval", "--protocol", "ood", "--inputs", str(photos), "-o", str(out), "--checkpoint",
-                 str(tiny_checkpoint), "--steps", "2", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--protocol",
+                "ood",
+                "--inputs",
+                str(photos),
+                "-o",
+                str(out),
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--steps",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
     assert res["protocol"] == "out_of_domain" and res["n_inputs"] == 2 and res["n_views"] == 4
     assert [s["input"] for s in res["skipped"]] == ["wall.png"]
@@ -48,16 +65,56 @@ def test_indomain_protocol_compares_with_ground_truth_views(tiny_checkpoint, tmp
     data = tmp_path / "held"
     synthesize(data, 2, SynthConfig(views=12, res=64, seed=5, ssaa=1), progress=False)
     out = tmp_path / "in.json"
-    assert main(["eval", "--protocol", "indomain", "--inputs", str(data), "-o", str(out), "--checkpoint",
-                 str(tiny_checkpoint), "--steps", "2", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--protocol",
+                "indomain",
+                "--inputs",
+                str(data),
+                "-o",
+                str(out),
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--steps",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
     assert res["protocol"] == "in_domain" and res["n_views"] == 4
     m = res["metrics"]
-    assert m["psnr"]["value"] is not None and m["ssim"]["value"] is not None and m["lpips"]["available"] is False
+    assert (
+        m["psnr"]["value"] is not None and m["ssim"]["value"] is not None and m["lpips"]["available"] is False
+    )
     # the ablation's arm with ground-truth meshes (same identities, same noise)
     out_gt = tmp_path / "in_gt.json"
-    assert main(["eval", "--protocol", "indomain", "--inputs", str(data), "-o", str(out_gt), "--checkpoint",
-                 str(tiny_checkpoint), "--steps", "2", "--quiet", "--meshes", "ground_truth", "--limit", "1"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--protocol",
+                "indomain",
+                "--inputs",
+                str(data),
+                "-o",
+                str(out_gt),
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--steps",
+                "2",
+                "--quiet",
+                "--meshes",
+                "ground_truth",
+                "--limit",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert json.loads(out_gt.read_text())["settings"]["meshes"] == "ground_truth"
 
 
@@ -69,15 +126,19 @@ def test_eval_bad_inputs_exit_2(tiny_checkpoint, tmp_path, capsys):
     from PIL import Image
 
     Image.fromarray(np.full((96, 96, 3), 90, np.uint8)).save(faceless / "wall.png")
-    for args in (["--protocol", "ood", "--inputs", str(tmp_path / "nope")],
-                 ["--protocol", "ood", "--inputs", str(empty)],
-                 ["--protocol", "indomain", "--inputs", str(empty)],
-                 ["--protocol", "ood", "--inputs", str(empty), "--limit", "0"],
-                 ["--protocol", "ood", "--inputs", str(empty), "--meshes", "ground_truth"],
-                 ["--protocol", "ood", "--inputs", str(faceless)], ["--protocol", "ood", "--inputs", str(faceless),
-                                                                     "--workers", "-1"]):
+    for args in (
+        ["--protocol", "ood", "--inputs", str(tmp_path / "nope")],
+        ["--protocol", "ood", "--inputs", str(empty)],
+        ["--protocol", "indomain", "--inputs", str(empty)],
+        ["--protocol", "ood", "--inputs", str(empty), "--limit", "0"],
+        ["--protocol", "ood", "--inputs", str(empty), "--meshes", "ground_truth"],
+        ["--protocol", "ood", "--inputs", str(faceless)],
+        ["--protocol", "ood", "--inputs", str(faceless), "--workers", "-1"],
+    ):
         out = tmp_path / "r.json"
-        assert main(["eval", *args, "-o", str(out), "--checkpoint", str(tiny_checkpoint), "--quiet"]) == 2, args
+        assert main(["eval", *args, "-o", str(out), "--checkpoint", str(tiny_checkpoint), "--quiet"]) == 2, (
+            args
+        )
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("gen3dface: error:"), err
         assert not out.exists() and not (tmp_path / ".r.views").exists()
@@ -93,8 +154,18 @@ def test_eval_batched_in_workers_and_resumed_after_a_kill(tiny_checkpoint, tmp_p
     photos.mkdir()
     for k, name in enumerate(("astronaut", "grace_hopper", "astronaut")):
         shutil.copy(sample_photo(name), photos / f"{k}_{name}.jpg")
-    common = ["eval", "--protocol", "ood", "--inputs", str(photos), "--checkpoint", str(tiny_checkpoint),
-              "--steps", "2", "--quiet"]
+    common = [
+        "eval",
+        "--protocol",
+        "ood",
+        "--inputs",
+        str(photos),
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--steps",
+        "2",
+        "--quiet",
+    ]
     ref = tmp_path / "ref.json"
     assert main([*common, "-o", str(ref), "--batch", "1", "--workers", "1"]) == 0
     par = tmp_path / "par.json"
@@ -122,9 +193,14 @@ def test_eval_batched_in_workers_and_resumed_after_a_kill(tiny_checkpoint, tmp_p
         evaluation.run_eval("ood", photos, out, checkpoint=tiny_checkpoint, steps=2, batch=2, progress=False)
     assert not out.exists() and len(list((tmp_path / ".res.views").glob("*.npz"))) == 2
     calls.clear()
-    monkeypatch.setattr(Gen3DFacePipeline, "generate_batch", lambda self, prepared, **kw:
-                        calls.append(len(prepared)) or real(self, prepared, **kw))
-    res = evaluation.run_eval("ood", photos, out, checkpoint=tiny_checkpoint, steps=2, batch=2, progress=False)
+    monkeypatch.setattr(
+        Gen3DFacePipeline,
+        "generate_batch",
+        lambda self, prepared, **kw: calls.append(len(prepared)) or real(self, prepared, **kw),
+    )
+    res = evaluation.run_eval(
+        "ood", photos, out, checkpoint=tiny_checkpoint, steps=2, batch=2, progress=False
+    )
     assert calls == [1] and res["resumed"] == 2
     assert res["metrics"]["fid"]["value"] == pytest.approx(b["metrics"]["fid"]["value"], rel=1e-6)
     assert not (tmp_path / ".res.views").exists()

@@ -39,6 +39,7 @@ def test_contract_pass_line_fail_line_and_student_errors(capsys):
 
     def wrong():
         expect_close([1.0, 2.0], [1.0, 2.5], 1e-3, "case 0")
+
     with pytest.raises(ExerciseFailed) as info:
         run_check("demo", wrong)
     assert isinstance(info.value, AssertionError)
@@ -47,6 +48,7 @@ def test_contract_pass_line_fail_line_and_student_errors(capsys):
 
     def buggy():
         raise ValueError("bad input\nsecond line")
+
     with pytest.raises(ExerciseFailed) as info:
         run_check("demo", buggy)
     line = buggy.__code__.co_firstlineno + 1
@@ -72,22 +74,27 @@ def test_nb00(capsys):
         cam = X @ w2c[:3, :3].T + w2c[:3, 3]
         uvw = cam @ K.T
         return uvw[:, :2] / uvw[:, 2:]
+
     passes(nb00.check_project, project, capsys=capsys)
 
     def ray(K, c2w, col, row):
         d = np.linalg.inv(K) @ np.array([col + 0.5, row + 0.5, 1.0])
         d = c2w[:3, :3] @ d
         return d / np.linalg.norm(d)
+
     passes(nb00.check_pixel_ray, ray, capsys=capsys)
 
     # classic mistakes: degrees as radians, forgetting the perspective divide, pixel corner not centre
-    fails(nb00.check_orbit_position,
-          lambda a, e, r: r * np.array([np.cos(e) * np.sin(a), np.sin(e), np.cos(e) * np.cos(a)]))
+    fails(
+        nb00.check_orbit_position,
+        lambda a, e, r: r * np.array([np.cos(e) * np.sin(a), np.sin(e), np.cos(e) * np.cos(a)]),
+    )
     fails(nb00.check_project, lambda K, w2c, X: (X @ w2c[:3, :3].T + w2c[:3, 3]) @ K.T[:, :2])
 
     def corner_ray(K, c2w, col, row):
         d = c2w[:3, :3] @ np.linalg.inv(K) @ np.array([col, row, 1.0])
         return d / np.linalg.norm(d)
+
     fails(nb00.check_pixel_ray, corner_ray)
     for check in (nb00.check_orbit_position, nb00.check_project, nb00.check_pixel_ray):
         fails(check, unfinished, contains="not implemented")
@@ -98,6 +105,7 @@ def test_nb01(capsys):
     def q(ab, x0, t, noise):
         a = ab[t].reshape(-1, 1, 1, 1, 1)
         return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
     passes(nb01.check_q_sample, q, capsys=capsys)
     fails(nb01.check_q_sample, lambda ab, x0, t, n: ab[t].reshape(-1, 1, 1, 1, 1) * x0 + n)
 
@@ -105,12 +113,14 @@ def test_nb01(capsys):
         a_t, a_p = ab[t], (ab[t_prev] if t_prev >= 0 else ab[0])
         x0 = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
         return a_p.sqrt() * x0 + (1 - a_p).sqrt() * eps
+
     passes(nb01.check_ddim_step, ddim, capsys=capsys)
     fails(nb01.check_ddim_step, lambda ab, eps, t, tp, x: x - eps)
 
     def loss(model, ab, x0, y, cams, t, noise):
         a = ab[t].reshape(-1, 1, 1, 1, 1)
         return ((model(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, y, cams) - noise) ** 2).mean()
+
     passes(nb01.check_multiview_loss, loss, capsys=capsys)
     # a classic mistake: predicting x0 instead of the noise
     fails(nb01.check_multiview_loss, lambda m, ab, x0, y, c, t, n: ((m(x0, t, y, c) - n) ** 2).mean())
@@ -120,15 +130,22 @@ def test_nb01(capsys):
 
 # ------------------------------------------------------------------------------------- notebook 02
 def test_nb02(capsys):
-    passes(nb02.check_grid_angles, lambda: [(-180 + 22.5 * a, e) for e in (-40, 0, 40) for a in range(16)],
-           capsys=capsys)
-    fails(nb02.check_grid_angles, lambda: [(22.5 * a, e) for e in (-40, 0, 40) for a in range(16)],
-          contains="view 0")
+    passes(
+        nb02.check_grid_angles,
+        lambda: [(-180 + 22.5 * a, e) for e in (-40, 0, 40) for a in range(16)],
+        capsys=capsys,
+    )
+    fails(
+        nb02.check_grid_angles,
+        lambda: [(22.5 * a, e) for e in (-40, 0, 40) for a in range(16)],
+        contains="view 0",
+    )
 
     def score(E):
         E = E / np.linalg.norm(E, axis=1, keepdims=True)
         S = E @ E.T
         return (S.sum() - len(E)) / (len(E) * (len(E) - 1))
+
     passes(nb02.check_consistency_score, score, capsys=capsys)
     fails(nb02.check_consistency_score, lambda E: float(np.mean(E @ E.T)))  # unnormalised, diagonal in
     for check in (nb02.check_grid_angles, nb02.check_consistency_score):
@@ -144,21 +161,29 @@ def test_nb03(capsys):
     def no_scale(src, dst):  # a classic mistake: the rigid fit (s = 1)
         _, R, _ = umeyama(src, dst)
         return 1.0, R, dst.mean(0) - R @ src.mean(0)
+
     fails(nb03.check_umeyama, no_scale, contains="scale")
 
     def pose(R):
         p = pose_from_rotation(R)
         return p["yaw"], p["pitch"], p["roll"]
+
     passes(nb03.check_pose_from_rotation, pose, capsys=capsys)
-    fails(nb03.check_pose_from_rotation, lambda R: (pose(R)[0], -pose(R)[1], pose(R)[2]))  # pitch sign flipped
+    fails(
+        nb03.check_pose_from_rotation, lambda R: (pose(R)[0], -pose(R)[1], pose(R)[2])
+    )  # pitch sign flipped
     for check in (nb03.check_umeyama, nb03.check_pose_from_rotation):
         fails(check, unfinished, contains="not implemented")
 
 
 # ------------------------------------------------------------------------------------- notebook 04
 def test_nb04(capsys):
-    passes(nb04.check_voxel_index, lambda p, V: tuple(np.floor((p + 1) / 2 * V).astype(int)[::-1]), capsys=capsys)
-    fails(nb04.check_voxel_index, lambda p, V: tuple(np.floor((p + 1) / 2 * V).astype(int)), contains="z, y, x")
+    passes(
+        nb04.check_voxel_index, lambda p, V: tuple(np.floor((p + 1) / 2 * V).astype(int)[::-1]), capsys=capsys
+    )
+    fails(
+        nb04.check_voxel_index, lambda p, V: tuple(np.floor((p + 1) / 2 * V).astype(int)), contains="z, y, x"
+    )
     passes(nb04.check_grid_coords, lambda uv, h, w: uv / [w, h] * 2 - 1, capsys=capsys)
     fails(nb04.check_grid_coords, lambda uv, h, w: (uv - 0.5) / [w - 1, h - 1] * 2 - 1)  # align_corners=True
     for check in (nb04.check_voxel_index, nb04.check_grid_coords):
@@ -170,7 +195,7 @@ def test_nb05(capsys):
     passes(nb05.check_joint_tokens, 17 * 16 * 16, 16, 16, capsys=capsys)
     fails(nb05.check_joint_tokens, 16 * 16 * 16, 16, 16, contains="input view")  # the input frame forgotten
     fails(nb05.check_joint_tokens, None, 16, 16, contains="no answer")
-    passes(nb05.check_attention_cost_ratio, 17 ** 2 / 33, 16, capsys=capsys)
+    passes(nb05.check_attention_cost_ratio, 17**2 / 33, 16, capsys=capsys)
     fails(nb05.check_attention_cost_ratio, 16.0, 16, contains="frame pairs")
     fails(nb05.check_attention_cost_ratio, None, 16, contains="no answer")
 
@@ -186,7 +211,7 @@ def test_nb06(capsys):
 
     passes(nb06.check_psnr, psnr, capsys=capsys)
     # a classic mistake: uint8 arithmetic wraps around
-    fails(nb06.check_psnr, lambda a, b: 10 * np.log10(255.0 ** 2 / np.mean((a - b) ** 2)), contains="dB")
+    fails(nb06.check_psnr, lambda a, b: 10 * np.log10(255.0**2 / np.mean((a - b) ** 2)), contains="dB")
     passes(nb06.check_reid_match, lambda d: float(np.mean(np.asarray(d) < 0.6)), capsys=capsys)
     fails(nb06.check_reid_match, lambda d: float(np.mean(np.asarray(d) <= 0.6)), contains="strictly below")
     for check in (nb06.check_psnr, nb06.check_reid_match):
@@ -204,11 +229,18 @@ def test_nb07(capsys):
         with np.errstate(divide="ignore"):
             t0, t1 = (-1 - o) / d, (1 - o) / d
         return np.minimum(t0, t1).min(axis=1), np.maximum(t0, t1).max(axis=1)
+
     fails(nb07.check_ray_box, unclamped)
     passes(nb07.check_neus_alpha, neus_alpha, capsys=capsys)
     fails(nb07.check_neus_alpha, lambda sdf, s: torch.sigmoid(s * sdf)[:, 1:])
-    passes(nb07.check_composite, lambda a, c, bg: (composite_weights(a)[..., None] * c).sum(1)
-           + (1 - composite_weights(a).sum(1, keepdim=True)) * bg, capsys=capsys)
+    passes(
+        nb07.check_composite,
+        lambda a, c, bg: (
+            (composite_weights(a)[..., None] * c).sum(1)
+            + (1 - composite_weights(a).sum(1, keepdim=True)) * bg
+        ),
+        capsys=capsys,
+    )
     fails(nb07.check_composite, lambda a, c, bg: (a[..., None] * c).sum(1))  # no transmittance, no background
     for check in (nb07.check_ray_box, nb07.check_neus_alpha, nb07.check_composite):
         fails(check, unfinished, contains="not implemented")
@@ -219,10 +251,16 @@ def test_nb08(capsys):
     def precision(ids):
         removed = [r for r in ids if not r["kept"]]
         return float("nan") if not removed else sum(r["defect"] is not None for r in removed) / len(removed)
+
     passes(nb08.check_removal_precision, precision, capsys=capsys)
     # a classic mistake: the fraction of defective identities that were removed (the recall)
-    fails(nb08.check_removal_precision,
-          lambda ids: sum(not r["kept"] for r in ids if r["defect"]) / sum(bool(r["defect"]) for r in ids))
-    fails(nb08.check_removal_precision, lambda ids: precision(ids) if any(not r["kept"] for r in ids) else 0.0,
-          contains="nan")
+    fails(
+        nb08.check_removal_precision,
+        lambda ids: sum(not r["kept"] for r in ids if r["defect"]) / sum(bool(r["defect"]) for r in ids),
+    )
+    fails(
+        nb08.check_removal_precision,
+        lambda ids: precision(ids) if any(not r["kept"] for r in ids) else 0.0,
+        contains="nan",
+    )
     fails(nb08.check_removal_precision, unfinished, contains="not implemented")

@@ -14,10 +14,20 @@ from test_model import tiny, tiny_data
 
 def test_a_trained_run_exports_and_loads_back(tmp_path):
     data = tiny_data(2)
-    cfg = TrainConfig(steps=2, batch_size=2, lr_backbone=1e-3, lr_new=1e-3, warmup_steps=1, log_every=1,
-                      checkpoint_every=2, ema_decay=0.9)
+    cfg = TrainConfig(
+        steps=2,
+        batch_size=2,
+        lr_backbone=1e-3,
+        lr_new=1e-3,
+        warmup_steps=1,
+        log_every=1,
+        checkpoint_every=2,
+        ema_decay=0.9,
+    )
     losses = train(tiny(), data, tmp_path / "run", cfg, progress=False)
-    trained = Gen3DFaceModel.from_pretrained(tmp_path / "run" / "model")  # train's own export: the EMA weights
+    trained = Gen3DFaceModel.from_pretrained(
+        tmp_path / "run" / "model"
+    )  # train's own export: the EMA weights
     net = run_weights(tiny(), tmp_path / "run")
     for a, b in zip(net.parameters(), trained.parameters()):
         assert torch.equal(a, b)
@@ -29,7 +39,9 @@ def test_a_trained_run_exports_and_loads_back(tmp_path):
     assert [json.loads(x) for x in (out / "losses.jsonl").read_text().splitlines()] == losses
     from safetensors.torch import load_file
 
-    assert {v.dtype for f in (out / "model").glob("*.safetensors") for v in load_file(f).values()} == {torch.float16}
+    assert {v.dtype for f in (out / "model").glob("*.safetensors") for v in load_file(f).values()} == {
+        torch.float16
+    }
     loaded = Gen3DFaceModel.from_pretrained(out / "model")
     for a, b in zip(net.parameters(), loaded.parameters()):
         assert torch.equal(a.to(torch.float16).float(), b.float())

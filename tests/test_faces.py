@@ -5,8 +5,16 @@ import pytest
 from PIL import Image
 
 from gen3dface.core.errors import BackendUnavailable, InputError, NoFaceError
-from gen3dface.faces.detect import (MultipleFacesWarning, align_crop, crop_face, crop_quad, detect_faces, embed,
-                                    find_face, identity_distance)
+from gen3dface.faces.detect import (
+    MultipleFacesWarning,
+    align_crop,
+    crop_face,
+    crop_quad,
+    detect_faces,
+    embed,
+    find_face,
+    identity_distance,
+)
 from gen3dface.core.images import load_image
 
 # Eileen Collins' face in the astronaut photo (x0, y0, x1, y1), read off the picture
@@ -15,8 +23,14 @@ ASTRONAUT_FACE = (160, 60, 285, 190)
 
 def inside(points, box, margin=0):
     x0, y0, x1, y1 = box
-    return bool(((points[:, 0] >= x0 - margin) & (points[:, 0] <= x1 + margin)
-                 & (points[:, 1] >= y0 - margin) & (points[:, 1] <= y1 + margin)).all())
+    return bool(
+        (
+            (points[:, 0] >= x0 - margin)
+            & (points[:, 0] <= x1 + margin)
+            & (points[:, 1] >= y0 - margin)
+            & (points[:, 1] <= y1 + margin)
+        ).all()
+    )
 
 
 @pytest.mark.parametrize("backend,n", [("mediapipe", 478), ("dlib", 68)])
@@ -116,6 +130,7 @@ def test_alpha_becomes_the_mask(odd_inputs):
 
 def test_insightface_without_models_is_unavailable(tmp_path, monkeypatch, astronaut):
     from gen3dface.faces import backends as face_backends
+
     monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path))
     face_backends.insightface_app.cache_clear()
     with pytest.raises(BackendUnavailable, match="buffalo_l"):
@@ -161,8 +176,15 @@ def test_arcface_loading_code_on_a_small_model_the_test_saves(tmp_path, monkeypa
     pack.mkdir(parents=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Tiny(), torch.randn(1, 3, 112, 112), str(pack / "w600k_r50.onnx"), input_names=["input"],
-                          output_names=["embedding"], dynamic_axes={"input": {0: "batch"}}, dynamo=False)
+        torch.onnx.export(
+            Tiny(),
+            torch.randn(1, 3, 112, 112),
+            str(pack / "w600k_r50.onnx"),
+            input_names=["input"],
+            output_names=["embedding"],
+            dynamic_axes={"input": {0: "batch"}},
+            dynamo=False,
+        )
     monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path))
     monkeypatch.delenv("INSIGHTFACE_ARCFACE", raising=False)
     face_backends.arcface_model.cache_clear()

@@ -38,10 +38,16 @@ def test_umeyama_recovers_a_known_similarity():
     R = Rotation.from_euler("xyz", [20, -35, 10], degrees=True).as_matrix()
     dst = 2.5 * src @ R.T + np.array([0.3, -1.0, 4.0])
     s, R_got, t = umeyama(src, dst)
-    assert s == pytest.approx(2.5, abs=1e-9) and np.allclose(R_got, R, atol=1e-9) and np.allclose(t, [0.3, -1, 4])
+    assert (
+        s == pytest.approx(2.5, abs=1e-9)
+        and np.allclose(R_got, R, atol=1e-9)
+        and np.allclose(t, [0.3, -1, 4])
+    )
     dst[:5] += 3.0  # outliers: the robust fit ignores them
     s, R_got, t, w = robust_umeyama(src, dst)
-    assert s == pytest.approx(2.5, abs=1e-2) and np.allclose(R_got, R, atol=1e-2) and w[:5].max() < w[5:].min()
+    assert (
+        s == pytest.approx(2.5, abs=1e-2) and np.allclose(R_got, R, atol=1e-2) and w[:5].max() < w[5:].min()
+    )
 
 
 def test_pose_convention_matches_orbit_cameras():
@@ -58,11 +64,14 @@ def test_pose_convention_matches_orbit_cameras():
 @pytest.mark.parametrize("name", ["astronaut_path", "hopper_path"])
 def test_mediapipe_mesh_on_sample_photos(name, request):
     mesh = estimate_mesh(request.getfixturevalue(name))
-    assert mesh.vertices.shape == (468, 3) and mesh.vertices.dtype == np.float32 and mesh.faces.shape == (852, 3)
+    assert (
+        mesh.vertices.shape == (468, 3) and mesh.vertices.dtype == np.float32 and mesh.faces.shape == (852, 3)
+    )
     assert np.abs(mesh.vertices).max() < 1 and mesh.vertices[:, 2].min() > 0  # the face, in front
     assert 0.3 < mesh.confidence <= 1 and abs(mesh.pose["yaw"]) < 20 and abs(mesh.pose["roll"]) < 10
     # the estimated camera puts the mesh back onto the photo's landmarks
     from gen3dface.faces.detect import find_face
+
     uv, depth = mesh.camera.project(torch.tensor(mesh.vertices))
     assert (depth > 0).all()
     assert np.abs(uv.numpy() - find_face(request.getfixturevalue(name)).landmarks[:468, :2]).max() < 0.05
@@ -77,7 +86,9 @@ def test_pose_signs_on_renders():
 
 
 def test_synthetic_measurement_threshold():
-    r = evaluate_on_synthetic(n_identities=2, azimuths=(-40, 0, 40), elevations=(0,), image_size=256, seed=100)
+    r = evaluate_on_synthetic(
+        n_identities=2, azimuths=(-40, 0, 40), elevations=(0,), image_size=256, seed=100
+    )
     o = r["overall"]
     assert o["n"] == 6 and o["missed"] == 0
     assert o["raw_err"] < 0.045 and o["shape_err"] < 0.03  # measured ~0.027 and ~0.018 head widths
@@ -106,8 +117,11 @@ def test_ground_truth_backend():
     mesh = estimate_mesh(None, "ground_truth", head=3, camera=cam)
     from gen3dface.synth.heads import build_head
     from gen3dface.synth.head_params import sample_head_params
+
     assert np.allclose(mesh.vertices, build_head(sample_head_params(3)).vertices.numpy())
-    assert mesh.pose["yaw"] == pytest.approx(25, abs=1e-3) and mesh.pose["pitch"] == pytest.approx(-10, abs=1e-3)
+    assert mesh.pose["yaw"] == pytest.approx(25, abs=1e-3) and mesh.pose["pitch"] == pytest.approx(
+        -10, abs=1e-3
+    )
     assert mesh.confidence == 1.0
     with pytest.raises(InputError, match="head="):
         estimate_mesh(None, "ground_truth")
@@ -152,9 +166,16 @@ def test_flame_backend_fits_the_mediapipe_mesh(flame_file, astronaut_path, tmp_p
     observed = estimate_mesh(astronaut_path)
     _, info = fit_flame(FlameLayer.from_file(flame_file, trust_pickle=True), observed.vertices, steps=40)
     assert info["loss"][-1] < 0.5 * info["loss"][0]
-    with pytest.raises(BackendUnavailable, match="deca_model.tar"):  # DECA's encoder is wired: tests/test_deca.py
-        estimate_mesh(astronaut_path, "flame", flame_model=flame_file, trust_pickle=True,
-                        deca_model=tmp_path / "deca_model.tar")
+    with pytest.raises(
+        BackendUnavailable, match="deca_model.tar"
+    ):  # DECA's encoder is wired: tests/test_deca.py
+        estimate_mesh(
+            astronaut_path,
+            "flame",
+            flame_model=flame_file,
+            trust_pickle=True,
+            deca_model=tmp_path / "deca_model.tar",
+        )
     with pytest.raises(BackendUnavailable, match="GEN3DFACE_FLAME_MODEL"):
         estimate_mesh(astronaut_path, "flame")
 
@@ -163,6 +184,7 @@ def test_flame_backend_fits_the_mediapipe_mesh(flame_file, astronaut_path, tmp_p
 @pytest.mark.parametrize("ext", [".obj", ".ply", ".glb"])
 def test_save_formats(astronaut_path, tmp_path, ext):
     import trimesh
+
     mesh = estimate_mesh(astronaut_path)
     path = mesh.save(tmp_path / f"face{ext}")
     loaded = trimesh.load(path, force="mesh", process=False)

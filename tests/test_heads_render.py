@@ -45,9 +45,16 @@ def _ray_hit_z(mesh: Mesh) -> float:
 
 
 def test_params_and_mesh_are_deterministic_and_differ_between_seeds():
-    a, b = build_head(sample_head_params(11), resolution=48), build_head(sample_head_params(11), resolution=48)
+    a, b = (
+        build_head(sample_head_params(11), resolution=48),
+        build_head(sample_head_params(11), resolution=48),
+    )
     assert sample_head_params(11) == sample_head_params(11)
-    assert torch.equal(a.vertices, b.vertices) and torch.equal(a.colors, b.colors) and torch.equal(a.faces, b.faces)
+    assert (
+        torch.equal(a.vertices, b.vertices)
+        and torch.equal(a.colors, b.colors)
+        and torch.equal(a.faces, b.faces)
+    )
     c = build_head(sample_head_params(12), resolution=48)
     assert sample_head_params(11) != sample_head_params(12)
     cams = orbit_cameras([0.0, 120.0], 0.0, image_size=64)
@@ -103,8 +110,11 @@ def test_synthesis_grid_renders_every_view(heads):
     assert bool((cover > 0.2).all()) and bool((cover < 0.8).all())
     inside = out["alpha"][:, :, 0] > 0.99
     d = out["depth"][:, :, 0][inside]
-    reach = 3 ** 0.5  # everything lies in the [-1, 1]^3 cube
-    assert bool(torch.isfinite(d).all()) and DEFAULT_RADIUS - reach < float(d.min()) < float(d.max()) < DEFAULT_RADIUS + reach
+    reach = 3**0.5  # everything lies in the [-1, 1]^3 cube
+    assert (
+        bool(torch.isfinite(d).all())
+        and DEFAULT_RADIUS - reach < float(d.min()) < float(d.max()) < DEFAULT_RADIUS + reach
+    )
     n = out["normals"].permute(0, 1, 3, 4, 2)[inside]
     assert torch.allclose(n.norm(dim=-1), torch.ones(len(n)), atol=1e-3)
     single = render(heads[2], cams[:5], ssaa=2)["rgb"][0]
@@ -134,10 +144,14 @@ def _style_stats(img: torch.Tensor, alpha: torch.Tensor) -> dict:
     rgb = ((img + 1) / 2).permute(1, 2, 0)
     fg = alpha[0] > 0.99
     px = rgb[fg]
-    chroma = (px / px.sum(1, keepdim=True).clamp(min=1e-3))
+    chroma = px / px.sum(1, keepdim=True).clamp(min=1e-3)
     flat = (rgb[:, 1:] == rgb[:, :-1]).all(-1) & fg[:, 1:] & fg[:, :-1]
-    return {"grey": float((px.max(1).values - px.min(1).values).mean()), "chroma_std": float(chroma.std(0).sum()),
-            "flat": float(flat.sum() / fg.sum()), "mean": px.mean(0)}
+    return {
+        "grey": float((px.max(1).values - px.min(1).values).mean()),
+        "chroma_std": float(chroma.std(0).sum()),
+        "flat": float(flat.sum() / fg.sum()),
+        "mean": px.mean(0),
+    }
 
 
 def test_styles_differ_in_pixel_statistics():

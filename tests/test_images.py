@@ -18,8 +18,15 @@ def test_bad_files_raise_one_line_input_errors(bad_inputs, kind):
 
 
 def test_messages_say_what_is_wrong(bad_inputs):
-    reasons = {"missing": "not found", "directory": "directory", "empty": "empty", "text_as_jpg": "not an image",
-               "truncated_png": "truncated", "one_pixel": "1x1", "huge_header": "60000x60000"}
+    reasons = {
+        "missing": "not found",
+        "directory": "directory",
+        "empty": "empty",
+        "text_as_jpg": "not an image",
+        "truncated_png": "truncated",
+        "one_pixel": "1x1",
+        "huge_header": "60000x60000",
+    }
     for kind, words in reasons.items():
         with pytest.raises(InputError, match=words):
             load_image(bad_inputs[kind])
@@ -57,8 +64,19 @@ def test_arrays_and_tensors(astronaut, tmp_path):
     assert t.shape == (1, 3, 512, 512) and float(t.min()) >= -1 and float(t.max()) <= 1
     assert np.array_equal(to_uint8(t)[0], astronaut)
     q = to_uint8_tensor(t)
-    assert q.dtype == torch.uint8 and q.shape == t.shape and np.array_equal(q[0].permute(1, 2, 0).numpy(), astronaut)
-    assert to_uint8_tensor(torch.tensor([-2.0, -1.0, 0.0, 0.003, 1.0, 2.0])).tolist() == [0, 0, 128, 128, 255, 255]
+    assert (
+        q.dtype == torch.uint8
+        and q.shape == t.shape
+        and np.array_equal(q[0].permute(1, 2, 0).numpy(), astronaut)
+    )
+    assert to_uint8_tensor(torch.tensor([-2.0, -1.0, 0.0, 0.003, 1.0, 2.0])).tolist() == [
+        0,
+        0,
+        128,
+        128,
+        255,
+        255,
+    ]
     save_png(tmp_path / "x.png", astronaut)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "x.png")), astronaut)
     assert not list(tmp_path.glob(".*part*"))

@@ -14,10 +14,22 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from gen3dface.core.errors import InputError
 from gen3dface.core.images import to_tensor
 from gen3dface.evaluation.clip import clip_similarity, clip_weights
-from gen3dface.evaluation.fid import (INCEPTION_DIM, InceptionFeatures, fid, fid_from_features, frechet_distance,
-                                      tf_bilinear_resize)
-from gen3dface.evaluation.identity import (REID_THRESHOLD, embed_faces, id_consistency_input, id_consistency_output,
-                                           reid, reid_embeddings)
+from gen3dface.evaluation.fid import (
+    INCEPTION_DIM,
+    InceptionFeatures,
+    fid,
+    fid_from_features,
+    frechet_distance,
+    tf_bilinear_resize,
+)
+from gen3dface.evaluation.identity import (
+    REID_THRESHOLD,
+    embed_faces,
+    id_consistency_input,
+    id_consistency_output,
+    reid,
+    reid_embeddings,
+)
 from gen3dface.evaluation.image_metrics import lpips_distance, lpips_status, psnr, ssim
 from gen3dface.evaluation.outputs import OUT_OF_DOMAIN, evaluate_outputs
 from gen3dface.evaluation.tables import results_markdown, write_results
@@ -27,8 +39,10 @@ from gen3dface.faces.detect import align_crop, find_face
 @pytest.fixture(scope="module")
 def crops(astronaut, hopper) -> dict[str, np.ndarray]:
     """Aligned 128 px head crops of the two sample photos (faces every backend finds)."""
-    return {name: align_crop(img, find_face(img), size=128, mask=False).image
-            for name, img in (("astronaut", astronaut), ("hopper", hopper))}
+    return {
+        name: align_crop(img, find_face(img), size=128, mask=False).image
+        for name, img in (("astronaut", astronaut), ("hopper", hopper))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +64,12 @@ def test_ssim_psnr_equal_scikit_image_on_random_images():
     assert s.shape == p.shape == (2, 3)
     for i in range(2):
         for j in range(3):
-            assert s[i, j] == pytest.approx(structural_similarity(b[i, j], a[i, j], channel_axis=-1, data_range=255),
-                                            abs=1e-12)
-            assert p[i, j] == pytest.approx(peak_signal_noise_ratio(b[i, j], a[i, j], data_range=255), abs=1e-12)
+            assert s[i, j] == pytest.approx(
+                structural_similarity(b[i, j], a[i, j], channel_axis=-1, data_range=255), abs=1e-12
+            )
+            assert p[i, j] == pytest.approx(
+                peak_signal_noise_ratio(b[i, j], a[i, j], data_range=255), abs=1e-12
+            )
     assert isinstance(ssim(a[0, 0], b[0, 0]), float) and isinstance(psnr(a[0, 0], b[0, 0]), float)
     # the models' tensors in [-1, 1] give the same numbers
     assert ssim(to_tensor(a), to_tensor(b)) == pytest.approx(s, abs=1e-12)
@@ -76,8 +93,9 @@ def test_frechet_distance_matches_scipy_sqrtm_and_both_paths_agree():
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(ref, rel=1e-9)
     assert fid_from_features(a, b) == pytest.approx(ref, rel=1e-9)  # N > D: covariance path
     small_a, small_b = a[:10], b[:12]  # N < D: the feature-space path
-    cov = frechet_distance(small_a.mean(0), np.cov(small_a, rowvar=False), small_b.mean(0),
-                             np.cov(small_b, rowvar=False))
+    cov = frechet_distance(
+        small_a.mean(0), np.cov(small_a, rowvar=False), small_b.mean(0), np.cov(small_b, rowvar=False)
+    )
     assert fid_from_features(small_a, small_b) == pytest.approx(cov, rel=1e-8)
     assert fid_from_features(small_a, small_a) == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(InputError):
@@ -86,8 +104,12 @@ def test_frechet_distance_matches_scipy_sqrtm_and_both_paths_agree():
 
 def test_fid_of_a_set_with_itself_is_zero_and_grows_with_noise(crops, inception):
     rng = np.random.default_rng(3)
-    base = np.stack([np.roll(crops[k], (int(rng.integers(-12, 12)), int(rng.integers(-12, 12))), axis=(0, 1))
-                     for k in ("astronaut", "hopper") * 3])[:, ::2, ::2]  # 6 images, 64 px
+    base = np.stack(
+        [
+            np.roll(crops[k], (int(rng.integers(-12, 12)), int(rng.integers(-12, 12))), axis=(0, 1))
+            for k in ("astronaut", "hopper") * 3
+        ]
+    )[:, ::2, ::2]  # 6 images, 64 px
     f0 = inception(base)
     assert f0.shape == (6, INCEPTION_DIM)
     assert np.array_equal(f0[:2], inception(base[:2].copy()))  # deterministic, batch-independent
@@ -240,7 +262,11 @@ def test_out_of_domain_protocol_end_to_end(crops, tmp_path, monkeypatch):
     js, md = write_results(res, tmp_path)
     assert json.loads(js.read_text()) == res
     table = md.read_text()
-    assert "| gen3dface (this run) |" in table and "55.49" in table and "Output-to-Output ID Consistency" in table
+    assert (
+        "| gen3dface (this run) |" in table
+        and "55.49" in table
+        and "Output-to-Output ID Consistency" in table
+    )
     assert "faces missing: 1" in table and "n/a" in table
 
 
@@ -248,8 +274,13 @@ def test_in_domain_protocol_end_to_end(crops):
     a, h = crops["astronaut"], crops["hopper"]
     gt = np.stack([np.stack([a, h])])
     gen = np.stack([np.stack([noisy(a, 6.0), a])])  # the second view has the wrong identity
-    res = evaluate_outputs(gt[:, 0], gen, ground_truth=gt, device="cpu",
-                             metrics=["ssim", "psnr", "lpips", "reid_match", "reid_dist"])
+    res = evaluate_outputs(
+        gt[:, 0],
+        gen,
+        ground_truth=gt,
+        device="cpu",
+        metrics=["ssim", "psnr", "lpips", "reid_match", "reid_dist"],
+    )
     m = res["metrics"]
     assert res["protocol"] == "in_domain" and res["reid_backend"] == "dlib"
     assert m["ssim"]["value"] == pytest.approx(float(np.mean(ssim(gen, gt))))

@@ -12,10 +12,22 @@ from gen3dface.core.profiles import get_profile
 from gen3dface.generation.model import Gen3DFaceModel
 from gen3dface.volume.grid import voxelize_mesh
 
-TINY = dict(unet_config=dict(get_profile("smoke").model["unet_config"], block_out_channels=(16, 32, 32), cross_attention_dim=32,
-                             attention_head_dim=(1, 2, 2), norm_num_groups=8),
-            image_size=32, codec="pixel", codec_factor=1, volume_size=8, volume_channels=4, frustum_depth=8,
-            n_views=4)
+TINY = dict(
+    unet_config=dict(
+        get_profile("smoke").model["unet_config"],
+        block_out_channels=(16, 32, 32),
+        cross_attention_dim=32,
+        attention_head_dim=(1, 2, 2),
+        norm_num_groups=8,
+    ),
+    image_size=32,
+    codec="pixel",
+    codec_factor=1,
+    volume_size=8,
+    volume_channels=4,
+    frustum_depth=8,
+    n_views=4,
+)
 
 
 def tiny(**kw) -> Gen3DFaceModel:
@@ -30,11 +42,15 @@ def tiny_data(n_ids: int, S: int = 32, N: int = 4):
 
     g = torch.Generator().manual_seed(0)
     base = torch.rand(n_ids, 1, 3, S, S, generator=g)
-    return TrainData(targets=(base.expand(n_ids, N, 3, S, S) * 255).to(torch.uint8).contiguous(),
-                     inputs=(base[:, 0] * 255).to(torch.uint8), input_identity=torch.arange(n_ids),
-                     vertices=torch.as_tensor(face_template())[None].expand(n_ids, -1, -1).contiguous(),
-                     faces=torch.as_tensor(tesselation_triangles()).long(), cameras=target_ring(N, image_size=S),
-                     identities=list(range(n_ids)))
+    return TrainData(
+        targets=(base.expand(n_ids, N, 3, S, S) * 255).to(torch.uint8).contiguous(),
+        inputs=(base[:, 0] * 255).to(torch.uint8),
+        input_identity=torch.arange(n_ids),
+        vertices=torch.as_tensor(face_template())[None].expand(n_ids, -1, -1).contiguous(),
+        faces=torch.as_tensor(tesselation_triangles()).long(),
+        cameras=target_ring(N, image_size=S),
+        identities=list(range(n_ids)),
+    )
 
 
 def inputs(model, B=1, N=4, seed=1):
@@ -42,8 +58,11 @@ def inputs(model, B=1, N=4, seed=1):
     S = model.image_size
     ring = target_ring(N, image_size=S)
     cams = ring.batched(B)
-    vox = voxelize_mesh(torch.as_tensor(face_template()), torch.as_tensor(tesselation_triangles()).long(),
-                        model.config.volume_size)
+    vox = voxelize_mesh(
+        torch.as_tensor(face_template()),
+        torch.as_tensor(tesselation_triangles()).long(),
+        model.config.volume_size,
+    )
     x = torch.randn(B, N, *model.view_shape, generator=g)
     y = {"latent": torch.randn(B, *model.view_shape, generator=g), "mesh_voxels": [vox] * B}
     return x, torch.full((B,), 400), y, cams
@@ -141,21 +160,36 @@ def test_from_stable_diffusion_loads_unet_and_widens_conv_in(tmp_path):
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(16, 32),
-                                layers_per_block=1, cross_attention_dim=16, attention_head_dim=4, norm_num_groups=8,
-                                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
-    vae = AutoencoderKL(block_out_channels=(8, 8, 8, 8), down_block_types=("DownEncoderBlock2D",) * 4,
-                        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, norm_num_groups=4,
-                        layers_per_block=1)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        cross_attention_dim=16,
+        attention_head_dim=4,
+        norm_num_groups=8,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(8, 8, 8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+        norm_num_groups=4,
+        layers_per_block=1,
+    )
     unet.save_pretrained(tmp_path / "sd" / "unet")
     vae.save_pretrained(tmp_path / "sd" / "vae")
-    m = Gen3DFaceModel.from_stable_diffusion(tmp_path / "sd", image_size=64, volume_size=8, volume_channels=4,
-                                             frustum_depth=8, frustum_size=8)
+    m = Gen3DFaceModel.from_stable_diffusion(
+        tmp_path / "sd", image_size=64, volume_size=8, volume_channels=4, frustum_depth=8, frustum_size=8
+    )
     w = m.unet.conv_in.weight
     assert w.shape[1] == 8 and torch.equal(w[:, :4], unet.conv_in.weight) and not w[:, 4:].any()
-    assert torch.equal(m.unet.down_blocks[0].attentions[0].proj_in.weight,
-                       unet.down_blocks[0].attentions[0].proj_in.weight)
+    assert torch.equal(
+        m.unet.down_blocks[0].attentions[0].proj_in.weight, unet.down_blocks[0].attentions[0].proj_in.weight
+    )
     img = torch.rand(1, 3, 64, 64) * 2 - 1
     z = m.encode(img)
     assert z.shape == (1, 4, 8, 8) and m.decode(z).shape == (1, 3, 64, 64)
@@ -167,11 +201,16 @@ def test_training_lowers_the_loss_and_resumes_exactly(tmp_path):
     from gen3dface.training.loop import TrainConfig, train
 
     data = tiny_data(3)
-    cfg = TrainConfig(steps=6, batch_size=2, lr_backbone=1e-3, lr_new=1e-3, warmup_steps=1, log_every=1,
-                      checkpoint_every=3)
+    cfg = TrainConfig(
+        steps=6, batch_size=2, lr_backbone=1e-3, lr_new=1e-3, warmup_steps=1, log_every=1, checkpoint_every=3
+    )
     whole = train(tiny(), data, tmp_path / "a", cfg, progress=False)
     first = train(tiny(), data, tmp_path / "b", cfg, stop_after=3, progress=False)
-    assert len(first) == 3 and (tmp_path / "b" / "checkpoint").exists() and not (tmp_path / "b" / "model").exists()
+    assert (
+        len(first) == 3
+        and (tmp_path / "b" / "checkpoint").exists()
+        and not (tmp_path / "b" / "model").exists()
+    )
     rest = train(tiny(), data, tmp_path / "b", cfg, progress=False)
     assert [r["loss"] for r in rest] == [r["loss"] for r in whole]
     lines = (tmp_path / "b" / "losses.jsonl").read_text().splitlines()
@@ -217,12 +256,16 @@ def test_training_data_from_a_synth_folder_honours_pruning(tmp_path):
     data = load_train_data(prep, 32, 4, progress=False)
     assert data.targets.shape == (3, 4, 3, 32, 32) and data.inputs.shape == (3, 3, 32, 32)
     assert data.vertices.shape[1:] == (468, 3)
-    gt = build_training_inputs(root, identities=[0], per_identity=1, crop_size=32, progress=False, meshes="ground_truth")
+    gt = build_training_inputs(
+        root, identities=[0], per_identity=1, crop_size=32, progress=False, meshes="ground_truth"
+    )
     assert gt.vertices.shape == (1, 468, 3) and not np.allclose(gt.vertices[0], prep.vertices[0])
     # pruning: identity 1 dropped by the identity filter, identity 2 has a Janus-rejected view
-    records = [{"folder": "id_000000", "kept": True, "janus_rejected": []},
-               {"folder": "id_000001", "kept": False, "janus_rejected": []},
-               {"folder": "id_000002", "kept": True, "janus_rejected": [0]}]
+    records = [
+        {"folder": "id_000000", "kept": True, "janus_rejected": []},
+        {"folder": "id_000001", "kept": False, "janus_rejected": []},
+        {"folder": "id_000002", "kept": True, "janus_rejected": [0]},
+    ]
     (root / "pruning.json").write_text(json.dumps({"identities": records, "kept": 2}))
     assert build_training_inputs(root, per_identity=1, crop_size=32, progress=False).identity.tolist() == [0]
 
@@ -234,9 +277,13 @@ def test_ground_truth_meshes_for_the_ablation_lie_on_the_true_surface():
 
     src = {"kind": "procedural", "synth": {"views": 12, "res": 96, "seed": 3, "ssaa": 1}, "input_res": 256}
     est = build_training_inputs(src, identities=[0], per_identity=1, crop_size=32, progress=False)
-    gt = build_training_inputs(src, identities=[0], per_identity=1, crop_size=32, progress=False, meshes="ground_truth")
+    gt = build_training_inputs(
+        src, identities=[0], per_identity=1, crop_size=32, progress=False, meshes="ground_truth"
+    )
     assert gt.source["meshes"] == "ground_truth" and est.source["meshes"] == "estimated"
-    assert gt.vertices.shape == est.vertices.shape and (gt.faces == est.faces).all()  # same topology, same view
+    assert (
+        gt.vertices.shape == est.vertices.shape and (gt.faces == est.faces).all()
+    )  # same topology, same view
     assert gt.view.tolist() == est.view.tolist()
     head = render_identity(SynthConfig(views=12, res=96, seed=3, ssaa=1), 0, views=[0])["mesh"]
     surface = MeshSurface(*head_surface(head))
@@ -245,4 +292,6 @@ def test_ground_truth_meshes_for_the_ablation_lie_on_the_true_surface():
     d_est = surface.closest(est.vertices[0])[1] / width
     assert d_gt.max() < 1e-6 and d_est.mean() > 5 * max(d_gt.mean(), 1e-9)
     with pytest.raises(Exception, match="meshes"):
-        build_training_inputs(src, identities=[0], per_identity=1, crop_size=32, progress=False, meshes="flame")
+        build_training_inputs(
+            src, identities=[0], per_identity=1, crop_size=32, progress=False, meshes="flame"
+        )

@@ -17,13 +17,35 @@ def test_two_processes_give_the_losses_of_one_process_with_the_same_global_batch
     # gloo group on the CPU (gen3dface.training.loop builds its Accelerator with cpu=True there)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "CUDA_VISIBLE_DEVICES": ""}
     one = tmp_path / "one.json"
-    subprocess.run([sys.executable, str(WORKER), str(one), str(tmp_path / "run1"), "4"], check=True, env=env,
-                   timeout=600)
+    subprocess.run(
+        [sys.executable, str(WORKER), str(one), str(tmp_path / "run1"), "4"], check=True, env=env, timeout=600
+    )
     two = tmp_path / "two.json"
     launcher = Path(sys.executable).parent / "accelerate"
-    subprocess.run([str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                    "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
-                    str(WORKER), str(two), str(tmp_path / "run2"), "2"], check=True, env=env, timeout=600)
+    subprocess.run(
+        [
+            str(launcher),
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            "29517",
+            str(WORKER),
+            str(two),
+            str(tmp_path / "run2"),
+            "2",
+        ],
+        check=True,
+        env=env,
+        timeout=600,
+    )
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     assert len(a) == len(b) == 3
     for x, y in zip(a, b):

@@ -34,12 +34,17 @@ def test_notebook_is_well_formed(nb):
     assert d["metadata"]["kernelspec"]["name"] == "python3"
     cells = d["cells"]
     code = [c for c in cells if c["cell_type"] == "code"]
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "commit notebooks clean"
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), (
+        "commit notebooks clean"
+    )
     first_code = code[0]
-    assert "parameters" in first_code["metadata"].get("tags", []), "first code cell must be tagged `parameters`"
+    assert "parameters" in first_code["metadata"].get("tags", []), (
+        "first code cell must be tagged `parameters`"
+    )
     assert 'profile = "smoke"' in "".join(first_code["source"])
-    assert cells[0]["cell_type"] == "markdown" and "colab.research.google.com" in "".join(cells[0]["source"]), \
-        "title cell needs an Open in Colab badge"
+    assert cells[0]["cell_type"] == "markdown" and "colab.research.google.com" in "".join(
+        cells[0]["source"]
+    ), "title cell needs an Open in Colab badge"
     assert any("google.colab" in "".join(c["source"]) for c in code), "needs a Colab install cell"
     assert any("checks.check_" in "".join(c["source"]) for c in code), "needs exercises with a checker"
 
@@ -52,9 +57,15 @@ def test_notebook_runs_in_smoke_profile(nb, tmp_path, record_property):
 
     start = time.perf_counter()
     try:
-        pm.execute_notebook(str(nb), str(tmp_path / nb.name), parameters={"profile": "smoke"},
-                            kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False,
-                            execution_timeout=HANG_TIMEOUT_S)
+        pm.execute_notebook(
+            str(nb),
+            str(tmp_path / nb.name),
+            parameters={"profile": "smoke"},
+            kernel_name="python3",
+            cwd=str(NOTEBOOK_DIR),
+            progress_bar=False,
+            execution_timeout=HANG_TIMEOUT_S,
+        )
     finally:
         record_property("seconds", round(time.perf_counter() - start, 1))
     out = json.loads((tmp_path / nb.name).read_text())

@@ -19,8 +19,13 @@ def norm(req: str) -> str:
 
 def test_environment_yml_matches_pyproject():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    want = {norm(r) for r in pyproject["dependencies"] + pyproject["optional-dependencies"]["cpu"]
-            + pyproject["optional-dependencies"]["dev"] if not r.startswith("torch")}
+    want = {
+        norm(r)
+        for r in pyproject["dependencies"]
+        + pyproject["optional-dependencies"]["cpu"]
+        + pyproject["optional-dependencies"]["dev"]
+        if not r.startswith("torch")
+    }
     env = (ROOT / "environment.yml").read_text()
     pip_lines = [m.group(1).strip().strip('"').strip("'") for m in re.finditer(r"^\s{6}-\s+(.+)$", env, re.M)]
     got = {norm(p) for p in pip_lines if not p.startswith(("-", "torch", "."))}
@@ -43,8 +48,16 @@ def test_make_targets_and_ci():
 def test_profiles():
     assert set(PROFILES) == {"smoke", "small", "paper"}
     paper = get_profile("paper")
-    assert (paper.image_size, paper.n_views, paper.n_synth_views, paper.ddim_steps, paper.batch_size,
-            paper.train_steps, paper.volume_size, paper.frustum_depth) == (256, 16, 48, 50, 8, 48000, 32, 48)
+    assert (
+        paper.image_size,
+        paper.n_views,
+        paper.n_synth_views,
+        paper.ddim_steps,
+        paper.batch_size,
+        paper.train_steps,
+        paper.volume_size,
+        paper.frustum_depth,
+    ) == (256, 16, 48, 50, 8, 48000, 32, 48)
     assert get_profile("smoke").image_size <= 64
     with pytest.raises(InputError):
         get_profile("huge")

@@ -9,16 +9,28 @@ import torch
 
 from gen3dface.core.cameras import orbit_cameras
 from gen3dface.core.errors import BackendUnavailable, InputError
-from gen3dface.synth.panohead import (EG3D_FOCAL, PANOHEAD_RADIUS, from_eg3d, load_panohead, panohead_fov_deg,
-                                panohead_grid, to_eg3d)
+from gen3dface.synth.panohead import (
+    EG3D_FOCAL,
+    PANOHEAD_RADIUS,
+    from_eg3d,
+    load_panohead,
+    panohead_fov_deg,
+    panohead_grid,
+    to_eg3d,
+)
 from gen3dface.synth.synthesis import SynthConfig, panohead_maker, synthesize
 
 
 def eg3d_reference(yaw: float, pitch: float, radius: float, pivot) -> torch.Tensor:
     """EG3D's look-at camera written independently from its documented rule: origin on a sphere about the
     pivot, forward = pivot - origin, right = -normalize(up x forward), up' = forward x right."""
-    o = torch.tensor([radius * math.cos(pitch) * math.sin(yaw), radius * math.sin(pitch),
-                      radius * math.cos(pitch) * math.cos(yaw)]) + torch.tensor(pivot)
+    o = torch.tensor(
+        [
+            radius * math.cos(pitch) * math.sin(yaw),
+            radius * math.sin(pitch),
+            radius * math.cos(pitch) * math.cos(yaw),
+        ]
+    ) + torch.tensor(pivot)
     f = torch.nn.functional.normalize(torch.tensor(pivot) - o, dim=0)
     up = torch.tensor([0.0, 1.0, 0.0])
     r = -torch.nn.functional.normalize(torch.linalg.cross(up, f), dim=0)
@@ -37,7 +49,9 @@ def test_eg3d_conditioning_matches_eg3d_cameras(az, el, pivot):
     ref = eg3d_reference(math.radians(az), math.radians(el), PANOHEAD_RADIUS, pivot)
     assert torch.allclose(c[:16].reshape(4, 4), ref, atol=1e-5)
     K = c[16:].reshape(3, 3)
-    assert torch.allclose(K, torch.tensor([[EG3D_FOCAL, 0, 0.5], [0, EG3D_FOCAL, 0.5], [0, 0, 1.0]]), atol=1e-3)
+    assert torch.allclose(
+        K, torch.tensor([[EG3D_FOCAL, 0, 0.5], [0, EG3D_FOCAL, 0.5], [0, 0, 1.0]]), atol=1e-3
+    )
     back = from_eg3d(c[None], 512, 0.5, pivot)
     assert torch.allclose(back.c2w, cam.c2w, atol=1e-5) and torch.allclose(back.K, cam.K, atol=1e-3)
 
@@ -84,7 +98,11 @@ def test_panohead_identities_land_in_the_dataset_format(tmp_path):
     assert r["made"] == 2
     d = tmp_path / "ph" / "id_000001"
     meta = json.loads((d / "meta.json").read_text())
-    assert meta["generator"] == "panohead" and len(list(d.glob("view_*.png"))) == 6 and not (d / "mesh.ply").exists()
+    assert (
+        meta["generator"] == "panohead"
+        and len(list(d.glob("view_*.png"))) == 6
+        and not (d / "mesh.ply").exists()
+    )
     cams = json.loads((d / "cameras.json").read_text())
     assert np.allclose(np.array(cams["K"])[0, 0, 0] / 32, EG3D_FOCAL, atol=1e-3)
     assert len(G.seen) == 12 and all(c.shape == (1, 25) for c in G.seen)

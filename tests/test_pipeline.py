@@ -13,9 +13,22 @@ from gen3dface.generation.model import Gen3DFaceModel
 from gen3dface.generation.pipeline import DEFAULT_CHECKPOINT, Gen3DFacePipeline, contact_sheet
 from gen3dface.core.samples import sample_photo
 
-TINY = dict(unet_config=dict(get_profile("smoke").model["unet_config"], block_out_channels=(16, 32, 32), cross_attention_dim=32,
-                             attention_head_dim=(1, 2, 2), norm_num_groups=8),
-            image_size=32, codec="pixel", codec_factor=1, volume_size=8, volume_channels=4, frustum_depth=8, n_views=4)
+TINY = dict(
+    unet_config=dict(
+        get_profile("smoke").model["unet_config"],
+        block_out_channels=(16, 32, 32),
+        cross_attention_dim=32,
+        attention_head_dim=(1, 2, 2),
+        norm_num_groups=8,
+    ),
+    image_size=32,
+    codec="pixel",
+    codec_factor=1,
+    volume_size=8,
+    volume_channels=4,
+    frustum_depth=8,
+    n_views=4,
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +61,9 @@ def test_a_batch_of_photos_equals_one_call_per_photo(tiny_checkpoint):
     for prep, got in zip(preps, batch):
         alone = pipe(None, prepared=prep, steps=3, progress=False)
         diff = np.abs(alone.views.astype(int) - got.views.astype(int))
-        assert diff.max() <= 2 and diff.mean() < 0.05  # the same noise and condition; only summation order differs
+        assert (
+            diff.max() <= 2 and diff.mean() < 0.05
+        )  # the same noise and condition; only summation order differs
         assert np.array_equal(alone.input_view, got.input_view)
     assert not np.array_equal(batch[0].views, batch[1].views)
     assert pipe.generate_batch([], steps=3) == []
@@ -74,7 +89,9 @@ def test_generate_views_from_conditioned_tensors_of_an_in_memory_model(tiny_chec
     for got, want in zip(views, batch):
         assert np.array_equal(got, want.views)  # the same path: generate_batch calls generate_views
     diff = np.abs(mem.generate_views(images, vertices, faces, steps=2).astype(int) - views.astype(int))
-    assert diff.max() <= 2 and diff.mean() < 0.05  # from_checkpoint's channels-last UNet sums in another order
+    assert (
+        diff.max() <= 2 and diff.mean() < 0.05
+    )  # from_checkpoint's channels-last UNet sums in another order
     u8 = mem.generate_views(to_uint8(images), torch.as_tensor(vertices), torch.as_tensor(faces), steps=2)
     assert np.abs(u8.astype(int) - views.astype(int)).max() <= 8  # only the input's rounding to uint8 differs
     assert mem.generate_views(images[:0], vertices[:0], faces, steps=2).shape == (0, 4, 32, 32, 3)
@@ -87,12 +104,35 @@ def test_generate_views_from_conditioned_tensors_of_an_in_memory_model(tiny_chec
 def test_generate_cli_writes_views_sheet_cameras_and_mesh(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "gen"
     photo = Path(sample_photo("grace_hopper"))
-    assert main(["generate", str(photo), "-o", str(out), "--checkpoint", str(tiny_checkpoint), "--steps", "2",
-                 "--quiet", "--mesh"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                str(photo),
+                "-o",
+                str(out),
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--steps",
+                "2",
+                "--quiet",
+                "--mesh",
+            ]
+        )
+        == 0
+    )
     names = {p.name for p in out.iterdir()}
     assert {f"view_{k:02d}.png" for k in range(4)} <= names
-    assert {"contact_sheet.png", "cameras.json", "input.png", "input_mesh.obj", "input_mesh.json", "generate.json",
-            "head.glb", "turntable.gif"} <= names
+    assert {
+        "contact_sheet.png",
+        "cameras.json",
+        "input.png",
+        "input_mesh.obj",
+        "input_mesh.json",
+        "generate.json",
+        "head.glb",
+        "turntable.gif",
+    } <= names
     from gen3dface.core.cameras import Cameras
 
     assert len(Cameras.load(out / "cameras.json")) == 4
@@ -109,11 +149,11 @@ def test_generate_cli_bad_inputs_exit_2_and_leave_nothing(tiny_checkpoint, tmp_p
     photo = str(sample_photo("astronaut"))
     cases = [
         [str(tmp_path / "missing.jpg")],
-        [str(blank)],                                   # no face
+        [str(blank)],  # no face
         [photo, "--steps", "0"],
         [photo, "--views", "0"],
         [photo, "--guidance", "-1"],
-        [photo, "--checkpoint", str(tmp_path)],        # not a model
+        [photo, "--checkpoint", str(tmp_path)],  # not a model
         [photo, "--device", "tpu"],
     ]
     for k, extra in enumerate(cases):
@@ -148,15 +188,24 @@ def test_the_shipped_model_reads_the_input_view():
     from gen3dface.training.data import build_training_inputs, load_train_data
 
     net = Gen3DFacePipeline.from_checkpoint().model
-    held = build_training_inputs({"kind": "procedural", "synth": {"views": 48, "res": 128, "seed": 2, "ssaa": 1},
-                                  "input_res": 256}, identities=list(range(6)), per_identity=1, crop_size=net.image_size, progress=False)
+    held = build_training_inputs(
+        {"kind": "procedural", "synth": {"views": 48, "res": 128, "seed": 2, "ssaa": 1}, "input_res": 256},
+        identities=list(range(6)),
+        per_identity=1,
+        crop_size=net.image_size,
+        progress=False,
+    )
     data = load_train_data(held, net.image_size, net.config.n_views, progress=False)
     b = data.batch(torch.arange(len(data)))
     sch = net.noise_scheduler("ddpm")
     assert float(sch.alphas_cumprod[-1]) == 0.0 and sch.config.prediction_type == "v_prediction"
     face = slice(48, 80)  # the centre of a 128 px view: the face in the frontal view and the input crop
-    x_T = torch.randn(len(data), net.config.n_views, *net.view_shape, generator=torch.Generator().manual_seed(0))
-    v = net(x_T, torch.full((len(data),), 999), net.condition(b["input"], b["vertices"], data.faces), b["cameras"])
+    x_T = torch.randn(
+        len(data), net.config.n_views, *net.view_shape, generator=torch.Generator().manual_seed(0)
+    )
+    v = net(
+        x_T, torch.full((len(data),), 999), net.condition(b["input"], b["vertices"], data.faces), b["cameras"]
+    )
     predicted = net.decode(-v)[:, 8, :, face, face].mean((1, 2, 3))  # x0 = -v where alpha_bar = 0
     given = b["input"][:, :, face, face].mean((1, 2, 3))
     assert given.std() > 0.1  # the identities differ in skin tone

@@ -35,8 +35,12 @@ def test_centring_per_camera_separates_identities_that_raw_cosine_cannot():
     for i in range(20):
         is_drift = i % 4 == 0
         other = people[20 + i]
-        embs.append({k: shared[k] + (other if is_drift and k >= 6 else people[i]) + rng.normal(0, 0.3, D)
-                     for k in views})
+        embs.append(
+            {
+                k: shared[k] + (other if is_drift and k >= 6 else people[i]) + rng.normal(0, 0.3, D)
+                for k in views
+            }
+        )
         drift.append(is_drift)
     drift = np.array(drift)
     raw = np.array([consistency_score(np.stack(list(e.values()))) for e in embs])
@@ -67,13 +71,20 @@ def test_unknown_or_unavailable_janus_backend(tmp_path, monkeypatch):
 def defect_dataset(tmp_path_factory):
     """24 procedural identities with Janus and drift defects on the paper's 48-view grid."""
     root = tmp_path_factory.mktemp("prune") / "ds"
-    synthesize(root, 24, SynthConfig(views=48, res=112, ssaa=1, defect_rate=0.6, seed=3, mesh_resolution=64),
-               progress=False)
+    synthesize(
+        root,
+        24,
+        SynthConfig(views=48, res=112, ssaa=1, defect_rate=0.6, seed=3, mesh_resolution=64),
+        progress=False,
+    )
     return root
 
 
 def test_both_filters_beat_chance_and_a_killed_run_resumes_from_the_cache(defect_dataset, monkeypatch):
-    n_drift = sum(i["defect"] == "drift" for i in json.loads((defect_dataset / "manifest.json").read_text())["identities"])
+    n_drift = sum(
+        i["defect"] == "drift"
+        for i in json.loads((defect_dataset / "manifest.json").read_text())["identities"]
+    )
     assert n_drift >= 4
     res = prune(defect_dataset, top_k=24 - n_drift, janus_backend="face", progress=False)
     j, i = res["janus_filter"], res["identity_filter"]
@@ -90,16 +101,23 @@ def test_both_filters_beat_chance_and_a_killed_run_resumes_from_the_cache(defect
     # a corrupt cache file (a kill while it was written cannot leave one: it is renamed into place) is redone
     monkeypatch.undo()
     (defect_dataset / ".prune_cache" / cached[0]).write_bytes(b"garbage")
-    assert prune(defect_dataset, top_k=24 - n_drift, janus_backend="face", progress=False)["identity_filter"] == i
+    assert (
+        prune(defect_dataset, top_k=24 - n_drift, janus_backend="face", progress=False)["identity_filter"]
+        == i
+    )
 
 
-TINY_CLIP = {"embed_dim": 32,
-             "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
-             "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}}
+TINY_CLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
 
 
 @pytest.mark.skipif(not _can_import_open_clip(), reason="open_clip (extra `clip`) does not import here")
-def test_clip_janus_filter_loads_open_clip_weights_and_scores_like_the_paper(tmp_path, monkeypatch, defect_dataset):
+def test_clip_janus_filter_loads_open_clip_weights_and_scores_like_the_paper(
+    tmp_path, monkeypatch, defect_dataset
+):
     """The real open_clip path, on a tiny random CLIP saved by this test: weights found through
     GEN3DFACE_CLIP_WEIGHTS, the paper's two class names, softmax of scaled cosines."""
     import open_clip
@@ -122,17 +140,24 @@ def test_clip_janus_filter_loads_open_clip_weights_and_scores_like_the_paper(tmp
     scores, reason = pruning.clip_front_face_scores(views, device="cpu")
     assert reason == "" and scores.shape == (5,) and np.all((scores > 0) & (scores < 1))
     # the same figure computed here from open_clip's own API
-    loaded, _, preprocess = open_clip.create_model_and_transforms("gen3dface-tiny-clip", pretrained=str(tmp_path / "tiny.pt"))
+    loaded, _, preprocess = open_clip.create_model_and_transforms(
+        "gen3dface-tiny-clip", pretrained=str(tmp_path / "tiny.pt")
+    )
     loaded.eval()
     from PIL import Image
+
     with torch.no_grad():
         im = loaded.encode_image(torch.stack([preprocess(Image.fromarray(v)) for v in views]))
-        tx = loaded.encode_text(open_clip.get_tokenizer("gen3dface-tiny-clip")(["back of human head", "human front face"]))
+        tx = loaded.encode_text(
+            open_clip.get_tokenizer("gen3dface-tiny-clip")(["back of human head", "human front face"])
+        )
         im, tx = im / im.norm(dim=-1, keepdim=True), tx / tx.norm(dim=-1, keepdim=True)
         want = (loaded.logit_scale.exp() * im @ tx.T).softmax(-1)[:, 1].numpy()
     np.testing.assert_allclose(scores, want, rtol=1e-4, atol=1e-5)
 
-    monkeypatch.setattr(pruning, "identity_embeddings", lambda images, backend: (np.zeros((0, 128), np.float32), []))
+    monkeypatch.setattr(
+        pruning, "identity_embeddings", lambda images, backend: (np.zeros((0, 128), np.float32), [])
+    )
     res = prune(defect_dataset, janus_backend="clip", progress=False)  # (embeddings skipped: not under test)
     assert res["janus_backend"] == "clip"
     back = [s for r in res["identities"] for s in r["janus_scores"].values()]
@@ -143,7 +168,9 @@ def test_cli_reports_a_missing_clip_in_one_line(defect_dataset, monkeypatch, cap
     from gen3dface.app.cli import main
 
     monkeypatch.delenv("GEN3DFACE_CLIP_WEIGHTS", raising=False)
-    monkeypatch.setattr("gen3dface.evaluation.clip.clip_weights", lambda *a, **k: (None, "open_clip is not installed"))
+    monkeypatch.setattr(
+        "gen3dface.evaluation.clip.clip_weights", lambda *a, **k: (None, "open_clip is not installed")
+    )
     assert main(["prune", str(defect_dataset), "--janus", "clip", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "CLIP Janus filter" in err and len(err.splitlines()) == 1

@@ -13,6 +13,7 @@ def test_atomic_dir_replaces_whole_or_not_at_all(tmp_path):
         def go(stage):
             (stage / "a.txt").write_text(tag)
             (stage / "b.txt").write_text(tag)
+
         return go
 
     atomic_dir(final, write("one"))

@@ -34,7 +34,9 @@ def test_layout_and_labels(tmp_path):
         meta = json.loads((tmp_path / "ds" / item["folder"] / "meta.json").read_text())
         az = meta["azimuth_deg"]
         if item["defect"] == "janus":
-            assert item["defect_views"] and all(abs(az[k]) >= synthesis.JANUS_AZIMUTH for k in item["defect_views"])
+            assert item["defect_views"] and all(
+                abs(az[k]) >= synthesis.JANUS_AZIMUTH for k in item["defect_views"]
+            )
         elif item["defect"] == "drift":
             assert item["defect_views"] and all(az[k] > synthesis.DRIFT_AZIMUTH for k in item["defect_views"])
         else:
@@ -58,6 +60,7 @@ def test_sharded_runs_equal_one_run_and_resume_after_a_kill(tmp_path, monkeypatc
             (stage / "view_00.png").write_bytes(b"\x89PNG half")
             raise KeyboardInterrupt
         return real(root, item)
+
     monkeypatch.setattr(synthesis, "write_identity", dying)
     with pytest.raises(KeyboardInterrupt):
         synthesize(tmp_path / "killed", 5, SMALL, progress=False)

@@ -65,7 +65,7 @@ def test_mesh_voxels_and_sparse_dense_agreement():
     mesh = estimate_mesh(sample_photo("astronaut"))
     V = 32
     vox = voxelize_mesh(torch.as_tensor(mesh.vertices), torch.as_tensor(mesh.faces), V)
-    assert 100 < len(vox) < V ** 3 // 10  # a surface, not a solid
+    assert 100 < len(vox) < V**3 // 10  # a surface, not a solid
     assert bool((vox[:, 0] >= V // 2).all())  # the face is in front (+Z half) of the head cube
     cams = target_ring(4, image_size=32)
     feats = torch.randn(1, 4, 8, 16, 16)

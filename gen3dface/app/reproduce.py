@@ -48,8 +48,14 @@ def run_notebook(nb: Path, out_dir: Path, profile: str, force: bool = False, htm
     start = time.perf_counter()
     status, error = "ok", ""
     try:
-        pm.execute_notebook(str(nb), str(tmp), parameters={"profile": profile}, kernel_name="python3",
-                            cwd=str(nb.parent), progress_bar=sys.stderr.isatty())
+        pm.execute_notebook(
+            str(nb),
+            str(tmp),
+            parameters={"profile": profile},
+            kernel_name="python3",
+            cwd=str(nb.parent),
+            progress_bar=sys.stderr.isatty(),
+        )
     except Exception as e:  # noqa: BLE001 - a failed notebook is reported, the others still run
         last = str(e).strip().splitlines()[-1] if str(e).strip() else ""
         status, error = "failed", f"{e.__class__.__name__}: {last}"
@@ -60,8 +66,16 @@ def run_notebook(nb: Path, out_dir: Path, profile: str, force: bool = False, htm
             page.parent.mkdir(parents=True, exist_ok=True)
             body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
             page.write_text(body)
-    rec = {"notebook": nb.name, "profile": profile, "status": status, "error": error, "seconds": round(seconds, 1),
-           "budget": BUDGET_S.get(profile), "key": key, "skipped": False}
+    rec = {
+        "notebook": nb.name,
+        "profile": profile,
+        "status": status,
+        "error": error,
+        "seconds": round(seconds, 1),
+        "budget": BUDGET_S.get(profile),
+        "key": key,
+        "skipped": False,
+    }
     stamp.write_text(json.dumps(rec))
     return rec
 
@@ -75,7 +89,10 @@ def within_budget(rec: dict) -> str:
 
 def timing_table(records: list[dict]) -> str:
     """A markdown table of the runs: notebook, status, seconds, budget, within budget."""
-    lines = ["| notebook | status | seconds | budget (s) | within budget |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "| notebook | status | seconds | budget (s) | within budget |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for r in records:
         budget = "-" if r.get("budget") is None else f"{r['budget']:.0f}"
         status = r["status"] + (" (cached)" if r.get("skipped") else "")
@@ -90,7 +107,9 @@ def write_report(records: list[dict], out_dir: Path, profile: str) -> Path:
         f"<td class='{r['status']}'>{r['status']}{' (cached)' if r.get('skipped') else ''}</td>"
         f"<td>{r['seconds']:.1f}</td><td>{'-' if r.get('budget') is None else int(r['budget'])}</td>"
         f"<td class='{'failed' if within_budget(r) == 'NO' else ''}'>{within_budget(r)}</td>"
-        f"<td>{html.escape(r.get('error', ''))}</td></tr>" for r in records)
+        f"<td>{html.escape(r.get('error', ''))}</td></tr>"
+        for r in records
+    )
     page = f"""<!doctype html><meta charset="utf-8"><title>gen3dface reproduction ({profile})</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:4px 12px}} .ok{{color:green}} .failed{{color:red}}</style>
 <h1>gen3dface: notebooks in the <code>{profile}</code> profile</h1>
@@ -101,14 +120,18 @@ def write_report(records: list[dict], out_dir: Path, profile: str) -> Path:
     return report
 
 
-def run_all(notebooks: list[Path], out_dir: Path, profile: str, force: bool = False,
-            html_page: bool = True) -> list[dict]:
+def run_all(
+    notebooks: list[Path], out_dir: Path, profile: str, force: bool = False, html_page: bool = True
+) -> list[dict]:
     """Run ``notebooks`` in order, printing one line each; returns their records."""
     records = []
     for i, nb in enumerate(notebooks, 1):
         print(f"[{i}/{len(notebooks)}] {nb.name} ...", flush=True)
         rec = run_notebook(nb, out_dir, profile, force, html_page)
-        print(f"    {rec['status']}{' (up to date)' if rec['skipped'] else ''} in {rec['seconds']:.1f} s"
-              + (f": {rec['error']}" if rec["error"] else ""), flush=True)
+        print(
+            f"    {rec['status']}{' (up to date)' if rec['skipped'] else ''} in {rec['seconds']:.1f} s"
+            + (f": {rec['error']}" if rec["error"] else ""),
+            flush=True,
+        )
         records.append(rec)
     return records

@@ -52,7 +52,9 @@ def orbit_position(azimuth_deg, elevation_deg, radius=DEFAULT_RADIUS) -> torch.T
     el = torch.deg2rad(_as_tensor(elevation_deg))
     r = _as_tensor(radius)
     az, el, r = torch.broadcast_tensors(az, el, r)
-    return torch.stack([r * torch.cos(el) * torch.sin(az), r * torch.sin(el), r * torch.cos(el) * torch.cos(az)], -1)
+    return torch.stack(
+        [r * torch.cos(el) * torch.sin(az), r * torch.sin(el), r * torch.cos(el) * torch.cos(az)], -1
+    )
 
 
 def look_at(eye: torch.Tensor, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0)) -> torch.Tensor:
@@ -67,7 +69,9 @@ def look_at(eye: torch.Tensor, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0)) -> to
     right = torch.linalg.cross(-up, forward, dim=-1)
     norm = right.norm(dim=-1, keepdim=True)
     if bool((norm < 1e-6).any()):
-        raise ValueError("look_at: viewing direction is parallel to the up vector (elevation of +-90 degrees)")
+        raise ValueError(
+            "look_at: viewing direction is parallel to the up vector (elevation of +-90 degrees)"
+        )
     right = right / norm
     down = torch.linalg.cross(forward, right, dim=-1)
     c2w = torch.zeros(*eye.shape[:-1], 4, 4, dtype=eye.dtype, device=eye.device)
@@ -100,10 +104,14 @@ class Cameras:
 
     def __post_init__(self):
         if self.K.shape[-2:] != (3, 3) or self.c2w.shape[-2:] != (4, 4):
-            raise ValueError(f"Cameras: K must be (...,3,3) and c2w (...,4,4), got {tuple(self.K.shape)}, "
-                             f"{tuple(self.c2w.shape)}")
+            raise ValueError(
+                f"Cameras: K must be (...,3,3) and c2w (...,4,4), got {tuple(self.K.shape)}, "
+                f"{tuple(self.c2w.shape)}"
+            )
         if self.K.shape[:-2] != self.c2w.shape[:-2]:
-            raise ValueError(f"Cameras: batch shapes differ: {tuple(self.K.shape[:-2])} vs {tuple(self.c2w.shape[:-2])}")
+            raise ValueError(
+                f"Cameras: batch shapes differ: {tuple(self.K.shape[:-2])} vs {tuple(self.c2w.shape[:-2])}"
+            )
 
     # ----------------------------------------------------------------- batch helpers
     @property
@@ -117,8 +125,12 @@ class Cameras:
         return Cameras(self.K[idx], self.c2w[idx], self.height, self.width)
 
     def to(self, device=None, dtype=None) -> "Cameras":
-        return Cameras(self.K.to(device=device, dtype=dtype), self.c2w.to(device=device, dtype=dtype),
-                       self.height, self.width)
+        return Cameras(
+            self.K.to(device=device, dtype=dtype),
+            self.c2w.to(device=device, dtype=dtype),
+            self.height,
+            self.width,
+        )
 
     # ----------------------------------------------------------------- extrinsics
     @property
@@ -184,8 +196,11 @@ class Cameras:
     def pixel_centers(self, dtype=torch.float32) -> torch.Tensor:
         """Pixel centres ``(H, W, 2)`` as (u, v) = (column + 0.5, row + 0.5), on the cameras' device."""
         dev = self.K.device
-        v, u = torch.meshgrid(torch.arange(self.height, dtype=dtype, device=dev) + 0.5,
-                              torch.arange(self.width, dtype=dtype, device=dev) + 0.5, indexing="ij")
+        v, u = torch.meshgrid(
+            torch.arange(self.height, dtype=dtype, device=dev) + 0.5,
+            torch.arange(self.width, dtype=dtype, device=dev) + 0.5,
+            indexing="ij",
+        )
         return torch.stack([u, v], -1)
 
     def rays(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -204,8 +219,12 @@ class Cameras:
         if len(self.shape) != 1:
             raise ValueError(f"batched() takes cameras of batch shape (N,), got {tuple(self.shape)}")
         N = self.shape[0]
-        return Cameras(self.K[None].expand(batch, N, 3, 3), self.c2w[None].expand(batch, N, 4, 4),
-                       self.height, self.width)
+        return Cameras(
+            self.K[None].expand(batch, N, 3, 3),
+            self.c2w[None].expand(batch, N, 4, 4),
+            self.height,
+            self.width,
+        )
 
     def resized(self, height: int, width: int | None = None) -> "Cameras":
         """The same cameras for images resized to ``height x width`` (e.g. latent resolution)."""
@@ -221,8 +240,10 @@ class Cameras:
         flat_K, flat_c2w = self.K.reshape(-1, 3, 3), self.c2w.reshape(-1, 4, 4)
         return {
             "convention": "gen3dface/opencv: world +Y up, face looks +Z; camera x right, y down, z forward",
-            "height": self.height, "width": self.width,
-            "K": flat_K.tolist(), "c2w": flat_c2w.tolist(),
+            "height": self.height,
+            "width": self.width,
+            "K": flat_K.tolist(),
+            "c2w": flat_c2w.tolist(),
             "azimuth_deg": self.azimuth_deg.reshape(-1).tolist(),
             "elevation_deg": self.elevation_deg.reshape(-1).tolist(),
         }
@@ -238,11 +259,13 @@ class Cameras:
 
     def save(self, path) -> None:
         from gen3dface.core.storage import atomic_write_text
+
         atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def load(cls, path) -> "Cameras":
         from pathlib import Path
+
         p = Path(path)
         if not p.is_file():
             raise InputError(f"cameras file not found: {p}")
@@ -253,8 +276,13 @@ class Cameras:
         return cls.from_dict(d)
 
 
-def orbit_cameras(azimuth_deg: Sequence[float] | torch.Tensor, elevation_deg: Sequence[float] | torch.Tensor | float = 0.0,
-                  radius: float = DEFAULT_RADIUS, fov_deg: float = DEFAULT_FOV_DEG, image_size: int = 256) -> Cameras:
+def orbit_cameras(
+    azimuth_deg: Sequence[float] | torch.Tensor,
+    elevation_deg: Sequence[float] | torch.Tensor | float = 0.0,
+    radius: float = DEFAULT_RADIUS,
+    fov_deg: float = DEFAULT_FOV_DEG,
+    image_size: int = 256,
+) -> Cameras:
     """Cameras on a sphere around the head, looking at the origin with +Y up. Angles broadcast; ``(V,)``."""
     az, el = torch.broadcast_tensors(_as_tensor(azimuth_deg), _as_tensor(elevation_deg))
     if bool((el.abs() >= 89.9).any()):
@@ -270,8 +298,13 @@ def ring_azimuths(n: int) -> torch.Tensor:
     return -180.0 + 360.0 * torch.arange(n, dtype=torch.float32) / n
 
 
-def target_ring(n: int = TARGET_VIEWS, elevation_deg: float = 0.0, radius: float = DEFAULT_RADIUS,
-                fov_deg: float = DEFAULT_FOV_DEG, image_size: int = 256) -> Cameras:
+def target_ring(
+    n: int = TARGET_VIEWS,
+    elevation_deg: float = 0.0,
+    radius: float = DEFAULT_RADIUS,
+    fov_deg: float = DEFAULT_FOV_DEG,
+    image_size: int = 256,
+) -> Cameras:
     """The N target views of the paper: a ring of ``n`` cameras around the head, ``(n,)``.
 
     View 0 looks at the back of the head (azimuth -180), view ``n//2`` at the face (azimuth 0).
@@ -279,8 +312,13 @@ def target_ring(n: int = TARGET_VIEWS, elevation_deg: float = 0.0, radius: float
     return orbit_cameras(ring_azimuths(n), elevation_deg, radius, fov_deg, image_size)
 
 
-def synthesis_grid(n_azimuth: int = SYNTHESIS_AZIMUTHS, elevations: Iterable[float] = SYNTHESIS_ELEVATIONS,
-                   radius: float = DEFAULT_RADIUS, fov_deg: float = DEFAULT_FOV_DEG, image_size: int = 256) -> Cameras:
+def synthesis_grid(
+    n_azimuth: int = SYNTHESIS_AZIMUTHS,
+    elevations: Iterable[float] = SYNTHESIS_ELEVATIONS,
+    radius: float = DEFAULT_RADIUS,
+    fov_deg: float = DEFAULT_FOV_DEG,
+    image_size: int = 256,
+) -> Cameras:
     """The paper's 48-view synthesis grid: azimuth -180..180 x elevation -40..40, elevation-major ``(E*A,)``.
 
     With the defaults the middle elevation ring (index 1) equals :func:`target_ring`'s 16 views.

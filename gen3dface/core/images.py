@@ -75,16 +75,22 @@ def photo_from_pil(img: Image.Image, path: Path | None = None) -> Photo:
                 alpha = a
                 if float(a.max()) == 0.0:
                     raise InputError(f"{path or 'image'} is fully transparent: nothing to see")
-                rgb = (rgb.astype(np.float32) * a[..., None] + 255.0 * (1 - a[..., None]) + 0.5).astype(np.uint8)
+                rgb = (rgb.astype(np.float32) * a[..., None] + 255.0 * (1 - a[..., None]) + 0.5).astype(
+                    np.uint8
+                )
     return Photo(np.ascontiguousarray(rgb), alpha, path, mode)
 
 
 def check_size(h: int, w: int, name: str) -> None:
     if h * w > MAX_PIXELS:
-        raise InputError(f"{name} claims {w}x{h} pixels ({h * w / 1e6:.0f} MP), over the {MAX_PIXELS / 1e6:.0f} MP "
-                         "limit; downscale it first")
+        raise InputError(
+            f"{name} claims {w}x{h} pixels ({h * w / 1e6:.0f} MP), over the {MAX_PIXELS / 1e6:.0f} MP "
+            "limit; downscale it first"
+        )
     if min(h, w) < MIN_SIDE:
-        raise InputError(f"{name} is only {w}x{h} pixels; a face photo needs at least {MIN_SIDE} px on each side")
+        raise InputError(
+            f"{name} is only {w}x{h} pixels; a face photo needs at least {MIN_SIDE} px on each side"
+        )
 
 
 def _open_header(data: bytes) -> Image.Image:

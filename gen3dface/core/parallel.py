@@ -84,8 +84,11 @@ class WorkerPool:
     def __init__(self, workers: int, warm_up: Callable[[], Any] | None = None):
         self.workers = max(1, workers)
         initializer = _one_thread if warm_up is None else partial(_start_worker, warm_up)
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=initializer) \
-            if self.workers > 1 else None
+        self._pool = (
+            ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=initializer)
+            if self.workers > 1
+            else None
+        )
         if self._pool is not None and warm_up is not None:
             for _ in range(self.workers):
                 self._pool.submit(int)
@@ -98,9 +101,11 @@ class WorkerPool:
         except Exception as e:  # surfaces at .result(), as from a worker
             return _failed(e)
 
-    def submit_chunks(self, fn: Callable[[list[Any]], list[T]], items: Sequence[Any], chunk: int = 8) -> list[Future]:
+    def submit_chunks(
+        self, fn: Callable[[list[Any]], list[T]], items: Sequence[Any], chunk: int = 8
+    ) -> list[Future]:
         """One task per ``chunk`` consecutive items; each future's result is ``fn``'s list for its chunk."""
-        return [self.submit(fn, list(items[i:i + chunk])) for i in range(0, len(items), chunk)]
+        return [self.submit(fn, list(items[i : i + chunk])) for i in range(0, len(items), chunk)]
 
     def close(self) -> None:
         if self._pool is not None:
@@ -124,9 +129,14 @@ def gather(futures: Sequence[Future], progress: Callable[[int], None] | None = N
     return [r for f in futures for r in f.result()]
 
 
-def map_chunks(fn: Callable[[Sequence[Any]], list[T]], items: Sequence[Any], workers: int | None = None,
-               chunk: int = 8, progress: Callable[[int], None] | None = None,
-               pool: WorkerPool | None = None) -> list[T]:
+def map_chunks(
+    fn: Callable[[Sequence[Any]], list[T]],
+    items: Sequence[Any],
+    workers: int | None = None,
+    chunk: int = 8,
+    progress: Callable[[int], None] | None = None,
+    pool: WorkerPool | None = None,
+) -> list[T]:
     """``fn`` applied to consecutive chunks of ``items``; the per-item results concatenated in order.
 
     Args:

@@ -9,7 +9,7 @@ from gen3dface.core.errors import InputError
 #: The repository's data directory (the package is installed editable from the repository).
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 SAMPLES = {
-    "astronaut": "astronaut.jpg",      # Eileen Collins, NASA (public domain), via scikit-image
+    "astronaut": "astronaut.jpg",  # Eileen Collins, NASA (public domain), via scikit-image
     "grace_hopper": "grace_hopper.jpg",  # Grace Hopper, US Navy (public domain), via matplotlib
 }
 
@@ -20,6 +20,8 @@ def sample_photo(name: str = "astronaut") -> Path:
         raise InputError(f"unknown sample {name!r}; choose one of {', '.join(SAMPLES)}")
     path = DATA_DIR / "samples" / SAMPLES[name]
     if not path.is_file():
-        raise InputError(f"sample photo missing at {path}: gen3dface must be installed from a clone of the "
-                         "repository (`make install`, or `pip install -e .` in the clone)")
+        raise InputError(
+            f"sample photo missing at {path}: gen3dface must be installed from a clone of the "
+            "repository (`make install`, or `pip install -e .` in the clone)"
+        )
     return path

@@ -9,8 +9,13 @@ from gen3dface.core.cameras import Cameras
 from gen3dface.core.images import png_bytes
 
 
-def draw_landmarks(rgb: np.ndarray, landmarks: np.ndarray, quad: np.ndarray | None = None,
-                   keypoints: np.ndarray | None = None, box: np.ndarray | None = None) -> np.ndarray:
+def draw_landmarks(
+    rgb: np.ndarray,
+    landmarks: np.ndarray,
+    quad: np.ndarray | None = None,
+    keypoints: np.ndarray | None = None,
+    box: np.ndarray | None = None,
+) -> np.ndarray:
     """A copy of ``rgb (H, W, 3)`` with landmarks ``(L, >=2)`` as dots, the crop ``quad (4, 2)`` and the
     detector ``box`` as outlines and the five ``keypoints`` as larger dots."""
     import cv2
@@ -24,7 +29,9 @@ def draw_landmarks(rgb: np.ndarray, landmarks: np.ndarray, quad: np.ndarray | No
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         cv2.rectangle(out, (x0, y0), (x1, y1), (255, 200, 0), r, lineType=cv2.LINE_AA)
     if quad is not None:
-        cv2.polylines(out, [np.round(quad).astype(np.int32)], True, (255, 60, 60), 2 * r, lineType=cv2.LINE_AA)
+        cv2.polylines(
+            out, [np.round(quad).astype(np.int32)], True, (255, 60, 60), 2 * r, lineType=cv2.LINE_AA
+        )
     if keypoints is not None:
         for x, y in keypoints:
             cv2.circle(out, (int(round(x)), int(round(y))), 3 * r, (255, 0, 255), -1, lineType=cv2.LINE_AA)
@@ -36,8 +43,11 @@ def crop_summary_figure(photo_overlay: np.ndarray, crop: np.ndarray, mask: np.nd
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
-    for ax, im, name in zip(axes, (photo_overlay, crop, mask),
-                            ("photo: landmarks, detector box, crop square", "aligned input view y", "foreground mask")):
+    for ax, im, name in zip(
+        axes,
+        (photo_overlay, crop, mask),
+        ("photo: landmarks, detector box, crop square", "aligned input view y", "foreground mask"),
+    ):
         ax.imshow(im, cmap="gray" if im.ndim == 2 else None, vmin=0, vmax=1 if im.ndim == 2 else None)
         ax.set_title(name, fontsize=10)
         ax.axis("off")
@@ -51,8 +61,9 @@ def camera_frustum_lines(cameras: Cameras, scale: float = 0.5) -> np.ndarray:
     """Line segments drawing each camera's pyramid, ``(V, 8, 2, 3)`` world points."""
     cams = cameras if len(cameras.shape) else cameras[None]
     K = cams.K
-    corners_px = torch.tensor([[0, 0], [cams.width, 0], [cams.width, cams.height], [0, cams.height]],
-                              dtype=K.dtype).expand(*cams.shape, 4, 2)
+    corners_px = torch.tensor(
+        [[0, 0], [cams.width, 0], [cams.width, cams.height], [0, cams.height]], dtype=K.dtype
+    ).expand(*cams.shape, 4, 2)
     depth = torch.full(corners_px.shape[:-1], scale, dtype=K.dtype)
     corners = cams.unproject(corners_px, depth)  # (V, 4, 3)
     c = cams.centers[:, None].expand_as(corners)
@@ -61,8 +72,13 @@ def camera_frustum_lines(cameras: Cameras, scale: float = 0.5) -> np.ndarray:
     return torch.stack(segs, 1).numpy()
 
 
-def cameras_figure(cameras: Cameras, points: np.ndarray | None = None, title: str = "", scale: float = 0.5,
-                   labels: bool = True):
+def cameras_figure(
+    cameras: Cameras,
+    points: np.ndarray | None = None,
+    title: str = "",
+    scale: float = 0.5,
+    labels: bool = True,
+):
     """Interactive plotly 3D figure of camera pyramids around the head cube, with optional ``points (P, 3)``.
 
     Each pyramid's apex is the camera centre; its base is the image plane at depth ``scale``, top edge
@@ -78,18 +94,35 @@ def cameras_figure(cameras: Cameras, points: np.ndarray | None = None, title: st
             ys += [a[1], b[1], None]
             zs += [a[2], b[2], None]
     fig = go.Figure()
-    fig.add_trace(go.Scatter3d(x=xs, y=ys, z=zs, mode="lines", line=dict(color="royalblue", width=3), name="cameras"))
+    fig.add_trace(
+        go.Scatter3d(x=xs, y=ys, z=zs, mode="lines", line=dict(color="royalblue", width=3), name="cameras")
+    )
     top = segs[:, 4].mean(1)  # midpoint of the edge between the first two image corners: the image top
-    fig.add_trace(go.Scatter3d(x=top[:, 0], y=top[:, 1], z=top[:, 2], mode="markers",
-                               marker=dict(size=3, color="red"), name="image top"))
+    fig.add_trace(
+        go.Scatter3d(
+            x=top[:, 0],
+            y=top[:, 1],
+            z=top[:, 2],
+            mode="markers",
+            marker=dict(size=3, color="red"),
+            name="image top",
+        )
+    )
     centers = cameras.centers.reshape(-1, 3).numpy()
     az = cameras.azimuth_deg.reshape(-1).numpy()
     el = cameras.elevation_deg.reshape(-1).numpy()
-    fig.add_trace(go.Scatter3d(x=centers[:, 0], y=centers[:, 1], z=centers[:, 2],
-                               mode="markers+text" if labels else "markers",
-                               text=[f"{i}" for i in range(len(centers))] if labels else None,
-                               hovertext=[f"view {i}: az {a:.1f}, el {e:.1f}" for i, (a, e) in enumerate(zip(az, el))],
-                               marker=dict(size=3, color="navy"), name="centres"))
+    fig.add_trace(
+        go.Scatter3d(
+            x=centers[:, 0],
+            y=centers[:, 1],
+            z=centers[:, 2],
+            mode="markers+text" if labels else "markers",
+            text=[f"{i}" for i in range(len(centers))] if labels else None,
+            hovertext=[f"view {i}: az {a:.1f}, el {e:.1f}" for i, (a, e) in enumerate(zip(az, el))],
+            marker=dict(size=3, color="navy"),
+            name="centres",
+        )
+    )
     cube = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=float)
     edges = [(i, j) for i in range(8) for j in range(i + 1, 8) if np.sum(np.abs(cube[i] - cube[j])) == 2]
     cx, cy, cz = [], [], []
@@ -97,18 +130,43 @@ def cameras_figure(cameras: Cameras, points: np.ndarray | None = None, title: st
         cx += [cube[i, 0], cube[j, 0], None]
         cy += [cube[i, 1], cube[j, 1], None]
         cz += [cube[i, 2], cube[j, 2], None]
-    fig.add_trace(go.Scatter3d(x=cx, y=cy, z=cz, mode="lines", line=dict(color="gray", width=1), name="head cube"))
-    axes = [((0, 0, 0), (1.5, 0, 0), "red", "+X (subject's left)"), ((0, 0, 0), (0, 1.5, 0), "green", "+Y (up)"),
-            ((0, 0, 0), (0, 0, 1.5), "blue", "+Z (face looks)")]
+    fig.add_trace(
+        go.Scatter3d(x=cx, y=cy, z=cz, mode="lines", line=dict(color="gray", width=1), name="head cube")
+    )
+    axes = [
+        ((0, 0, 0), (1.5, 0, 0), "red", "+X (subject's left)"),
+        ((0, 0, 0), (0, 1.5, 0), "green", "+Y (up)"),
+        ((0, 0, 0), (0, 0, 1.5), "blue", "+Z (face looks)"),
+    ]
     for a, b, col, name in axes:
-        fig.add_trace(go.Scatter3d(x=[a[0], b[0]], y=[a[1], b[1]], z=[a[2], b[2]], mode="lines",
-                                   line=dict(color=col, width=6), name=name))
+        fig.add_trace(
+            go.Scatter3d(
+                x=[a[0], b[0]],
+                y=[a[1], b[1]],
+                z=[a[2], b[2]],
+                mode="lines",
+                line=dict(color=col, width=6),
+                name=name,
+            )
+        )
     if points is not None:
         p = np.asarray(points)
-        fig.add_trace(go.Scatter3d(x=p[:, 0], y=p[:, 1], z=p[:, 2], mode="markers",
-                                   marker=dict(size=2, color=p[:, 2], colorscale="Viridis"), name="points"))
-    fig.update_layout(title=title, scene=dict(aspectmode="data", camera=dict(up=dict(x=0, y=1, z=0),
-                      eye=dict(x=1.2, y=0.8, z=1.6))), margin=dict(l=0, r=0, t=40, b=0), height=520)
+        fig.add_trace(
+            go.Scatter3d(
+                x=p[:, 0],
+                y=p[:, 1],
+                z=p[:, 2],
+                mode="markers",
+                marker=dict(size=2, color=p[:, 2], colorscale="Viridis"),
+                name="points",
+            )
+        )
+    fig.update_layout(
+        title=title,
+        scene=dict(aspectmode="data", camera=dict(up=dict(x=0, y=1, z=0), eye=dict(x=1.2, y=0.8, z=1.6))),
+        margin=dict(l=0, r=0, t=40, b=0),
+        height=520,
+    )
     return fig
 
 

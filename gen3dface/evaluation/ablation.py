@@ -46,8 +46,10 @@ OOD_STYLES = ("toon", "clay", "sketch")
 #: The paper's ablation rows of :data:`gen3dface.evaluation.tables.PAPER_TABLES` (FID, output-to-output ID, CLIP,
 #: input-to-output ID) as this report labels them: heading -> (table, {label: the paper's row}).
 PAPER_ROWS = {
-    "Table 3: data pruning": ("table3", {"w/o data pruning": "w/o Data Pruning",
-                                         "w/ data pruning": "w/ Data Pruning"}),
+    "Table 3: data pruning": (
+        "table3",
+        {"w/o data pruning": "w/o Data Pruning", "w/ data pruning": "w/ Data Pruning"},
+    ),
     "Table 4: multi-view joint generation": ("table4", {"no (sequential)": "No", "yes (joint)": "Yes"}),
 }
 #: Where the results measured on the lent H100 ship (``scripts/score_ablation.py -o``).
@@ -72,7 +74,9 @@ def shipped_results() -> dict:
     "scratch": {arm: arm_metrics(...)}}`` (the two training protocols, see notebook 06)."""
     f = SHIPPED / "ablation.json"
     if not f.is_file():
-        raise InputError(f"{f} is missing: run scripts/prepare_ablation.py, run_ablation.py and score_ablation.py")
+        raise InputError(
+            f"{f} is missing: run scripts/prepare_ablation.py, run_ablation.py and score_ablation.py"
+        )
     return json.loads(f.read_text())
 
 
@@ -93,22 +97,40 @@ def build_eval_sets(heldout_est, heldout_gt, ood: list, image_size: int = 128, n
     for p in (heldout_est, heldout_gt, *ood):
         if len(np.unique(p.identity)) != len(p.identity):
             raise InputError("evaluation sets take one input per identity (prepare them with per_identity=1)")
-    if not (np.array_equal(heldout_est.identity, heldout_gt.identity) and np.array_equal(heldout_est.view, heldout_gt.view)):
-        raise InputError("the estimated and ground-truth held-out inputs must be the same identities and views")
+    if not (
+        np.array_equal(heldout_est.identity, heldout_gt.identity)
+        and np.array_equal(heldout_est.view, heldout_gt.view)
+    ):
+        raise InputError(
+            "the estimated and ground-truth held-out inputs must be the same identities and views"
+        )
     hwc = lambda t: t.movedim(-3, -1).numpy()  # noqa: E731 uint8 (..., 3, S, S) -> (..., S, S, 3)
     d_in = load_train_data(heldout_est, image_size, n_views, progress=False)
     d_ood = [load_train_data(p, image_size, n_views, progress=False) for p in ood]
-    return {"faces": heldout_est.faces, "indomain_inputs": hwc(d_in.inputs),
-            "indomain_gt": hwc(d_in.targets[d_in.input_identity]),
-            "indomain_vertices": heldout_est.vertices, "indomain_vertices_gt": heldout_gt.vertices,
-            "ood_inputs": np.concatenate([hwc(d.inputs) for d in d_ood]),
-            "ood_vertices": np.concatenate([p.vertices for p in ood]),
-            "ood_style": np.concatenate([[p.source["synth"]["style"]] * len(p.identity) for p in ood])}
+    return {
+        "faces": heldout_est.faces,
+        "indomain_inputs": hwc(d_in.inputs),
+        "indomain_gt": hwc(d_in.targets[d_in.input_identity]),
+        "indomain_vertices": heldout_est.vertices,
+        "indomain_vertices_gt": heldout_gt.vertices,
+        "ood_inputs": np.concatenate([hwc(d.inputs) for d in d_ood]),
+        "ood_vertices": np.concatenate([p.vertices for p in ood]),
+        "ood_style": np.concatenate([[p.source["synth"]["style"]] * len(p.identity) for p in ood]),
+    }
 
 
-def make_ablation_data(out: str | Path, identities: int = 320, defects: float = 0.3, seed: int = 5,
-                       heldout: int = 24, ood_per_style: int = 10, per_identity: int = 4, image_size: int = 128,
-                       n_views: int = 16, log=print) -> Path:
+def make_ablation_data(
+    out: str | Path,
+    identities: int = 320,
+    defects: float = 0.3,
+    seed: int = 5,
+    heldout: int = 24,
+    ood_per_style: int = 10,
+    per_identity: int = 4,
+    image_size: int = 128,
+    n_views: int = 16,
+    log=print,
+) -> Path:
     """Everything the arms train and are tested on, in ``out`` (CPU work; each step skipped when its file is
     there, so a killed run resumes):
 
@@ -149,15 +171,31 @@ def make_ablation_data(out: str | Path, identities: int = 320, defects: float = 
     step(out / "kept.json", "synthesised and pruned", pruned)
     for meshes in ("estimated", "ground_truth"):
         f = out / f"prep_{meshes}.npz"
-        step(f, f"{meshes} meshes", lambda f=f, meshes=meshes: build_training_inputs(
-            procedural_source(seed, defect_rate=defects), ids, per_identity=per_identity, meshes=meshes,
-            progress=False).save(f))
+        step(
+            f,
+            f"{meshes} meshes",
+            lambda f=f, meshes=meshes: build_training_inputs(
+                procedural_source(seed, defect_rate=defects),
+                ids,
+                per_identity=per_identity,
+                meshes=meshes,
+                progress=False,
+            ).save(f),
+        )
 
     def eval_sets() -> None:
-        held = [build_training_inputs(procedural_source(2), list(range(heldout)), per_identity=1, meshes=m,
-                                      progress=False) for m in ("estimated", "ground_truth")]
-        ood = [build_training_inputs(procedural_source(7, st), list(range(ood_per_style)), per_identity=1,
-                                     progress=False) for st in OOD_STYLES]
+        held = [
+            build_training_inputs(
+                procedural_source(2), list(range(heldout)), per_identity=1, meshes=m, progress=False
+            )
+            for m in ("estimated", "ground_truth")
+        ]
+        ood = [
+            build_training_inputs(
+                procedural_source(7, st), list(range(ood_per_style)), per_identity=1, progress=False
+            )
+            for st in OOD_STYLES
+        ]
         sets = build_eval_sets(*held, ood, image_size=image_size, n_views=n_views)
         with atomic_path(out / "eval_sets.npz") as tmp:
             with open(tmp, "wb") as fh:
@@ -167,20 +205,30 @@ def make_ablation_data(out: str | Path, identities: int = 320, defects: float = 
     return out
 
 
-
-
 def load_eval_sets(data: str | Path, indomain: int | None = None) -> dict:
     """``eval_sets.npz`` of :func:`make_ablation_data`, keeping the first ``indomain`` held-out identities."""
     f = Path(data) / "eval_sets.npz"
     if not f.is_file():
-        raise InputError(f"{f} is missing: prepare the data first (gen3dface.evaluation.ablation.make_ablation_data)")
+        raise InputError(
+            f"{f} is missing: prepare the data first (gen3dface.evaluation.ablation.make_ablation_data)"
+        )
     sets = dict(np.load(f))
     return {k: v[:indomain] if k.startswith("indomain") else v for k, v in sets.items()}
 
 
-def train_arm(arm: str, data: str | Path, run_dir: str | Path, steps: int = 600, batch: int = 16,
-              init: str | Path | None = None, lr: float | None = None, profile: str = "small",
-              device: str | None = None, max_seconds: float | None = None, log=print):
+def train_arm(
+    arm: str,
+    data: str | Path,
+    run_dir: str | Path,
+    steps: int = 600,
+    batch: int = 16,
+    init: str | Path | None = None,
+    lr: float | None = None,
+    profile: str = "small",
+    device: str | None = None,
+    max_seconds: float | None = None,
+    log=print,
+):
     """Train one arm on :func:`make_ablation_data`'s ``data`` (resuming from ``run_dir`` when it holds a checkpoint).
 
     ``init``: start from these weights (e.g. the shipped model: the fine-tuned protocol), else the ``profile``
@@ -210,23 +258,47 @@ def train_arm(arm: str, data: str | Path, run_dir: str | Path, steps: int = 600,
     td = load_train_data(prep, model.image_size, model.config.n_views, device=dev, progress=False)
     t_data = time.perf_counter() - t
     log(f"[{arm}] {len(td.identities)} identities, {len(td)} inputs, rendered in {t_data:.0f} s")
-    cfg = TrainConfig(steps=steps, batch_size=batch, lr_backbone=lr or 2e-4, lr_new=lr or 5e-4,
-                      mixed_precision="bf16" if torch.device(dev).type == "cuda" else "no",
-                      checkpoint_every=steps, log_every=max(1, min(25, steps // 4)))
+    cfg = TrainConfig(
+        steps=steps,
+        batch_size=batch,
+        lr_backbone=lr or 2e-4,
+        lr_new=lr or 5e-4,
+        mixed_precision="bf16" if torch.device(dev).type == "cuda" else "no",
+        checkpoint_every=steps,
+        log_every=max(1, min(25, steps // 4)),
+    )
     t = time.perf_counter()
     losses = train(model, td, run_dir, cfg, max_seconds=max_seconds, progress=False)
     t_train = time.perf_counter() - t
     done = losses[-1]["step"] if losses else 0
     log(f"[{arm}] trained {done} steps in {t_train:.0f} s")
-    record = {"arm": arm, **spec, "init": str(init) if init else None, "lr": cfg.lr_backbone,
-              "identities": len(td.identities), "inputs": len(td), "steps": done, "batch": batch,
-              "seconds": {"data": round(t_data, 1), "train": round(t_train, 1)},
-              "device": torch.cuda.get_device_name() if torch.device(dev).type == "cuda" else "cpu", "losses": losses}
+    record = {
+        "arm": arm,
+        **spec,
+        "init": str(init) if init else None,
+        "lr": cfg.lr_backbone,
+        "identities": len(td.identities),
+        "inputs": len(td),
+        "steps": done,
+        "batch": batch,
+        "seconds": {"data": round(t_data, 1), "train": round(t_train, 1)},
+        "device": torch.cuda.get_device_name() if torch.device(dev).type == "cuda" else "cpu",
+        "losses": losses,
+    }
     return model.to(dev).eval(), record
 
 
-def generate_set(model, inputs: np.ndarray, vertices: np.ndarray, faces: np.ndarray, sampler: str = "joint",
-                 steps: int = 50, guidance: float = 2.0, seed: int = 0, batch: int = 8) -> np.ndarray:
+def generate_set(
+    model,
+    inputs: np.ndarray,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    sampler: str = "joint",
+    steps: int = 50,
+    guidance: float = 2.0,
+    seed: int = 0,
+    batch: int = 8,
+) -> np.ndarray:
     """Views ``(B, N, S, S, 3)`` uint8 of one evaluation set: inputs ``(B, S, S, 3)`` uint8 with meshes
     ``vertices (B, P, 3)`` sharing ``faces (T, 3)``, generated ``batch`` inputs at a time by
     :meth:`gen3dface.generation.pipeline.Gen3DFacePipeline.generate_views` (its seeding: every input starts from
@@ -238,8 +310,18 @@ def generate_set(model, inputs: np.ndarray, vertices: np.ndarray, faces: np.ndar
     out = [np.zeros((0, N, S, S, 3), np.uint8)]
     for i in range(0, len(inputs), batch):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=pipe.device.type == "cuda"):
-            out.append(pipe.generate_views(inputs[i:i + batch], vertices[i:i + batch], faces, num_views=N,
-                                           steps=steps, guidance=guidance, sampler=sampler, seed=seed))
+            out.append(
+                pipe.generate_views(
+                    inputs[i : i + batch],
+                    vertices[i : i + batch],
+                    faces,
+                    num_views=N,
+                    steps=steps,
+                    guidance=guidance,
+                    sampler=sampler,
+                    seed=seed,
+                )
+            )
     return np.concatenate(out)
 
 
@@ -253,11 +335,14 @@ def arm_views(model, arm: str, sets: dict, **kw) -> dict[str, np.ndarray]:
     spec = ARMS[arm]
     sampler = "sequential" if spec["attention"] == "sequential" else "joint"
     own = sets["indomain_vertices_gt"] if spec["meshes"] == "ground_truth" else sets["indomain_vertices"]
-    out = {"indomain": generate_set(model, sets["indomain_inputs"], own, sets["faces"], sampler, **kw),
-           "ood": generate_set(model, sets["ood_inputs"], sets["ood_vertices"], sets["faces"], sampler, **kw)}
+    out = {
+        "indomain": generate_set(model, sets["indomain_inputs"], own, sets["faces"], sampler, **kw),
+        "ood": generate_set(model, sets["ood_inputs"], sets["ood_vertices"], sets["faces"], sampler, **kw),
+    }
     if "swapped" in arm_sets(arm):
-        out["swapped"] = generate_set(model, sets["indomain_inputs"], np.roll(own, 1, axis=0), sets["faces"], sampler,
-                                      **kw)
+        out["swapped"] = generate_set(
+            model, sets["indomain_inputs"], np.roll(own, 1, axis=0), sets["faces"], sampler, **kw
+        )
     return out
 
 
@@ -269,12 +354,16 @@ def save_mosaic(stem: str | Path, views: np.ndarray, max_rows: int = 24) -> list
 
     stem = Path(stem)
     B, N, S = views.shape[:3]
-    parts = [views[i:i + max_rows] for i in range(0, B, max_rows)]
-    names = [stem.with_name(stem.name + ".webp")] if len(parts) == 1 else \
-        [stem.with_name(f"{stem.name}.part{k}.webp") for k in range(len(parts))]
+    parts = [views[i : i + max_rows] for i in range(0, B, max_rows)]
+    names = (
+        [stem.with_name(stem.name + ".webp")]
+        if len(parts) == 1
+        else [stem.with_name(f"{stem.name}.part{k}.webp") for k in range(len(parts))]
+    )
     for name, part in zip(names, parts):
-        Image.fromarray(part.transpose(0, 2, 1, 3, 4).reshape(-1, N * S, 3)).save(name, "WEBP", lossless=True,
-                                                                                   quality=100, method=4)
+        Image.fromarray(part.transpose(0, 2, 1, 3, 4).reshape(-1, N * S, 3)).save(
+            name, "WEBP", lossless=True, quality=100, method=4
+        )
     return names
 
 
@@ -302,8 +391,10 @@ def arm_metrics(views: dict[str, np.ndarray], sets: dict, progress: bool = False
     from gen3dface.evaluation.outputs import evaluate_outputs
 
     gt = sets["indomain_gt"]
-    out = {"indomain": evaluate_outputs(sets["indomain_inputs"], views["indomain"], gt, progress=progress),
-           "ood": evaluate_outputs(sets["ood_inputs"], views["ood"], None, progress=progress)}
+    out = {
+        "indomain": evaluate_outputs(sets["indomain_inputs"], views["indomain"], gt, progress=progress),
+        "ood": evaluate_outputs(sets["ood_inputs"], views["ood"], None, progress=progress),
+    }
     if "swapped" in views:
         out["swapped"] = evaluate_outputs(sets["indomain_inputs"], views["swapped"], gt, progress=progress)
     return out
@@ -326,28 +417,43 @@ def ablation_markdown(results: dict[str, dict]) -> str:
         return f"| {name} | " + " | ".join(fmt(metric_value(r, c)) for c in cols) + " |"
 
     head = "| arm | FID ↓ | output-to-output ID ↑ | CLIP ↑ | input-to-output ID ↑ |\n| --- | --- | --- | --- | --- |"
-    out = ["**Data pruning** (Table 3; out-of-domain set)", head, row("w/o data pruning", "no_pruning"),
-           row("w/ data pruning", "joint"), "",
-           "**Multi-view joint generation** (Table 4; out-of-domain set)", head, row("no (sequential)", "sequential"),
-           row("yes (joint)", "joint"), ""]
+    out = [
+        "**Data pruning** (Table 3; out-of-domain set)",
+        head,
+        row("w/o data pruning", "no_pruning"),
+        row("w/ data pruning", "joint"),
+        "",
+        "**Multi-view joint generation** (Table 4; out-of-domain set)",
+        head,
+        row("no (sequential)", "sequential"),
+        row("yes (joint)", "joint"),
+        "",
+    ]
     ind = ("psnr", "ssim", "fid", "reid_match", "reid_dist")
-    out += ["**In-domain set** (held-out identities, ground-truth views)",
-            "| arm | PSNR ↑ | SSIM ↑ | FID ↓ | Re-ID match ↑ | Re-ID distance ↓ |",
-            "| --- | --- | --- | --- | --- | --- |"]
+    out += [
+        "**In-domain set** (held-out identities, ground-truth views)",
+        "| arm | PSNR ↑ | SSIM ↑ | FID ↓ | Re-ID match ↑ | Re-ID distance ↓ |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     out += [row(a, a, "indomain", ind) for a in ARMS if a in results] + [""]
-    out += ["**Mesh prior** (in-domain inputs; `swapped` = each input given another identity's mesh)",
-            "| arm | PSNR own mesh | PSNR swapped mesh | SSIM own mesh | SSIM swapped mesh |",
-            "| --- | --- | --- | --- | --- |"]
+    out += [
+        "**Mesh prior** (in-domain inputs; `swapped` = each input given another identity's mesh)",
+        "| arm | PSNR own mesh | PSNR swapped mesh | SSIM own mesh | SSIM swapped mesh |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for a in MESH_ARMS:
         if a in results and "swapped" in results[a]:
             r = results[a]
-            cells = [fmt(metric_value(r[split], k)) for k in ("psnr", "ssim") for split in ("indomain", "swapped")]
+            cells = [
+                fmt(metric_value(r[split], k)) for k in ("psnr", "ssim") for split in ("indomain", "swapped")
+            ]
             out.append(f"| {a} | " + " | ".join(cells) + " |")
     out += ["", "**The paper's numbers** (its full-scale model, real + PanoHead data)", head]
     for heading, (table, labels) in PAPER_ROWS.items():
         rows = PAPER_TABLES[table]["rows"]
-        out += [f"| *{heading}* | | | | |"] + [f"| {k} | " + " | ".join(f"{x:.4f}" for x in rows[row]) + " |"
-                                              for k, row in labels.items()]
+        out += [f"| *{heading}* | | | | |"] + [
+            f"| {k} | " + " | ".join(f"{x:.4f}" for x in rows[row]) + " |" for k, row in labels.items()
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -356,12 +462,16 @@ def arm_table(metrics: dict) -> str:
     cols = ("fid", "id_consistency_output", "id_consistency_input", "psnr", "ssim", "reid_match", "reid_dist")
     head = "| set | " + " | ".join(cols) + " |\n|" + " --- |" * (len(cols) + 1)
     fmt = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731
-    rows = [f"| {split} | " + " | ".join(fmt(metric_value(r, c)) for c in cols) + " |" for split, r in metrics.items()]
+    rows = [
+        f"| {split} | " + " | ".join(fmt(metric_value(r, c)) for c in cols) + " |"
+        for split, r in metrics.items()
+    ]
     return "\n".join([head, *rows]) + "\n"
 
 
-def save_arm_run(out: str | Path, arm: str, views: dict[str, np.ndarray], metrics: dict, record: dict,
-                 tag: str = "") -> Path:
+def save_arm_run(
+    out: str | Path, arm: str, views: dict[str, np.ndarray], metrics: dict, record: dict, tag: str = ""
+) -> Path:
     """Write one arm's views (:func:`save_mosaic`), and its metrics and run record as ``OUT/TAG+ARM.json``
     (what :func:`collect_arm_runs` reads back). Returns the JSON file."""
     from gen3dface.core.storage import atomic_write_text

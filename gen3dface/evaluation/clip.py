@@ -66,8 +66,10 @@ def clip_weights(model_name: str | None = None, pretrained: str = CLIP_PRETRAINE
         p = Path.home() / ".cache" / "clip" / os.path.basename(url)
         if p.is_file():
             return p, ""
-    return None, (f"CLIP weights {model_name}/{pretrained} are not on disk (Hugging Face cache "
-                  f"{hub or '-'}; set GEN3DFACE_CLIP_WEIGHTS to a local open_clip checkpoint)")
+    return None, (
+        f"CLIP weights {model_name}/{pretrained} are not on disk (Hugging Face cache "
+        f"{hub or '-'}; set GEN3DFACE_CLIP_WEIGHTS to a local open_clip checkpoint)"
+    )
 
 
 @lru_cache(maxsize=2)
@@ -81,8 +83,13 @@ def clip_model(model_name: str, weights: str, device: str):
 
 
 @torch.inference_mode()
-def clip_embed(images: Any, model_name: str | None = None, pretrained: str = CLIP_PRETRAINED,
-               device: str | None = None, batch_size: int = 32) -> tuple[np.ndarray | None, str]:
+def clip_embed(
+    images: Any,
+    model_name: str | None = None,
+    pretrained: str = CLIP_PRETRAINED,
+    device: str | None = None,
+    batch_size: int = 32,
+) -> tuple[np.ndarray | None, str]:
     """Unit-norm CLIP image embeddings ``(N, D)`` of uint8 images ``(..., H, W, 3)``, or ``(None, reason)``."""
     from PIL import Image
 
@@ -95,14 +102,19 @@ def clip_embed(images: Any, model_name: str | None = None, pretrained: str = CLI
     arr = flat_images(as_uint8_images(images))
     out = []
     for i in range(0, len(arr), batch_size):
-        x = torch.stack([preprocess(Image.fromarray(a)) for a in arr[i:i + batch_size]]).to(device)
+        x = torch.stack([preprocess(Image.fromarray(a)) for a in arr[i : i + batch_size]]).to(device)
         f = model.encode_image(x).float()
         out.append((f / f.norm(dim=-1, keepdim=True)).double().cpu().numpy())
     return np.concatenate(out), ""
 
 
-def clip_similarity(inputs: Any, outputs: Any, model_name: str | None = None, pretrained: str = CLIP_PRETRAINED,
-                    device: str | None = None) -> tuple[np.ndarray | None, str]:
+def clip_similarity(
+    inputs: Any,
+    outputs: Any,
+    model_name: str | None = None,
+    pretrained: str = CLIP_PRETRAINED,
+    device: str | None = None,
+) -> tuple[np.ndarray | None, str]:
     """CLIP similarity of each generated view to its input, or ``(None, reason)`` when unavailable.
 
     Args:
@@ -112,7 +124,9 @@ def clip_similarity(inputs: Any, outputs: Any, model_name: str | None = None, pr
     """
     x, y = as_uint8_images(inputs, "inputs"), as_uint8_images(outputs, "outputs")
     if x.ndim != 4 or y.ndim != 5 or len(x) != len(y):
-        raise InputError(f"expected inputs (B, H, W, 3) and outputs (B, V, H, W, 3), got {x.shape}, {y.shape}")
+        raise InputError(
+            f"expected inputs (B, H, W, 3) and outputs (B, V, H, W, 3), got {x.shape}, {y.shape}"
+        )
     ex, reason = clip_embed(x, model_name, pretrained, device)
     if ex is None:
         return None, reason

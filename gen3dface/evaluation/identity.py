@@ -59,18 +59,27 @@ def _embed_chunk(images: Sequence[np.ndarray], backend: str, detector: str) -> l
     return out
 
 
-def _reid_chunk(pairs: Sequence[tuple[np.ndarray, np.ndarray]], backend: str,
-                detector: str) -> list[tuple[np.ndarray, np.ndarray] | None]:
+def _reid_chunk(
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]], backend: str, detector: str
+) -> list[tuple[np.ndarray, np.ndarray] | None]:
     """Re-ID embeddings of (ground truth, generated) pairs, the box from the ground truth (runs in workers)."""
     out: list[tuple[np.ndarray, np.ndarray] | None] = []
     for g, p in pairs:
         faces = detect_faces(g, detector)
-        out.append((face_embedding(g, faces[0], backend), face_embedding(p, faces[0], backend)) if faces else None)
+        out.append(
+            (face_embedding(g, faces[0], backend), face_embedding(p, faces[0], backend)) if faces else None
+        )
     return out
 
 
-def embed_faces(images: Any, backend: str = "auto", detector: str = "mediapipe", progress: bool = False,
-                workers: int | None = None, pool=None) -> tuple[np.ndarray, np.ndarray]:
+def embed_faces(
+    images: Any,
+    backend: str = "auto",
+    detector: str = "mediapipe",
+    progress: bool = False,
+    workers: int | None = None,
+    pool=None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Identity embedding of the largest face in each image.
 
     Args:
@@ -83,26 +92,37 @@ def embed_faces(images: Any, backend: str = "auto", detector: str = "mediapipe",
         ``(embeddings (N, D) float32, found (N,) bool)``; rows without a face are NaN.
     """
     backend = resolve_backend(backend)
-    return embed_images(list(flat_images(as_uint8_images(images))), backend, detector, progress, workers, pool)
+    return embed_images(
+        list(flat_images(as_uint8_images(images))), backend, detector, progress, workers, pool
+    )
 
 
-def embed_images(images: list[np.ndarray], backend: str, detector: str = "mediapipe", progress: bool = False,
-                 workers: int | None = None, pool=None) -> tuple[np.ndarray, np.ndarray]:
+def embed_images(
+    images: list[np.ndarray],
+    backend: str,
+    detector: str = "mediapipe",
+    progress: bool = False,
+    workers: int | None = None,
+    pool=None,
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`embed_faces` of a list of ``(H_i, W_i, 3)`` uint8 images (sizes may differ), ``backend`` resolved
     (``"arcface"`` or ``"dlib"``)."""
     own = pool is None
     pool = pool or WorkerPool(worker_count(workers, len(images)))
     try:
         jobs = submit_face_embeddings(pool, images, backend, detector)
-        with progress_bar(total=len(images), desc=f"faces ({backend})", unit="img", disable=not progress) as bar:
+        with progress_bar(
+            total=len(images), desc=f"faces ({backend})", unit="img", disable=not progress
+        ) as bar:
             return collect_face_embeddings(jobs, backend, bar.update)
     finally:
         if own:
             pool.close()
 
 
-def submit_face_embeddings(pool, images: Sequence[np.ndarray], backend: str, detector: str = "mediapipe",
-                           chunk: int = 8) -> list:
+def submit_face_embeddings(
+    pool, images: Sequence[np.ndarray], backend: str, detector: str = "mediapipe", chunk: int = 8
+) -> list:
     """Start embedding ``images`` (a list of ``(H_i, W_i, 3)`` uint8, sizes may differ) on ``pool``; returns
     the pending jobs (futures) for :func:`collect_face_embeddings` (work meanwhile: it runs in the workers)."""
     return pool.submit_chunks(partial(_embed_chunk, backend=backend, detector=detector), images, chunk)
@@ -121,9 +141,15 @@ def collect_face_embeddings(jobs: list, backend: str, progress=None) -> tuple[np
     return emb, found
 
 
-def reid_embeddings(ground_truth: Any, generated: Any, backend: str = "dlib", detector: str | None = None,
-                    progress: bool = False, workers: int | None = None,
-                    pool=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reid_embeddings(
+    ground_truth: Any,
+    generated: Any,
+    backend: str = "dlib",
+    detector: str | None = None,
+    progress: bool = False,
+    workers: int | None = None,
+    pool=None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Embeddings for Re-ID: the face is detected in each ground-truth view and the *same* box (ArcFace:
     key points) embeds both the ground-truth and the generated view (Morphable Diffusion's protocol).
 
@@ -144,8 +170,13 @@ def reid_embeddings(ground_truth: Any, generated: Any, backend: str = "dlib", de
     eg, ep = np.full((len(g), dim), np.nan, np.float32), np.full((len(g), dim), np.nan, np.float32)
     found = np.zeros(len(g), bool)
     with progress_bar(total=len(g), desc=f"re-id ({backend})", unit="pair", disable=not progress) as bar:
-        rows = map_chunks(partial(_reid_chunk, backend=backend, detector=detector), list(zip(g, p)), workers,
-                          progress=bar.update, pool=pool)
+        rows = map_chunks(
+            partial(_reid_chunk, backend=backend, detector=detector),
+            list(zip(g, p)),
+            workers,
+            progress=bar.update,
+            pool=pool,
+        )
     for i, r in enumerate(rows):
         if r is not None:
             eg[i], ep[i] = r
@@ -187,8 +218,9 @@ def id_consistency_input(input_embedding: np.ndarray, output_embeddings: np.ndar
     return float((_unit(e) @ _unit(x)).mean())
 
 
-def reid(input_emb: np.ndarray, output_embs: np.ndarray, threshold: float = REID_THRESHOLD,
-         normalize: bool = False) -> dict:
+def reid(
+    input_emb: np.ndarray, output_embs: np.ndarray, threshold: float = REID_THRESHOLD, normalize: bool = False
+) -> dict:
     """Re-ID of generated views against reference embeddings.
 
     Args:
@@ -208,5 +240,9 @@ def reid(input_emb: np.ndarray, output_embs: np.ndarray, threshold: float = REID
     d = np.linalg.norm(a - b, axis=1)
     ok = ~np.isnan(d)
     n = int(ok.sum())
-    return {"match": float((d[ok] < threshold).mean()) if n else float("nan"),
-            "dist": float(d[ok].mean()) if n else float("nan"), "n": n, "distances": d}
+    return {
+        "match": float((d[ok] < threshold).mean()) if n else float("nan"),
+        "dist": float(d[ok].mean()) if n else float("nan"),
+        "n": n,
+        "distances": d,
+    }

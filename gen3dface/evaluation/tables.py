@@ -14,37 +14,58 @@ from gen3dface.evaluation.outputs import OUT_OF_DOMAIN
 
 #: The paper's own numbers (Tables 1-4), for reference rows in the results table.
 PAPER_TABLES: dict[str, dict] = {
-    "table1": {"title": "Table 1: out-of-domain (1,024 FFHQ inputs)",
-               "metrics": OUT_OF_DOMAIN,
-               "rows": {"Zero-1-to-3": (78.8543, 0.4483, 0.5597, 0.1300),
-                        "SyncDreamer": (68.0294, 0.4420, 0.5883, 0.1572),
-                        "EG3D": (66.1578, 0.4623, 0.5142, 0.1531),
-                        "PanoHead": (58.1578, 0.4821, 0.5644, 0.1611),
-                        "Morphable Diffusion": (89.7443, 0.5171, 0.5359, 0.1146),
-                        "Gen3D-Face (paper)": (55.4901, 0.4536, 0.6765, 0.1716)}},
-    "table2": {"title": "Table 2: in-domain (FaceScape, 36 test identities)",
-               "metrics": ("ssim", "lpips", "fid", "reid_match", "reid_dist"),
-               "rows": {"pixelNeRF": (0.7898, 0.2200, 92.61, 0.9746, 0.3912),
-                        "Zero-1-to-3": (0.5656, 0.4248, 10.97, 0.9677, 0.4193),
-                        "SSD-NeRF": (0.7225, 0.2225, 34.88, 0.9874, 0.3855),
-                        "SyncDreamer": (0.7732, 0.1854, 6.05, 0.9960, 0.3391),
-                        "PanoHead": (0.7871, 0.1914, 7.10, 0.9915, 0.3412),
-                        "Morphable Diffusion": (0.8064, 0.1653, 6.73, 0.9986, 0.3372),
-                        "Gen3D-Face (paper)": (0.7995, 0.1701, 6.1231, 0.9981, 0.3375)}},
-    "table3": {"title": "Table 3: training data ablation (out-of-domain)",
-               "metrics": OUT_OF_DOMAIN,
-               "rows": {"Real data only": (71.2882, 0.4317, 0.5910, 0.1428),
-                        "Synthetic data only": (105.5801, 0.5355, 0.5149, 0.1011),
-                        "w/o Data Pruning": (57.3138, 0.4451, 0.6624, 0.1659),
-                        "w/ Data Pruning": (55.4901, 0.4536, 0.6765, 0.1716)}},
-    "table4": {"title": "Table 4: multi-view joint generation (out-of-domain)",
-               "metrics": OUT_OF_DOMAIN,
-               "rows": {"No": (58.4648, 0.4441, 0.6181, 0.1571),
-                        "Yes": (55.4901, 0.4536, 0.6765, 0.1716)}},
+    "table1": {
+        "title": "Table 1: out-of-domain (1,024 FFHQ inputs)",
+        "metrics": OUT_OF_DOMAIN,
+        "rows": {
+            "Zero-1-to-3": (78.8543, 0.4483, 0.5597, 0.1300),
+            "SyncDreamer": (68.0294, 0.4420, 0.5883, 0.1572),
+            "EG3D": (66.1578, 0.4623, 0.5142, 0.1531),
+            "PanoHead": (58.1578, 0.4821, 0.5644, 0.1611),
+            "Morphable Diffusion": (89.7443, 0.5171, 0.5359, 0.1146),
+            "Gen3D-Face (paper)": (55.4901, 0.4536, 0.6765, 0.1716),
+        },
+    },
+    "table2": {
+        "title": "Table 2: in-domain (FaceScape, 36 test identities)",
+        "metrics": ("ssim", "lpips", "fid", "reid_match", "reid_dist"),
+        "rows": {
+            "pixelNeRF": (0.7898, 0.2200, 92.61, 0.9746, 0.3912),
+            "Zero-1-to-3": (0.5656, 0.4248, 10.97, 0.9677, 0.4193),
+            "SSD-NeRF": (0.7225, 0.2225, 34.88, 0.9874, 0.3855),
+            "SyncDreamer": (0.7732, 0.1854, 6.05, 0.9960, 0.3391),
+            "PanoHead": (0.7871, 0.1914, 7.10, 0.9915, 0.3412),
+            "Morphable Diffusion": (0.8064, 0.1653, 6.73, 0.9986, 0.3372),
+            "Gen3D-Face (paper)": (0.7995, 0.1701, 6.1231, 0.9981, 0.3375),
+        },
+    },
+    "table3": {
+        "title": "Table 3: training data ablation (out-of-domain)",
+        "metrics": OUT_OF_DOMAIN,
+        "rows": {
+            "Real data only": (71.2882, 0.4317, 0.5910, 0.1428),
+            "Synthetic data only": (105.5801, 0.5355, 0.5149, 0.1011),
+            "w/o Data Pruning": (57.3138, 0.4451, 0.6624, 0.1659),
+            "w/ Data Pruning": (55.4901, 0.4536, 0.6765, 0.1716),
+        },
+    },
+    "table4": {
+        "title": "Table 4: multi-view joint generation (out-of-domain)",
+        "metrics": OUT_OF_DOMAIN,
+        "rows": {"No": (58.4648, 0.4441, 0.6181, 0.1571), "Yes": (55.4901, 0.4536, 0.6765, 0.1716)},
+    },
 }
-METRIC_LABELS = {"fid": "FID↓", "id_consistency_output": "Output-to-Output ID Consistency↑", "clip": "CLIP↑",
-                 "id_consistency_input": "Input-to-Output ID Consistency↑", "ssim": "SSIM↑", "psnr": "PSNR↑",
-                 "lpips": "LPIPS↓", "reid_match": "Re-ID(match)↑", "reid_dist": "Re-ID(dist)↓"}
+METRIC_LABELS = {
+    "fid": "FID↓",
+    "id_consistency_output": "Output-to-Output ID Consistency↑",
+    "clip": "CLIP↑",
+    "id_consistency_input": "Input-to-Output ID Consistency↑",
+    "ssim": "SSIM↑",
+    "psnr": "PSNR↑",
+    "lpips": "LPIPS↓",
+    "reid_match": "Re-ID(match)↑",
+    "reid_dist": "Re-ID(dist)↓",
+}
 
 
 def _fmt(value: float | None, metric: str, paper: bool = False) -> str:
@@ -59,7 +80,9 @@ def _fmt(value: float | None, metric: str, paper: bool = False) -> str:
     return f"{value:.4f}"
 
 
-def results_markdown(results: dict, paper: str | bool | None = None, name: str = "gen3dface (this run)") -> str:
+def results_markdown(
+    results: dict, paper: str | bool | None = None, name: str = "gen3dface (this run)"
+) -> str:
     """A markdown table in the paper's layout: this run's row, then the paper's rows for reference.
 
     Args:
@@ -75,18 +98,29 @@ def results_markdown(results: dict, paper: str | bool | None = None, name: str =
     got = results.get("metrics", {})
     cols = list(PAPER_TABLES[paper]["metrics"]) if paper else []
     cols += [m for m in got if m not in cols]
-    lines = [f"| Method | {' | '.join(METRIC_LABELS.get(c, c) for c in cols)} |",
-             "|" + " --- |" * (len(cols) + 1)]
-    lines.append(f"| {name} | " + " | ".join(_fmt(got[c]["value"], c) if c in got else "—" for c in cols) + " |")
+    lines = [
+        f"| Method | {' | '.join(METRIC_LABELS.get(c, c) for c in cols)} |",
+        "|" + " --- |" * (len(cols) + 1),
+    ]
+    lines.append(
+        f"| {name} | " + " | ".join(_fmt(got[c]["value"], c) if c in got else "—" for c in cols) + " |"
+    )
     if paper:
         tab = PAPER_TABLES[paper]
         for method, vals in tab["rows"].items():
             row = dict(zip(tab["metrics"], vals))
-            lines.append(f"| {method} | " + " | ".join(_fmt(row[c], c, paper=True) if c in row else "—" for c in cols) + " |")
+            lines.append(
+                f"| {method} | "
+                + " | ".join(_fmt(row[c], c, paper=True) if c in row else "—" for c in cols)
+                + " |"
+            )
     lines.append("")
-    lines.append(f"Protocol: {results.get('protocol', '?')}, {results.get('n_inputs', '?')} inputs x "
-                 f"{results.get('n_views', '?')} views at {'x'.join(map(str, results.get('image_size', [])))} px"
-                 + (f"; paper rows from {PAPER_TABLES[paper]['title']}" if paper else "") + ".")
+    lines.append(
+        f"Protocol: {results.get('protocol', '?')}, {results.get('n_inputs', '?')} inputs x "
+        f"{results.get('n_views', '?')} views at {'x'.join(map(str, results.get('image_size', [])))} px"
+        + (f"; paper rows from {PAPER_TABLES[paper]['title']}" if paper else "")
+        + "."
+    )
     lines.append("")
     for m, e in got.items():
         detail = "unavailable" if not e["available"] else f"n = {e['n']}"
@@ -99,7 +133,9 @@ def results_markdown(results: dict, paper: str | bool | None = None, name: str =
     return "\n".join(lines) + "\n"
 
 
-def write_results(results: dict, out_dir: str | os.PathLike, paper: str | bool | None = None) -> tuple[Path, Path]:
+def write_results(
+    results: dict, out_dir: str | os.PathLike, paper: str | bool | None = None
+) -> tuple[Path, Path]:
     """Write ``results.json`` and ``results.md`` into ``out_dir`` atomically; returns both paths."""
     out = Path(out_dir)
     js, md = out / "results.json", out / "results.md"

@@ -51,6 +51,7 @@ def quiet_native_stderr():
         os.close(saved)
         os.close(devnull)
 
+
 # Semantic landmark indices of mediapipe's 478-point face mesh ("left" = the subject's left).
 MP_RIGHT_EYE = [7, 33, 133, 144, 145, 153, 154, 155, 157, 158, 159, 160, 161, 163, 173, 246]
 MP_LEFT_EYE = [249, 263, 362, 373, 374, 380, 381, 382, 384, 385, 386, 387, 388, 390, 398, 466]
@@ -101,10 +102,12 @@ def _mp_create(sol) -> dict:
     return {
         "det_short": sol.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5),
         "det_full": sol.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5),
-        "mesh": sol.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                       min_detection_confidence=0.3),
-        "mesh_many": sol.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=8, refine_landmarks=True,
-                                            min_detection_confidence=0.5),
+        "mesh": sol.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3
+        ),
+        "mesh_many": sol.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=8, refine_landmarks=True, min_detection_confidence=0.5
+        ),
         "selfie": sol.selfie_segmentation.SelfieSegmentation(model_selection=0),
     }
 
@@ -119,8 +122,14 @@ def _mp_detect(rgb: np.ndarray, x0: int = 0, y0: int = 0) -> list[tuple[np.ndarr
             res = models[key].process(np.ascontiguousarray(rgb))
         for d in res.detections or []:
             bb = d.location_data.relative_bounding_box
-            box = np.array([bb.xmin * w + x0, bb.ymin * h + y0, (bb.xmin + bb.width) * w + x0,
-                            (bb.ymin + bb.height) * h + y0])
+            box = np.array(
+                [
+                    bb.xmin * w + x0,
+                    bb.ymin * h + y0,
+                    (bb.xmin + bb.width) * w + x0,
+                    (bb.ymin + bb.height) * h + y0,
+                ]
+            )
             found.append((box, float(d.score[0])))
     return found
 
@@ -199,7 +208,9 @@ def mediapipe_faces(rgb: np.ndarray) -> list[dict]:
     unique = []
     for f in sorted(faces, key=lambda f: -(f["box"][2] - f["box"][0]) * (f["box"][3] - f["box"][1])):
         lb = np.r_[f["landmarks"][:, :2].min(0), f["landmarks"][:, :2].max(0)]
-        if all(_iou(lb, np.r_[u["landmarks"][:, :2].min(0), u["landmarks"][:, :2].max(0)]) < 0.5 for u in unique):
+        if all(
+            _iou(lb, np.r_[u["landmarks"][:, :2].min(0), u["landmarks"][:, :2].max(0)]) < 0.5 for u in unique
+        ):
             unique.append(f)
     return unique
 
@@ -221,12 +232,14 @@ def dlib_models() -> dict:
         import warnings
 
         import dlib
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # face_recognition_models imports pkg_resources
             import face_recognition_models as frm
     except ImportError as e:
-        raise BackendUnavailable(f"dlib backend needs dlib-bin and face-recognition-models ({e}); "
-                                 "run `make install`") from None
+        raise BackendUnavailable(
+            f"dlib backend needs dlib-bin and face-recognition-models ({e}); run `make install`"
+        ) from None
     return {
         "detector": dlib.get_frontal_face_detector(),
         "shape": dlib.shape_predictor(frm.pose_predictor_model_location()),
@@ -245,8 +258,13 @@ def dlib_faces(rgb: np.ndarray) -> list[dict]:
             continue
         shape = m["shape"](rgb, r)
         lm = np.array([[p.x, p.y, 0.0] for p in shape.parts()], dtype=np.float32)
-        faces.append({"box": np.array([r.left(), r.top(), r.right(), r.bottom()], dtype=np.float64),
-                      "score": float(s), "landmarks": lm})
+        faces.append(
+            {
+                "box": np.array([r.left(), r.top(), r.right(), r.bottom()], dtype=np.float64),
+                "score": float(s),
+                "landmarks": lm,
+            }
+        )
     return faces
 
 
@@ -270,8 +288,10 @@ def insightface_app(name: str = "buffalo_l"):
     """insightface's ``FaceAnalysis`` of the model pack ``name`` on the CPU, created once per process."""
     model_dir = insightface_root() / "models" / name
     if not model_dir.is_dir() or not any(model_dir.glob("*.onnx")):
-        raise BackendUnavailable(f"insightface model pack {name!r} not found in {model_dir}; download it "
-                                 "from insightface's model zoo and unpack it there (this package never downloads it)")
+        raise BackendUnavailable(
+            f"insightface model pack {name!r} not found in {model_dir}; download it "
+            "from insightface's model zoo and unpack it there (this package never downloads it)"
+        )
     try:
         from insightface.app import FaceAnalysis
     except ImportError as e:
@@ -287,9 +307,15 @@ def insightface_faces(rgb: np.ndarray) -> list[dict]:
     out = []
     for f in app.get(np.ascontiguousarray(rgb[..., ::-1])):  # insightface wants BGR
         kps = np.asarray(f.kps, dtype=np.float32)
-        out.append({"box": np.asarray(f.bbox, dtype=np.float64), "score": float(f.det_score),
-                    "landmarks": np.c_[kps, np.zeros(len(kps), np.float32)], "kps": kps,
-                    "embedding": np.asarray(f.normed_embedding, dtype=np.float32)})
+        out.append(
+            {
+                "box": np.asarray(f.bbox, dtype=np.float64),
+                "score": float(f.det_score),
+                "landmarks": np.c_[kps, np.zeros(len(kps), np.float32)],
+                "kps": kps,
+                "embedding": np.asarray(f.normed_embedding, dtype=np.float32),
+            }
+        )
     return out
 
 
@@ -311,8 +337,10 @@ def arcface_model_path(name: str = "buffalo_l") -> Path:
 def arcface_model(path: str):
     """insightface's ArcFace recognition model of the ONNX file ``path`` on the CPU, loaded once per process."""
     if not Path(path).is_file():
-        raise BackendUnavailable(f"ArcFace model not found at {path}; unpack insightface's buffalo_l pack into "
-                                 f"{insightface_root() / 'models'} or set INSIGHTFACE_ARCFACE to an ArcFace .onnx file")
+        raise BackendUnavailable(
+            f"ArcFace model not found at {path}; unpack insightface's buffalo_l pack into "
+            f"{insightface_root() / 'models'} or set INSIGHTFACE_ARCFACE to an ArcFace .onnx file"
+        )
     try:
         from insightface.model_zoo import get_model
     except ImportError as e:
@@ -334,7 +362,9 @@ def arcface_embedding(rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     model = arcface_model(str(arcface_model_path()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        aligned = face_align.norm_crop(np.ascontiguousarray(rgb[..., ::-1]), np.asarray(keypoints, np.float32))
+        aligned = face_align.norm_crop(
+            np.ascontiguousarray(rgb[..., ::-1]), np.asarray(keypoints, np.float32)
+        )
     feat = np.asarray(model.get_feat(aligned), dtype=np.float32).reshape(-1)
     return feat / (np.linalg.norm(feat) + 1e-12)
 
@@ -342,8 +372,12 @@ def arcface_embedding(rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
 def available_backends() -> dict[str, str]:
     """Each backend's state: ``"ok"`` or the reason it is unavailable."""
     state = {}
-    for name, probe in (("mediapipe", mediapipe_models), ("dlib", dlib_models), ("insightface", insightface_app),
-                        ("arcface", lambda: arcface_model(str(arcface_model_path())))):
+    for name, probe in (
+        ("mediapipe", mediapipe_models),
+        ("dlib", dlib_models),
+        ("insightface", insightface_app),
+        ("arcface", lambda: arcface_model(str(arcface_model_path()))),
+    ):
         try:
             probe()
             state[name] = "ok"

@@ -59,8 +59,13 @@ class Face:
         return float(np.prod(np.maximum(hi - lo, 1.0)))
 
     def to_dict(self) -> dict:
-        return {"backend": self.backend, "box": self.box.tolist(), "score": None if np.isnan(self.score) else self.score,
-                "keypoints": self.keypoints.tolist(), "landmarks": self.landmarks.tolist()}
+        return {
+            "backend": self.backend,
+            "box": self.box.tolist(),
+            "score": None if np.isnan(self.score) else self.score,
+            "keypoints": self.keypoints.tolist(),
+            "landmarks": self.landmarks.tolist(),
+        }
 
 
 def _check_backend(backend: str) -> None:
@@ -72,12 +77,22 @@ def detect_faces(image, backend: str = "mediapipe") -> list[Face]:
     """All faces in ``image`` (path, :class:`Photo`, PIL image or array), largest first."""
     _check_backend(backend)
     rgb = as_photo(image).rgb
-    raw = {"mediapipe": fb.mediapipe_faces, "dlib": fb.dlib_faces, "insightface": fb.insightface_faces}[backend](rgb)
+    raw = {"mediapipe": fb.mediapipe_faces, "dlib": fb.dlib_faces, "insightface": fb.insightface_faces}[
+        backend
+    ](rgb)
     faces = []
     for r in raw:
         kps = r["kps"] if "kps" in r else fb.five_points(r["landmarks"], backend)
-        faces.append(Face(np.asarray(r["box"], float), float(r["score"]), np.asarray(r["landmarks"], np.float32),
-                          np.asarray(kps, np.float32), backend, r.get("embedding")))
+        faces.append(
+            Face(
+                np.asarray(r["box"], float),
+                float(r["score"]),
+                np.asarray(r["landmarks"], np.float32),
+                np.asarray(kps, np.float32),
+                backend,
+                r.get("embedding"),
+            )
+        )
     return sorted(faces, key=lambda f: -f.area)
 
 
@@ -89,12 +104,22 @@ def find_face(image, backend: str = "mediapipe") -> Face:
     name = str(photo.path) if photo.path else "the image"
     if not faces:
         h, w = photo.size
-        hint = " (it is small: a face needs roughly 40 px between the eyes' outer corners)" if min(h, w) < 128 else ""
-        raise NoFaceError(f"no face found in {name} by the {backend} detector{hint}; use a photo where one face "
-                          "is visible, roughly frontal (up to about 60 degrees of turn), not heavily occluded")
+        hint = (
+            " (it is small: a face needs roughly 40 px between the eyes' outer corners)"
+            if min(h, w) < 128
+            else ""
+        )
+        raise NoFaceError(
+            f"no face found in {name} by the {backend} detector{hint}; use a photo where one face "
+            "is visible, roughly frontal (up to about 60 degrees of turn), not heavily occluded"
+        )
     if len(faces) > 1:
-        warnings.warn(f"{len(faces)} faces found in {name}; using the largest (box "
-                      f"{', '.join(f'{v:.0f}' for v in faces[0].box)})", MultipleFacesWarning, stacklevel=2)
+        warnings.warn(
+            f"{len(faces)} faces found in {name}; using the largest (box "
+            f"{', '.join(f'{v:.0f}' for v in faces[0].box)})",
+            MultipleFacesWarning,
+            stacklevel=2,
+        )
     return faces[0]
 
 
@@ -145,7 +170,9 @@ def crop_quad(keypoints: np.ndarray, scale: float = HEAD_SCALE) -> np.ndarray:
     return np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
 
 
-def align_crop(image, face: Face, size: int = 256, scale: float = HEAD_SCALE, mask: bool = True) -> AlignedCrop:
+def align_crop(
+    image, face: Face, size: int = 256, scale: float = HEAD_SCALE, mask: bool = True
+) -> AlignedCrop:
     """Warp the head around ``face`` to an upright ``size x size`` square (the input view y).
 
     Large photos are box-filtered down first so the crop is not aliased.
@@ -165,16 +192,34 @@ def align_crop(image, face: Face, size: int = 256, scale: float = HEAD_SCALE, ma
         rgb = cv2.resize(rgb, (rgb.shape[1] // shrink, rgb.shape[0] // shrink), interpolation=cv2.INTER_AREA)
         src = src * np.float32([rgb.shape[1] / photo.rgb.shape[1], rgb.shape[0] / photo.rgb.shape[0]])
     M_small = cv2.getAffineTransform(src, dst)
-    out = cv2.warpAffine(rgb, M_small, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=(255, 255, 255))
+    out = cv2.warpAffine(
+        rgb,
+        M_small,
+        (size, size),
+        flags=cv2.INTER_CUBIC,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(255, 255, 255),
+    )
     M = cv2.getAffineTransform(np.float32(quad[[0, 3, 1]]), dst).astype(np.float64)  # photo px -> crop px
-    inside = cv2.warpAffine(np.ones(photo.rgb.shape[:2], np.float32), M, (size, size), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    inside = cv2.warpAffine(
+        np.ones(photo.rgb.shape[:2], np.float32),
+        M,
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     if not mask:
         fg = inside
     elif photo.alpha is not None:
-        fg = cv2.warpAffine(photo.alpha, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                            borderValue=0)
+        fg = cv2.warpAffine(
+            photo.alpha,
+            M,
+            (size, size),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
     else:
         fg = fb.selfie_mask(out) * inside
     scale_xy = float(np.sqrt(abs(np.linalg.det(M[:, :2]))))
@@ -231,10 +276,10 @@ def identity_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64)))
 
 
-def crop_face(image, size: int = 256, backend: str = "mediapipe", scale: float = HEAD_SCALE) -> tuple[Photo, Face, AlignedCrop]:
+def crop_face(
+    image, size: int = 256, backend: str = "mediapipe", scale: float = HEAD_SCALE
+) -> tuple[Photo, Face, AlignedCrop]:
     """Photo -> (photo, largest face, aligned crop with mask): the first step of the pipeline."""
     photo = as_photo(image)
     face = find_face(photo, backend)
     return photo, face, align_crop(photo, face, size=size, scale=scale)
-
-

@@ -28,21 +28,31 @@ from gen3dface.core.errors import InputError
 #: beta schedules by name: diffusers' parameters for each
 SCHEDULES: dict[str, dict] = {
     "linear": dict(beta_schedule="linear", beta_start=1e-4, beta_end=2e-2),  # DDPM (Ho et al.)
-    "scaled_linear": dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012),  # Stable Diffusion
+    "scaled_linear": dict(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012
+    ),  # Stable Diffusion
     "cosine": dict(beta_schedule="squaredcos_cap_v2"),  # improved DDPM (Nichol & Dhariwal)
 }
 
 Scheduler = DDPMScheduler | DDIMScheduler
 
 
-def make_scheduler(kind: Literal["ddpm", "ddim"] = "ddim", schedule: str = "scaled_linear",
-                   num_train_timesteps: int = 1000, **overrides) -> Scheduler:
+def make_scheduler(
+    kind: Literal["ddpm", "ddim"] = "ddim",
+    schedule: str = "scaled_linear",
+    num_train_timesteps: int = 1000,
+    **overrides,
+) -> Scheduler:
     """A diffusers scheduler with one of :data:`SCHEDULES`, epsilon prediction, no clipping (latents
     are not bounded to [-1, 1]). Stable Diffusion's spacing conventions (``steps_offset=1``)."""
     if schedule not in SCHEDULES:
         raise InputError(f"unknown noise schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
-    cfg = dict(num_train_timesteps=num_train_timesteps, prediction_type="epsilon", clip_sample=False,
-               **SCHEDULES[schedule])
+    cfg = dict(
+        num_train_timesteps=num_train_timesteps,
+        prediction_type="epsilon",
+        clip_sample=False,
+        **SCHEDULES[schedule],
+    )
     if kind == "ddim":
         cfg.update(set_alpha_to_one=False, steps_offset=1)
         cls = DDIMScheduler
@@ -71,8 +81,13 @@ def _per_sample(v: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
     return out.reshape(out.shape + (1,) * (ndim - out.dim()))
 
 
-def q_sample(scheduler: Scheduler, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None,
-             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def q_sample(
+    scheduler: Scheduler,
+    x0: torch.Tensor,
+    t: torch.Tensor,
+    noise: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward process q(x_t | x_0) = N(√ᾱ_t x_0, (1 - ᾱ_t) I) for every view, independent noise per view.
 
     Args:
@@ -88,7 +103,9 @@ def q_sample(scheduler: Scheduler, x0: torch.Tensor, t: torch.Tensor, noise: tor
     return a.sqrt() * x0 + (1 - a).sqrt() * noise, noise
 
 
-def posterior_mean(scheduler: Scheduler, x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def posterior_mean(
+    scheduler: Scheduler, x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor
+) -> torch.Tensor:
     """The learnable mean of Eq. (3), per view: μ_θ = (x_t − β_t / √(1 − ᾱ_t) · ε_θ) / √α_t.
 
     ``x_t, eps (B, V, C, H, W)``, ``t (B,)``; the DDPM reverse step is N(μ_θ, σ_t² I).
@@ -100,8 +117,14 @@ def posterior_mean(scheduler: Scheduler, x_t: torch.Tensor, eps: torch.Tensor, t
     return (x_t - b / (1 - ab).sqrt() * eps) / a.sqrt()
 
 
-def ddim_step(scheduler: DDIMScheduler, eps: torch.Tensor, t: int, x_t: torch.Tensor, eta: float = 0.0,
-              noise: torch.Tensor | None = None) -> torch.Tensor:
+def ddim_step(
+    scheduler: DDIMScheduler,
+    eps: torch.Tensor,
+    t: int,
+    x_t: torch.Tensor,
+    eta: float = 0.0,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
     """One DDIM update x_t -> x_{t_prev} written out (Song et al., Eq. 12), for teaching and for checking
     diffusers' ``DDIMScheduler.step``; the samplers call diffusers. ``scheduler.set_timesteps`` must have
     been called (it fixes the previous timestep).
@@ -162,9 +185,16 @@ def drop_condition(y: Any, drop: torch.Tensor) -> Any:
     return y
 
 
-def multiview_loss(model: Callable, scheduler: Scheduler, x0: torch.Tensor, y: Any, cameras: Any,
-                   generator: torch.Generator | None = None, cond_drop_prob: float = 0.0,
-                   t: torch.Tensor | None = None) -> torch.Tensor:
+def multiview_loss(
+    model: Callable,
+    scheduler: Scheduler,
+    x0: torch.Tensor,
+    y: Any,
+    cameras: Any,
+    generator: torch.Generator | None = None,
+    cond_drop_prob: float = 0.0,
+    t: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Eq. (4): E_{t, ε} ‖ε − ε_θ(x_t, t, y, c)‖² over all target views, one t per sample.
 
     Args:
@@ -198,8 +228,16 @@ def loss_target(scheduler: Scheduler, x0: torch.Tensor, noise: torch.Tensor, t: 
     raise InputError(f"unsupported prediction type {kind!r}")
 
 
-def predict_noise(model: Callable, x_t: torch.Tensor, t: torch.Tensor, y: Any, cameras: Any,
-                  sampler: str = "joint", guidance: float = 1.0, null_y: Any = None) -> torch.Tensor:
+def predict_noise(
+    model: Callable,
+    x_t: torch.Tensor,
+    t: torch.Tensor,
+    y: Any,
+    cameras: Any,
+    sampler: str = "joint",
+    guidance: float = 1.0,
+    null_y: Any = None,
+) -> torch.Tensor:
     """ε for every view of ``x_t (B, V, C, H, W)`` at one step, with classifier-free guidance.
 
     Guidance batches the conditional and unconditional inputs into *one* call of size 2B:
@@ -219,8 +257,13 @@ def predict_noise(model: Callable, x_t: torch.Tensor, t: torch.Tensor, y: Any, c
         eps = model(x_in, t_in, y_in, c_in, **kw)
     elif sampler == "sequential":
         V = x_t.shape[1]
-        eps = torch.cat([model(x_in, t_in, y_in, c_in, views=torch.arange(n, n + 1, device=x_t.device), **kw)
-                         for n in range(V)], 1)
+        eps = torch.cat(
+            [
+                model(x_in, t_in, y_in, c_in, views=torch.arange(n, n + 1, device=x_t.device), **kw)
+                for n in range(V)
+            ],
+            1,
+        )
     else:
         raise InputError(f"unknown sampler {sampler!r}; choose 'joint' or 'sequential'")
     if guidance != 1.0:
@@ -230,12 +273,26 @@ def predict_noise(model: Callable, x_t: torch.Tensor, t: torch.Tensor, y: Any, c
 
 
 @torch.no_grad()
-def sample(model: Callable, y: Any, cameras: Any, steps: int = 50, guidance: float = 1.0,
-           sampler: Literal["joint", "sequential"] = "joint", generator: torch.Generator | None = None, *,
-           view_shape: tuple[int, int, int] | None = None, num_views: int | None = None, batch_size: int | None = None,
-           scheduler: Scheduler | None = None, eta: float = 0.0, null_y: Any = None, x_T: torch.Tensor | None = None,
-           device: torch.device | str | None = None, progress: bool = False,
-           callback: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
+def sample(
+    model: Callable,
+    y: Any,
+    cameras: Any,
+    steps: int = 50,
+    guidance: float = 1.0,
+    sampler: Literal["joint", "sequential"] = "joint",
+    generator: torch.Generator | None = None,
+    *,
+    view_shape: tuple[int, int, int] | None = None,
+    num_views: int | None = None,
+    batch_size: int | None = None,
+    scheduler: Scheduler | None = None,
+    eta: float = 0.0,
+    null_y: Any = None,
+    x_T: torch.Tensor | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+    callback: Callable[[int, int, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
     """Generate all target views from pure noise: ``(B, V, C, H, W)``.
 
     Args:
@@ -257,7 +314,9 @@ def sample(model: Callable, y: Any, cameras: Any, steps: int = 50, guidance: flo
     if steps < 1:
         raise InputError(f"steps must be at least 1, got {steps}")
     if scheduler is None:
-        scheduler = model.noise_scheduler("ddim") if hasattr(model, "noise_scheduler") else make_scheduler("ddim")
+        scheduler = (
+            model.noise_scheduler("ddim") if hasattr(model, "noise_scheduler") else make_scheduler("ddim")
+        )
     view_shape = tuple(view_shape or model.view_shape)
     if num_views is None:
         num_views = int(cameras.shape[1])
@@ -272,7 +331,9 @@ def sample(model: Callable, y: Any, cameras: Any, steps: int = 50, guidance: flo
     x = x * scheduler.init_noise_sigma
     scheduler.set_timesteps(steps, device=device)
     extra = {"eta": eta} if isinstance(scheduler, DDIMScheduler) else {}
-    for i, t in enumerate(progress_bar(scheduler.timesteps, desc=f"{sampler} sampling", disable=not progress, leave=False)):
+    for i, t in enumerate(
+        progress_bar(scheduler.timesteps, desc=f"{sampler} sampling", disable=not progress, leave=False)
+    ):
         tb = torch.full((batch_size,), int(t), device=device, dtype=torch.long)
         x_in = scheduler.scale_model_input(x, t)
         eps = predict_noise(model, x_in, tb, y, cameras, sampler=sampler, guidance=guidance, null_y=null_y)

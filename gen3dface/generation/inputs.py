@@ -38,5 +38,3 @@ def photo_condition(photo, size: int, mesh_backend: str = "mediapipe", mask: boo
         mesh = estimate_mesh(img, mesh_backend)
     notes = sorted({str(w.message) for w in caught if issubclass(w.category, MultipleFacesWarning)})
     return {"input": input_tensor(crop, mask), "crop": crop, "mesh": mesh, "notes": notes}
-
-

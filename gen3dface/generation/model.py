@@ -45,6 +45,7 @@ ATTENTION_MODES = ("joint", "sequential")
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 CAMERA_DIM = 7  # camera_embedding's 6 values + an "input view" flag
 
+
 # --------------------------------------------------------------------------------------------- codecs
 class PixelCodec(nn.Module):
     """Images <-> "latents" by pixel-unshuffle: ``(.., 3, H, W)`` <-> ``(.., 3 f², H/f, W/f)``, lossless.
@@ -60,14 +61,15 @@ class PixelCodec(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-3]
-        return F.pixel_unshuffle(x.reshape(-1, *x.shape[-3:]), self.factor).reshape(*lead, self.channels,
-                                                                                      x.shape[-2] // self.factor,
-                                                                                      x.shape[-1] // self.factor)
+        return F.pixel_unshuffle(x.reshape(-1, *x.shape[-3:]), self.factor).reshape(
+            *lead, self.channels, x.shape[-2] // self.factor, x.shape[-1] // self.factor
+        )
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         lead = z.shape[:-3]
-        return F.pixel_shuffle(z.reshape(-1, *z.shape[-3:]), self.factor).reshape(*lead, 3, z.shape[-2] * self.factor,
-                                                                                    z.shape[-1] * self.factor)
+        return F.pixel_shuffle(z.reshape(-1, *z.shape[-3:]), self.factor).reshape(
+            *lead, 3, z.shape[-2] * self.factor, z.shape[-1] * self.factor
+        )
 
 
 class VAECodec(nn.Module):
@@ -103,7 +105,9 @@ class MultiViewAttnProcessor:
     def __init__(self, owner: "Gen3DFaceModel"):
         self.owner = owner
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+    def __call__(
+        self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs
+    ):
         if encoder_hidden_states is not None or attn.group_norm is not None or attn.spatial_norm is not None:
             raise RuntimeError("MultiViewAttnProcessor is for plain self-attention layers (attn1)")
         frames, mode = self.owner._frames, self.owner._mode
@@ -117,8 +121,11 @@ class MultiViewAttnProcessor:
 
         if mode == "joint" or frames == 1:
             sh = (B, frames * L, -1)
-            out = F.scaled_dot_product_attention(split(q.reshape(sh), frames * L), split(k.reshape(sh), frames * L),
-                                                 split(v.reshape(sh), frames * L))
+            out = F.scaled_dot_product_attention(
+                split(q.reshape(sh), frames * L),
+                split(k.reshape(sh), frames * L),
+                split(v.reshape(sh), frames * L),
+            )
             out = out.transpose(1, 2).reshape(BF, L, -1)
         else:
             q, k, v = (t.reshape(B, frames, L, -1) for t in (q, k, v))
@@ -126,10 +133,12 @@ class MultiViewAttnProcessor:
             T = frames - 1
             kk = torch.cat([k[:, 1:], k[:, :1].expand(-1, T, -1, -1)], 2).reshape(B * T, 2 * L, -1)
             vv = torch.cat([v[:, 1:], v[:, :1].expand(-1, T, -1, -1)], 2).reshape(B * T, 2 * L, -1)
-            rest = F.scaled_dot_product_attention(split(q[:, 1:].reshape(B * T, L, -1), L), split(kk, 2 * L),
-                                                  split(vv, 2 * L))
-            out = torch.cat([first.transpose(1, 2).reshape(B, 1, L, -1),
-                             rest.transpose(1, 2).reshape(B, T, L, -1)], 1).reshape(BF, L, -1)
+            rest = F.scaled_dot_product_attention(
+                split(q[:, 1:].reshape(B * T, L, -1), L), split(kk, 2 * L), split(vv, 2 * L)
+            )
+            out = torch.cat(
+                [first.transpose(1, 2).reshape(B, 1, L, -1), rest.transpose(1, 2).reshape(B, T, L, -1)], 1
+            ).reshape(BF, L, -1)
         out = attn.to_out[1](attn.to_out[0](out.to(q.dtype)))
         if attn.residual_connection:
             out = out + hidden_states
@@ -146,8 +155,15 @@ class InputEncoder(nn.Module):
     def __init__(self, cin: int, dim: int):
         super().__init__()
         w = max(32, dim // 4)
-        self.net = nn.Sequential(nn.Conv2d(cin, w, 3, padding=1), nn.SiLU(), nn.Conv2d(w, 2 * w, 4, 2, 1), nn.SiLU(),
-                                 nn.Conv2d(2 * w, 4 * w, 4, 2, 1), nn.SiLU(), nn.Conv2d(4 * w, dim, 4, 2, 1))
+        self.net = nn.Sequential(
+            nn.Conv2d(cin, w, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(w, 2 * w, 4, 2, 1),
+            nn.SiLU(),
+            nn.Conv2d(2 * w, 4 * w, 4, 2, 1),
+            nn.SiLU(),
+            nn.Conv2d(4 * w, dim, 4, 2, 1),
+        )
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
@@ -177,18 +193,34 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
     supports_volume_groups = True  # see forward's volume_groups
 
     @register_to_config
-    def __init__(self, unet_config: dict | None = None, image_size: int = 64, codec: str = "pixel", codec_factor: int = 1,
-                 volume_size: int = 16, volume_channels: int = 16, frustum_depth: int = 16, frustum_size: int | None = None,
-                 attention: str = "joint", n_views: int = 16, latent_channels: int = 4,
-                 prediction_type: str = "epsilon", zero_terminal_snr: bool = False):
+    def __init__(
+        self,
+        unet_config: dict | None = None,
+        image_size: int = 64,
+        codec: str = "pixel",
+        codec_factor: int = 1,
+        volume_size: int = 16,
+        volume_channels: int = 16,
+        frustum_depth: int = 16,
+        frustum_size: int | None = None,
+        attention: str = "joint",
+        n_views: int = 16,
+        latent_channels: int = 4,
+        prediction_type: str = "epsilon",
+        zero_terminal_snr: bool = False,
+    ):
         super().__init__()
         if attention not in ATTENTION_MODES:
             raise InputError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTION_MODES)}")
         if prediction_type not in PREDICTION_TYPES:
-            raise InputError(f"unknown prediction type {prediction_type!r}; choose one of {', '.join(PREDICTION_TYPES)}")
+            raise InputError(
+                f"unknown prediction type {prediction_type!r}; choose one of {', '.join(PREDICTION_TYPES)}"
+            )
         if zero_terminal_snr and prediction_type != "v_prediction":
-            raise InputError("a zero-terminal-SNR schedule needs prediction_type='v_prediction' (epsilon is "
-                             "undefined where no signal is left)")
+            raise InputError(
+                "a zero-terminal-SNR schedule needs prediction_type='v_prediction' (epsilon is "
+                "undefined where no signal is left)"
+            )
         # the codec is held, not registered: a VAE belongs to the pipeline and is not saved with the model
         if codec == "pixel":
             object.__setattr__(self, "codec", PixelCodec(codec_factor))
@@ -207,7 +239,9 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         cfg.update(sample_size=self.latent_size, in_channels=2 * channels, out_channels=channels)
         self.unet = UNet2DConditionModel(**cfg)
         temb_dim = self.unet.time_embedding.linear_2.out_features
-        self.camera_encoder = nn.Sequential(nn.Linear(CAMERA_DIM, temb_dim), nn.SiLU(), nn.Linear(temb_dim, temb_dim))
+        self.camera_encoder = nn.Sequential(
+            nn.Linear(CAMERA_DIM, temb_dim), nn.SiLU(), nn.Linear(temb_dim, temb_dim)
+        )
         nn.init.zeros_(self.camera_encoder[2].weight)
         nn.init.zeros_(self.camera_encoder[2].bias)
         self.input_encoder = InputEncoder(channels, self.unet.config.cross_attention_dim)
@@ -240,8 +274,11 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
             module.register_forward_hook(self._make_dwa_hook(name, res))
         procs = {}
         for name in self.unet.attn_processors:
-            procs[name] = MultiViewAttnProcessor(self) if name.endswith("attn1.processor") else \
-                self.unet.attn_processors[name]
+            procs[name] = (
+                MultiViewAttnProcessor(self)
+                if name.endswith("attn1.processor")
+                else self.unet.attn_processors[name]
+            )
         self.unet.set_attn_processor(procs)
 
     def _add_camera(self, module, args, out):
@@ -259,6 +296,7 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
             with record_function("gen3dface.depthwise_attention"):
                 targets = self.dwa[name](x[:, 1:].flatten(0, 1), ctx.flatten(0, 1).to(out.dtype))
             return torch.cat([x[:, :1], targets.unflatten(0, (B, T))], 1).flatten(0, 1)
+
         return hook
 
     def noise_scheduler(self, kind: str = "ddim"):
@@ -331,8 +369,16 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         return self.codec.decode(latents)
 
     # ------------------------------------------------------------------------------------- forward
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: dict, cameras: Cameras,
-                views: torch.Tensor | None = None, attention: str | None = None, volume_groups: int = 1) -> torch.Tensor:
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        y: dict,
+        cameras: Cameras,
+        views: torch.Tensor | None = None,
+        attention: str | None = None,
+        volume_groups: int = 1,
+    ) -> torch.Tensor:
         """Predict the noise of target views.
 
         Args:
@@ -396,8 +442,13 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         The pixel-space profiles use v-prediction with a zero-terminal-SNR schedule, the paper profile SD's
         epsilon prediction (:meth:`noise_scheduler` says why)."""
         p = get_profile(profile)
-        kw = dict(p.model, image_size=p.image_size, volume_size=p.volume_size, frustum_depth=p.frustum_depth,
-                  n_views=p.n_views)
+        kw = dict(
+            p.model,
+            image_size=p.image_size,
+            volume_size=p.volume_size,
+            frustum_depth=p.frustum_depth,
+            n_views=p.n_views,
+        )
         kw.update(overrides)
         return cls(**kw)
 
@@ -413,9 +464,18 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
             raise InputError(f"{path} is not a diffusers Stable Diffusion folder (no unet/ inside)")
         sd_unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet")
         vae = AutoencoderKL.from_pretrained(path, subfolder="vae") if (path / "vae").is_dir() else None
-        keep = {k: v for k, v in sd_unet.config.items() if not k.startswith("_") and k not in
-                ("sample_size", "in_channels", "out_channels")}
-        model = cls(unet_config=keep, image_size=image_size, codec="vae", latent_channels=sd_unet.config.in_channels, **kw)
+        keep = {
+            k: v
+            for k, v in sd_unet.config.items()
+            if not k.startswith("_") and k not in ("sample_size", "in_channels", "out_channels")
+        }
+        model = cls(
+            unet_config=keep,
+            image_size=image_size,
+            codec="vae",
+            latent_channels=sd_unet.config.in_channels,
+            **kw,
+        )
         state = copy.copy(sd_unet.state_dict())
         w = state["conv_in.weight"]
         wide = torch.zeros(w.shape[0], 2 * w.shape[1], *w.shape[2:], dtype=w.dtype)
@@ -423,7 +483,9 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         state["conv_in.weight"] = wide
         missing, unexpected = model.unet.load_state_dict(state, strict=False)
         if unexpected or missing:
-            raise InputError(f"{path}: UNet weights do not fit ({len(missing)} missing, {len(unexpected)} unexpected)")
+            raise InputError(
+                f"{path}: UNet weights do not fit ({len(missing)} missing, {len(unexpected)} unexpected)"
+            )
         if vae is not None:
             model.set_vae(vae)
         return model
@@ -434,8 +496,16 @@ def count_parameters(module: nn.Module) -> int:
 
 
 @torch.no_grad()
-def attention_to_views(model: Gen3DFaceModel, x_t: torch.Tensor, t: torch.Tensor, y: dict, cameras: Cameras,
-                       query_view: int, layer: int = 0, attention: str | None = None) -> torch.Tensor:
+def attention_to_views(
+    model: Gen3DFaceModel,
+    x_t: torch.Tensor,
+    t: torch.Tensor,
+    y: dict,
+    cameras: Cameras,
+    query_view: int,
+    layer: int = 0,
+    attention: str | None = None,
+) -> torch.Tensor:
     """Where the tokens of one target view look, in one 3D self-attention layer.
 
     Runs the model once, captures the input of the ``layer``-th self-attention (``attn1``) layer, and returns the
@@ -467,5 +537,5 @@ def attention_to_views(model: Gen3DFaceModel, x_t: torch.Tensor, t: torch.Tensor
         keep[[0, 1 + query_view]] = True
         scores = scores.masked_fill(~keep.repeat_interleave(L)[None, None, None], float("-inf"))
     p = scores.softmax(-1).mean((1, 2))  # (B, F * L)
-    side = int(round(L ** 0.5))
+    side = int(round(L**0.5))
     return p.reshape(B, F_, side, side)

@@ -52,7 +52,9 @@ def default_checkpoint() -> Path:
     return Path(os.environ.get(CHECKPOINT_ENV, DEFAULT_CHECKPOINT))
 
 
-def start_latents(model: Gen3DFaceModel, scheduler, image: torch.Tensor, noise: torch.Tensor, steps: int) -> torch.Tensor:
+def start_latents(
+    model: Gen3DFaceModel, scheduler, image: torch.Tensor, noise: torch.Tensor, steps: int
+) -> torch.Tensor:
     """x_T for sampling: the forward process applied to a heavily blurred input view (4 x 4 colour layout).
 
     SD's scaled-linear schedule does not reach zero SNR: at the first DDIM step, training inputs still hold
@@ -66,8 +68,9 @@ def start_latents(model: Gen3DFaceModel, scheduler, image: torch.Tensor, noise: 
 
     scheduler.set_timesteps(steps, device=noise.device)
     a = scheduler.alphas_cumprod.to(noise.device)[int(scheduler.timesteps[0])].to(noise.dtype)
-    low = F.interpolate(F.adaptive_avg_pool2d(image.float(), 4), size=image.shape[-2:], mode="bilinear",
-                        align_corners=False).to(noise.dtype)
+    low = F.interpolate(
+        F.adaptive_avg_pool2d(image.float(), 4), size=image.shape[-2:], mode="bilinear", align_corners=False
+    ).to(noise.dtype)
     prior = model.encode(low)[:, None].expand_as(noise)
     return a.sqrt() * prior + (1 - a).sqrt() * noise
 
@@ -81,8 +84,13 @@ class Gen3DFacePipeline(DiffusionPipeline):
         self.register_modules(model=model, scheduler=scheduler)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike | None = None, device: str | torch.device | None = None,
-                        dtype: torch.dtype = torch.float32, compile: bool = False) -> "Gen3DFacePipeline":
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype = torch.float32,
+        compile: bool = False,
+    ) -> "Gen3DFacePipeline":
         """A pipeline around a trained model folder (``config.json`` + safetensors, or a folder holding
         ``model/``). Raises :class:`InputError` when it is missing or not a model. The UNet runs in channels-last
         memory format (faster on CPU and GPU); ``compile`` also compiles it (:meth:`Gen3DFaceModel.speed_up`)."""
@@ -125,10 +133,21 @@ class Gen3DFacePipeline(DiffusionPipeline):
         return N
 
     @torch.no_grad()
-    def __call__(self, photo, num_views: int | None = None, steps: int = 50, guidance: float = 2.0,
-                 sampler: str = "joint", seed: int | None = 0, generator: torch.Generator | None = None,
-                 mesh_backend: str = "mediapipe", progress: bool = True, prepared: dict | None = None,
-                 init: str = "input", callback=None) -> Gen3DFaceOutput:
+    def __call__(
+        self,
+        photo,
+        num_views: int | None = None,
+        steps: int = 50,
+        guidance: float = 2.0,
+        sampler: str = "joint",
+        seed: int | None = 0,
+        generator: torch.Generator | None = None,
+        mesh_backend: str = "mediapipe",
+        progress: bool = True,
+        prepared: dict | None = None,
+        init: str = "input",
+        callback=None,
+    ) -> Gen3DFaceOutput:
         """Generate ``num_views`` (default: what the model was trained for) views of the head in ``photo``.
 
         Args:
@@ -139,14 +158,33 @@ class Gen3DFacePipeline(DiffusionPipeline):
         """
         N = self.check_settings(num_views, steps, guidance, init)
         prep = prepared if prepared is not None else self.prepare(photo, mesh_backend)
-        return self.generate_batch([prep], num_views=N, steps=steps, guidance=guidance, sampler=sampler, seed=seed,
-                                   generator=generator, progress=progress, init=init, callback=callback)[0]
+        return self.generate_batch(
+            [prep],
+            num_views=N,
+            steps=steps,
+            guidance=guidance,
+            sampler=sampler,
+            seed=seed,
+            generator=generator,
+            progress=progress,
+            init=init,
+            callback=callback,
+        )[0]
 
     @torch.no_grad()
-    def generate_batch(self, prepared: list[dict], num_views: int | None = None, steps: int = 50,
-                       guidance: float = 2.0, sampler: str = "joint", seed: int | None = 0,
-                       generator: torch.Generator | None = None, progress: bool = False, init: str = "input",
-                       callback=None) -> list[Gen3DFaceOutput]:
+    def generate_batch(
+        self,
+        prepared: list[dict],
+        num_views: int | None = None,
+        steps: int = 50,
+        guidance: float = 2.0,
+        sampler: str = "joint",
+        seed: int | None = 0,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+        init: str = "input",
+        callback=None,
+    ) -> list[Gen3DFaceOutput]:
         """Generate the views of several prepared photos (:meth:`prepare` / :func:`photo_condition`) in one
         sampling run (:meth:`generate_views`: the seeding rule, settings and sampling are its).
         Returns one :class:`Gen3DFaceOutput` per photo, in order.
@@ -157,19 +195,46 @@ class Gen3DFacePipeline(DiffusionPipeline):
         if generator is not None and len(prepared) != 1:
             raise InputError("generator= seeds one photo; give seed= for a batch")
         faces = prepared[0]["mesh"].faces
-        if any(p["mesh"].faces.shape != faces.shape or (p["mesh"].faces != faces).any() for p in prepared[1:]):
+        if any(
+            p["mesh"].faces.shape != faces.shape or (p["mesh"].faces != faces).any() for p in prepared[1:]
+        ):
             raise InputError("the photos' meshes must share one topology (one mesh backend) to be batched")
-        views = self.generate_views(torch.cat([p["input"] for p in prepared]), [p["mesh"].vertices for p in prepared],
-                                    faces, num_views=N, steps=steps, guidance=guidance, sampler=sampler, seed=seed,
-                                    generator=generator, progress=progress, init=init, callback=callback)
+        views = self.generate_views(
+            torch.cat([p["input"] for p in prepared]),
+            [p["mesh"].vertices for p in prepared],
+            faces,
+            num_views=N,
+            steps=steps,
+            guidance=guidance,
+            sampler=sampler,
+            seed=seed,
+            generator=generator,
+            progress=progress,
+            init=init,
+            callback=callback,
+        )
         ring = target_ring(N, image_size=self.model.image_size)
-        return [Gen3DFaceOutput(views[i], ring, p["crop"].image, p["mesh"], p["notes"]) for i, p in enumerate(prepared)]
+        return [
+            Gen3DFaceOutput(views[i], ring, p["crop"].image, p["mesh"], p["notes"])
+            for i, p in enumerate(prepared)
+        ]
 
     @torch.no_grad()
-    def generate_views(self, images: torch.Tensor | np.ndarray, vertices, faces, num_views: int | None = None,
-                       steps: int = 50, guidance: float = 2.0, sampler: str = "joint", seed: int | None = 0,
-                       generator: torch.Generator | None = None, progress: bool = False, init: str = "input",
-                       callback=None) -> np.ndarray:
+    def generate_views(
+        self,
+        images: torch.Tensor | np.ndarray,
+        vertices,
+        faces,
+        num_views: int | None = None,
+        steps: int = 50,
+        guidance: float = 2.0,
+        sampler: str = "joint",
+        seed: int | None = 0,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+        init: str = "input",
+        callback=None,
+    ) -> np.ndarray:
         """Generate the target views of conditioned inputs (photos prepared by :meth:`prepare`, or a training
         batch) in one sampling run: one model call per step for all ``B x num_views`` views (and both halves of
         classifier-free guidance). Every way of sampling the model goes through here.
@@ -202,7 +267,11 @@ class Gen3DFacePipeline(DiffusionPipeline):
         if generator is None:
             generator = torch.Generator(device=dev).manual_seed(0 if seed is None else seed)
         # every input starts from the same seeded draw: what a call for that input alone would draw
-        noise = torch.randn(1, N, *model.view_shape, generator=generator, device=dev).to(dtype).repeat(B, 1, 1, 1, 1)
+        noise = (
+            torch.randn(1, N, *model.view_shape, generator=generator, device=dev)
+            .to(dtype)
+            .repeat(B, 1, 1, 1, 1)
+        )
         if isinstance(images, torch.Tensor) and images.dtype == torch.uint8:
             images = images.cpu().numpy()
         if isinstance(images, np.ndarray) and images.dtype == np.uint8:
@@ -210,9 +279,20 @@ class Gen3DFacePipeline(DiffusionPipeline):
         x = torch.as_tensor(images).to(dev, dtype)
         y = model.condition(x, vertices, faces)
         x_T = start_latents(model, self.scheduler, x, noise, steps) if init == "input" else noise
-        z = sample(model, y, ring.batched(B).to(dev), steps=steps, guidance=guidance, sampler=sampler,
-                   generator=generator, scheduler=self.scheduler, x_T=x_T, device=dev, progress=progress,
-                   callback=callback)
+        z = sample(
+            model,
+            y,
+            ring.batched(B).to(dev),
+            steps=steps,
+            guidance=guidance,
+            sampler=sampler,
+            generator=generator,
+            scheduler=self.scheduler,
+            x_T=x_T,
+            device=dev,
+            progress=progress,
+            callback=callback,
+        )
         return to_uint8(model.decode(z))
 
 
@@ -229,5 +309,5 @@ def contact_sheet(views: np.ndarray, input_view: np.ndarray | None = None, colum
 
             t = cv2.resize(t, (S, S), interpolation=cv2.INTER_AREA)
         r, c = divmod(k, columns)
-        sheet[r * S:(r + 1) * S, c * S:(c + 1) * S] = t
+        sheet[r * S : (r + 1) * S, c * S : (c + 1) * S] = t
     return sheet

@@ -26,7 +26,9 @@ from gen3dface.core.cameras import look_at, orbit_position
 _ROBUST_C = 3.0
 
 
-def umeyama(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+def umeyama(
+    src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Least-squares similarity ``dst ≈ s R src + t`` (Umeyama 1991), optionally weighted.
 
     Args:
@@ -43,11 +45,13 @@ def umeyama(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None)
     U, S, Vt = np.linalg.svd(cov)
     D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U) * np.linalg.det(Vt)) or 1.0])
     R = U @ D @ Vt
-    s = float(np.trace(np.diag(S) @ D) / (w @ (a ** 2).sum(1)))
+    s = float(np.trace(np.diag(S) @ D) / (w @ (a**2).sum(1)))
     return s, R, mu_d - s * R @ mu_s
 
 
-def robust_umeyama(src: np.ndarray, dst: np.ndarray, rounds: int = 3) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+def robust_umeyama(
+    src: np.ndarray, dst: np.ndarray, rounds: int = 3
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`umeyama` re-weighted ``rounds`` times with Cauchy weights on the residuals, so a few bad
     points (occlusion, a wrong contour) do not tilt the fit. Returns ``s, R, t`` and the weights ``(P,)``."""
     w = np.ones(len(src))
@@ -60,8 +64,12 @@ def robust_umeyama(src: np.ndarray, dst: np.ndarray, rounds: int = 3) -> tuple[f
 
 def _lookat_rotation(yaw: float, pitch: float) -> np.ndarray:
     """Camera-to-world rotation ``(3, 3)`` of the upright orbit camera at azimuth ``yaw``, elevation ``pitch``."""
-    eye = orbit_position(torch.tensor(float(yaw), dtype=torch.float64), torch.tensor(float(pitch), dtype=torch.float64), 1.0)
-    return look_at(eye.double(), torch.zeros(3, dtype=torch.float64), torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))[:3, :3].numpy()
+    eye = orbit_position(
+        torch.tensor(float(yaw), dtype=torch.float64), torch.tensor(float(pitch), dtype=torch.float64), 1.0
+    )
+    return look_at(
+        eye.double(), torch.zeros(3, dtype=torch.float64), torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
+    )[:3, :3].numpy()
 
 
 def rotation_from_pose(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -91,8 +99,9 @@ def axis_angle_to_matrix(v: torch.Tensor) -> torch.Tensor:
     angle = torch.sqrt((v * v).sum(-1, keepdim=True) + 1e-16)
     k = v / angle
     zero = torch.zeros_like(k[..., 0])
-    K = torch.stack([zero, -k[..., 2], k[..., 1], k[..., 2], zero, -k[..., 0], -k[..., 1], k[..., 0], zero],
-                    -1).reshape(*v.shape[:-1], 3, 3)
+    K = torch.stack(
+        [zero, -k[..., 2], k[..., 1], k[..., 2], zero, -k[..., 0], -k[..., 1], k[..., 0], zero], -1
+    ).reshape(*v.shape[:-1], 3, 3)
     eye = torch.eye(3, dtype=v.dtype, device=v.device)
     s, c = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
     return eye + s * K + (1 - c) * K @ K

@@ -50,8 +50,41 @@ IMAGE_SIZE = 224
 CROP_SCALE, KPT68_MARGIN = 1.25, 1.1
 #: mediapipe face-mesh points whose bounding box stands in for the 68-point one: the jaw line from ear to
 #: ear (dlib 0..16) and the upper eyebrow edges (dlib 17..26); the rest of the 68 points lie inside.
-MP_BOX_POINTS = (127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288,
-                 361, 323, 454, 356, 70, 63, 105, 66, 107, 336, 296, 334, 293, 300)
+MP_BOX_POINTS = (
+    127,
+    234,
+    93,
+    132,
+    58,
+    172,
+    136,
+    150,
+    149,
+    176,
+    148,
+    152,
+    377,
+    400,
+    378,
+    379,
+    365,
+    397,
+    288,
+    361,
+    323,
+    454,
+    356,
+    70,
+    63,
+    105,
+    66,
+    107,
+    336,
+    296,
+    334,
+    293,
+    300,
+)
 #: Confidence (see :func:`deca_mesh`): free pose disagreement with mediapipe and its 1/e scale (degrees);
 #: free RMS of the shape + expression codes (FLAME's units: standard deviations) and its 1/e scale.
 _POSE_FREE_DEG, _POSE_SCALE_DEG = 10.0, 15.0
@@ -74,8 +107,11 @@ class _Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(cout)
-        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
-                           if stride != 1 or cin != cout else None)
+        self.downsample = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(self.bn1(self.conv1(x)))
@@ -122,7 +158,9 @@ class DecaEncoder(nn.Module):
     def __init__(self, n_params: int = N_PARAMS):
         super().__init__()
         self.encoder = ResNet50Trunk()
-        self.layers = nn.Sequential(nn.Linear(self.encoder.out_features, 1024), nn.ReLU(), nn.Linear(1024, n_params))
+        self.layers = nn.Sequential(
+            nn.Linear(self.encoder.out_features, 1024), nn.ReLU(), nn.Linear(1024, n_params)
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.layers(self.encoder(images))
@@ -139,7 +177,7 @@ def decode_params(vec: torch.Tensor | np.ndarray) -> dict[str, torch.Tensor]:
         raise InputError(f"DECA codes must have shape (B, {N_PARAMS}), got {tuple(v.shape)}")
     out, start = {}, 0
     for name, n in PARAM_SIZES.items():
-        out[name] = v[:, start:start + n]
+        out[name] = v[:, start : start + n]
         start += n
     out["light"] = out["light"].reshape(-1, 9, 3)
     return out
@@ -159,8 +197,10 @@ def load_deca(path: str | os.PathLike) -> DecaEncoder:
     """
     path = Path(path)
     if not path.is_file():
-        raise BackendUnavailable(f"DECA checkpoint not found at {path}; download deca_model.tar from DECA's authors "
-                                 "(github.com/YadiraF/DECA, after accepting the FLAME licence) and pass its path")
+        raise BackendUnavailable(
+            f"DECA checkpoint not found at {path}; download deca_model.tar from DECA's authors "
+            "(github.com/YadiraF/DECA, after accepting the FLAME licence) and pass its path"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch.load raises many kinds on foreign bytes; all mean the same
@@ -168,7 +208,9 @@ def load_deca(path: str | os.PathLike) -> DecaEncoder:
         raise InputError(f"{path} is not a DECA checkpoint (torch.load refused it: {reason})") from None
     if not isinstance(ckpt, dict) or "E_flame" not in ckpt:
         have = ", ".join(map(str, list(ckpt)[:6])) if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise InputError(f"{path} is not a DECA checkpoint: it has no 'E_flame' entry (found: {have or 'nothing'})")
+        raise InputError(
+            f"{path} is not a DECA checkpoint: it has no 'E_flame' entry (found: {have or 'nothing'})"
+        )
     state = ckpt["E_flame"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(f"{path}: 'E_flame' is not a state dict of tensors")
@@ -180,14 +222,20 @@ def load_deca(path: str | os.PathLike) -> DecaEncoder:
         if k.endswith("num_batches_tracked") and k not in state:
             state[k] = torch.zeros((), dtype=torch.long)
     missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    wrong = [f"{k} {tuple(state[k].shape)} (DECA: {tuple(expected[k].shape)})" for k in expected
-             if k in state and state[k].shape != expected[k].shape]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} (DECA: {tuple(expected[k].shape)})"
+        for k in expected
+        if k in state and state[k].shape != expected[k].shape
+    ]
     if missing or extra or wrong:
-        parts = [f"{len(missing)} missing (e.g. {', '.join(missing[:3])})" if missing else "",
-                 f"{len(extra)} unexpected (e.g. {', '.join(extra[:3])})" if extra else "",
-                 f"{len(wrong)} of the wrong shape (e.g. {', '.join(wrong[:2])})" if wrong else ""]
-        raise InputError(f"{path}: 'E_flame' does not match DECA's ResNet-50 encoder: "
-                         f"{'; '.join(p for p in parts if p)}")
+        parts = [
+            f"{len(missing)} missing (e.g. {', '.join(missing[:3])})" if missing else "",
+            f"{len(extra)} unexpected (e.g. {', '.join(extra[:3])})" if extra else "",
+            f"{len(wrong)} of the wrong shape (e.g. {', '.join(wrong[:2])})" if wrong else "",
+        ]
+        raise InputError(
+            f"{path}: 'E_flame' does not match DECA's ResNet-50 encoder: {'; '.join(p for p in parts if p)}"
+        )
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=True, assign=True)
     return model.eval()
@@ -248,8 +296,14 @@ def preprocess(image, face=None) -> tuple[torch.Tensor, np.ndarray]:
     corner = centre - 0.5 - side / 2  # continuous coordinates -> pixel indices
     M = np.array([[s, 0.0, -s * corner[0]], [0.0, s, -s * corner[1]]])
     rgb = photo.rgb.astype(np.float32) / 255.0
-    crop = cv2.warpAffine(rgb, M, (IMAGE_SIZE, IMAGE_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=(0.0, 0.0, 0.0))
+    crop = cv2.warpAffine(
+        rgb,
+        M,
+        (IMAGE_SIZE, IMAGE_SIZE),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0.0, 0.0, 0.0),
+    )
     return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None], M
 
 
@@ -258,8 +312,10 @@ def check_layer(layer) -> None:
     """:class:`InputError` unless ``layer`` (a :class:`gen3dface.mesh.flame.FlameLayer`) has the 100 shape and
     50 expression components and the 5 joints DECA's codes drive."""
     if layer.n_shape < PARAM_SIZES["shape"] or layer.n_expression < PARAM_SIZES["exp"] or layer.n_joints != 5:
-        raise InputError(f"DECA needs FLAME 2020 (>= 100 shape and >= 50 expression components, 5 joints); the "
-                         f"FLAME file has {layer.n_shape}, {layer.n_expression} and {layer.n_joints}")
+        raise InputError(
+            f"DECA needs FLAME 2020 (>= 100 shape and >= 50 expression components, 5 joints); the "
+            f"FLAME file has {layer.n_shape}, {layer.n_expression} and {layer.n_joints}"
+        )
 
 
 def _full_pose(pose6: torch.Tensor, with_global: bool) -> torch.Tensor:
@@ -297,8 +353,13 @@ def flame_from_codes(codes: dict[str, torch.Tensor], layer) -> dict:
     verts = scale * own + (face_template()[1].astype(np.float64) - scale * own[nose])
     R_g = axis_angle_to_matrix(pose6[0, :3].double()).numpy()
     R = R_g.T @ rotation_from_pose(0.0, 0.0, 0.0)
-    return {"vertices": verts.astype(np.float32), "posed": posed, "scale": scale, "rotation": R,
-            "pose": pose_from_rotation(R)}
+    return {
+        "vertices": verts.astype(np.float32),
+        "posed": posed,
+        "scale": scale,
+        "rotation": R,
+        "pose": pose_from_rotation(R),
+    }
 
 
 def deca_projection(posed: np.ndarray, cam: np.ndarray, transform: np.ndarray) -> np.ndarray:
@@ -311,8 +372,14 @@ def deca_projection(posed: np.ndarray, cam: np.ndarray, transform: np.ndarray) -
     return (crop - b) @ np.linalg.inv(A).T + 0.5
 
 
-def deca_camera(placed: dict, cam: np.ndarray, transform: np.ndarray, height: int, width: int,
-                fov_deg: float = DEFAULT_FOV_DEG) -> Cameras | None:
+def deca_camera(
+    placed: dict,
+    cam: np.ndarray,
+    transform: np.ndarray,
+    height: int,
+    width: int,
+    fov_deg: float = DEFAULT_FOV_DEG,
+) -> Cameras | None:
     """A pinhole :class:`Cameras` (one camera, assumed field of view) that sees the canonical mesh as DECA's
     orthographic camera sees the posed head: rotation ``placed["rotation"]``, distance chosen so the
     magnification at the mesh's centroid equals DECA's, centroid projected where DECA puts it. ``None``
@@ -330,7 +397,9 @@ def deca_camera(placed: dict, cam: np.ndarray, transform: np.ndarray, height: in
     c2w = np.eye(4)
     c2w[:3, :3] = placed["rotation"]
     c2w[:3, 3] = centroid - placed["rotation"] @ in_camera
-    return Cameras(torch.tensor(K, dtype=torch.float32), torch.tensor(c2w, dtype=torch.float32), height, width)
+    return Cameras(
+        torch.tensor(K, dtype=torch.float32), torch.tensor(c2w, dtype=torch.float32), height, width
+    )
 
 
 def _rotation_angle_deg(A: np.ndarray, B: np.ndarray) -> float:
@@ -374,8 +443,15 @@ def deca_mesh(image, layer, encoder: DecaEncoder, fov_deg: float = DEFAULT_FOV_D
     observed = mediapipe_mesh(photo, fov_deg, face=face)
     disagreement = _rotation_angle_deg(placed["rotation"], observed.camera.c2w[:3, :3].double().numpy())
     rms = float(torch.cat([codes["shape"][0], codes["exp"][0]]).pow(2).mean().sqrt())
-    conf = (observed.confidence * math.exp(-max(0.0, disagreement - _POSE_FREE_DEG) / _POSE_SCALE_DEG)
-            * math.exp(-max(0.0, rms - _CODE_FREE) / _CODE_SCALE)) if camera is not None else 0.0
+    conf = (
+        (
+            observed.confidence
+            * math.exp(-max(0.0, disagreement - _POSE_FREE_DEG) / _POSE_SCALE_DEG)
+            * math.exp(-max(0.0, rms - _CODE_FREE) / _CODE_SCALE)
+        )
+        if camera is not None
+        else 0.0
+    )
     if not np.isfinite(conf):
         conf = 0.0
     return FaceMesh(placed["vertices"], layer.faces, placed["pose"], float(conf), "deca", camera)

@@ -38,10 +38,18 @@ from gen3dface.mesh.flame import FlameLayer, flame_mesh, flame_path
 BACKENDS = ("mediapipe", "flame", "ground_truth")
 
 
-def estimate_mesh(image, backend: str = "mediapipe", *, fov_deg: float = DEFAULT_FOV_DEG, head=None,
-                  camera: Cameras | None = None, flame_model: str | os.PathLike | None = None,
-                  trust_pickle: bool = False, deca_model: str | os.PathLike | None = None,
-                  fit_steps: int = 200) -> FaceMesh:
+def estimate_mesh(
+    image,
+    backend: str = "mediapipe",
+    *,
+    fov_deg: float = DEFAULT_FOV_DEG,
+    head=None,
+    camera: Cameras | None = None,
+    flame_model: str | os.PathLike | None = None,
+    trust_pickle: bool = False,
+    deca_model: str | os.PathLike | None = None,
+    fit_steps: int = 200,
+) -> FaceMesh:
     """Estimate the face mesh of the largest face in ``image``, in the canonical head frame.
 
     Args:

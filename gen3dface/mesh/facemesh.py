@@ -71,11 +71,15 @@ class FaceMesh:
 
     def to_dict(self) -> dict:
         """JSON-ready summary (what the CLI writes next to the mesh)."""
-        return {"backend": self.backend, "pose_deg": {k: round(float(v), 3) for k, v in self.pose.items()},
-                "confidence": round(float(self.confidence), 4), "n_vertices": int(len(self.vertices)),
-                "n_faces": int(len(self.faces)),
-                "frame": "gen3dface canonical head frame: +Y up, face looks +Z, +X subject's left",
-                "camera": self.camera[None].to_dict() if self.camera is not None else None}
+        return {
+            "backend": self.backend,
+            "pose_deg": {k: round(float(v), 3) for k, v in self.pose.items()},
+            "confidence": round(float(self.confidence), 4),
+            "n_vertices": int(len(self.vertices)),
+            "n_faces": int(len(self.faces)),
+            "frame": "gen3dface canonical head frame: +Y up, face looks +Z, +X subject's left",
+            "camera": self.camera[None].to_dict() if self.camera is not None else None,
+        }
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``.obj``, ``.ply`` or ``.glb`` (by extension) atomically; returns the path."""
@@ -90,8 +94,9 @@ def check_mesh_path(path: str | os.PathLike) -> str:
     """The lower-case extension of a mesh output path; :class:`InputError` when it is not a mesh format."""
     ext = Path(path).suffix.lower()
     if ext not in MESH_FORMATS:
-        raise InputError(f"cannot write a mesh to {Path(path).name!r}: use one of the extensions "
-                         f"{', '.join(MESH_FORMATS)}")
+        raise InputError(
+            f"cannot write a mesh to {Path(path).name!r}: use one of the extensions {', '.join(MESH_FORMATS)}"
+        )
     return ext
 
 
@@ -112,7 +117,9 @@ def tesselation_triangles() -> np.ndarray:
     for a, b in FACEMESH_TESSELATION:
         neighbours.setdefault(a, set()).add(b)
         neighbours.setdefault(b, set()).add(a)
-    cliques = sorted({tuple(sorted((a, b, c))) for a, b in FACEMESH_TESSELATION for c in neighbours[a] & neighbours[b]})
+    cliques = sorted(
+        {tuple(sorted((a, b, c))) for a, b in FACEMESH_TESSELATION for c in neighbours[a] & neighbours[b]}
+    )
     tri = np.array(cliques, dtype=np.int64)
     edges = np.sort(tri[:, [[0, 1], [1, 2], [0, 2]]], axis=-1).reshape(-1, 2)
     _, inverse, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
@@ -137,8 +144,10 @@ def face_template() -> np.ndarray:
     real faces sit in the head frame; :func:`build_template` remakes it.
     """
     if not TEMPLATE_PATH.is_file():
-        raise BackendUnavailable(f"face template missing at {TEMPLATE_PATH}; reinstall gen3dface or run "
-                                 "gen3dface.mesh.facemesh.build_template(save=True)")
+        raise BackendUnavailable(
+            f"face template missing at {TEMPLATE_PATH}; reinstall gen3dface or run "
+            "gen3dface.mesh.facemesh.build_template(save=True)"
+        )
     return np.load(TEMPLATE_PATH).astype(np.float32)
 
 
@@ -182,7 +191,9 @@ def _nearest_surface_depth(depth: np.ndarray, cols: np.ndarray, rows: np.ndarray
 
 
 # --------------------------------------------------------------------------------------- lifting landmarks to 3D
-def deperspective(landmarks: np.ndarray, height: int, width: int, fov_deg: float = DEFAULT_FOV_DEG) -> np.ndarray:
+def deperspective(
+    landmarks: np.ndarray, height: int, width: int, fov_deg: float = DEFAULT_FOV_DEG
+) -> np.ndarray:
     """mediapipe landmarks ``(L, 3)`` (pixels x, y; relative depth z in pixel scale) to camera-frame 3D ``(L, 3)``.
 
     mediapipe's z is weak-perspective: depth relative to the face's centre in the same scale as x, y at
@@ -220,8 +231,9 @@ def mediapipe_mesh(image, fov_deg: float = DEFAULT_FOV_DEG, face=None) -> FaceMe
     c2w = np.eye(4)
     c2w[:3, :3], c2w[:3, 3] = R, t
     cam = Cameras(intrinsics_from_fov(fov_deg, h, w), torch.tensor(c2w, dtype=torch.float32), h, w)
-    return FaceMesh(verts, tesselation_triangles(), pose_from_rotation(R), _confidence(verts, template),
-                    "mediapipe", cam)
+    return FaceMesh(
+        verts, tesselation_triangles(), pose_from_rotation(R), _confidence(verts, template), "mediapipe", cam
+    )
 
 
 def _confidence(aligned: np.ndarray, template: np.ndarray) -> float:
@@ -240,19 +252,30 @@ def ground_truth_mesh(head, camera: Cameras | None = None) -> FaceMesh:
     from gen3dface.synth.head_params import HeadParams, sample_head_params
 
     if isinstance(head, bool) or head is None:
-        raise InputError("backend 'ground_truth' needs head= (a seed, HeadParams or HeadMesh of gen3dface.synth.heads)")
+        raise InputError(
+            "backend 'ground_truth' needs head= (a seed, HeadParams or HeadMesh of gen3dface.synth.heads)"
+        )
     if isinstance(head, (int, np.integer)):
         head = sample_head_params(int(head))
     if isinstance(head, HeadParams):
         head = build_head(head)
     if not isinstance(head, HeadMesh):
-        raise InputError(f"backend 'ground_truth': head must be a seed, HeadParams or HeadMesh, got {type(head).__name__}")
+        raise InputError(
+            f"backend 'ground_truth': head must be a seed, HeadParams or HeadMesh, got {type(head).__name__}"
+        )
     pose = {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}
     if camera is not None:
         if camera.c2w.numel() != 16:
-            raise InputError(f"backend 'ground_truth': give one camera, got a batch of shape {tuple(camera.shape)}")
+            raise InputError(
+                f"backend 'ground_truth': give one camera, got a batch of shape {tuple(camera.shape)}"
+            )
         camera = Cameras(camera.K.reshape(3, 3), camera.c2w.reshape(4, 4), camera.height, camera.width)
         pose = pose_from_rotation(camera.c2w[:3, :3].double().numpy())
-    return FaceMesh(head.vertices.numpy().astype(np.float32), head.faces.numpy().astype(np.int64), pose, 1.0,
-                    "ground_truth", camera)
-
+    return FaceMesh(
+        head.vertices.numpy().astype(np.float32),
+        head.faces.numpy().astype(np.int64),
+        pose,
+        1.0,
+        "ground_truth",
+        camera,
+    )

@@ -33,11 +33,21 @@ class _ChumpyArray:
 
 #: Globals a FLAME pickle may name: numpy arrays, scipy sparse matrices, chumpy arrays, nothing else.
 _PICKLE_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"), ("numpy", "ndarray"),
-    ("numpy", "dtype"), ("scipy.sparse.csc", "csc_matrix"), ("scipy.sparse._csc", "csc_matrix"),
-    ("scipy.sparse.csr", "csr_matrix"), ("scipy.sparse._csr", "csr_matrix"), ("copy_reg", "_reconstructor"),
-    ("copyreg", "_reconstructor"), ("__builtin__", "object"), ("builtins", "object"), ("__builtin__", "set"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("scipy.sparse.csc", "csc_matrix"),
+    ("scipy.sparse._csc", "csc_matrix"),
+    ("scipy.sparse.csr", "csr_matrix"),
+    ("scipy.sparse._csr", "csr_matrix"),
+    ("copy_reg", "_reconstructor"),
+    ("copyreg", "_reconstructor"),
+    ("__builtin__", "object"),
+    ("builtins", "object"),
+    ("__builtin__", "set"),
     ("builtins", "set"),
     ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 store array bytes
 }
@@ -55,7 +65,9 @@ class _FlameUnpickler(pickle.Unpickler):
 def _dense(value, key: str) -> np.ndarray:
     if isinstance(value, _ChumpyArray):
         if "x" not in value.state:
-            raise InputError(f"FLAME entry {key!r} is a derived chumpy expression; convert the file to numpy first")
+            raise InputError(
+                f"FLAME entry {key!r} is a derived chumpy expression; convert the file to numpy first"
+            )
         value = value.state["x"]
     if hasattr(value, "toarray"):
         value = value.toarray()
@@ -67,8 +79,10 @@ def flame_path(flame_model: str | os.PathLike | None) -> Path:
     (:class:`BackendUnavailable` when neither is set)."""
     path = flame_model or os.environ.get(FLAME_ENV)
     if not path:
-        raise BackendUnavailable(f"the FLAME backend needs FLAME 2020's generic_model.pkl (licence-gated: register at "
-                                 f"flame.is.tue.mpg.de); pass flame_model=PATH or set {FLAME_ENV}")
+        raise BackendUnavailable(
+            f"the FLAME backend needs FLAME 2020's generic_model.pkl (licence-gated: register at "
+            f"flame.is.tue.mpg.de); pass flame_model=PATH or set {FLAME_ENV}"
+        )
     return Path(path)
 
 
@@ -86,11 +100,15 @@ def load_flame(path: str | os.PathLike, trust_pickle: bool = False) -> dict[str,
     """
     path = Path(path)
     if not path.is_file():
-        raise BackendUnavailable(f"FLAME model not found at {path}; download FLAME 2020 (generic_model.pkl) from "
-                                 "flame.is.tue.mpg.de after accepting its licence")
+        raise BackendUnavailable(
+            f"FLAME model not found at {path}; download FLAME 2020 (generic_model.pkl) from "
+            "flame.is.tue.mpg.de after accepting its licence"
+        )
     if not trust_pickle:
-        raise BackendUnavailable(f"{path.name} is a pickle, and loading a pickle can run arbitrary code; pass "
-                                 "trust_pickle=True (CLI: --trust-pickle) only for the file you downloaded from FLAME")
+        raise BackendUnavailable(
+            f"{path.name} is a pickle, and loading a pickle can run arbitrary code; pass "
+            "trust_pickle=True (CLI: --trust-pickle) only for the file you downloaded from FLAME"
+        )
     try:
         raw = _FlameUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError) as e:
@@ -109,10 +127,17 @@ def load_flame(path: str | os.PathLike, trust_pickle: bool = False) -> dict[str,
 
 def _check_flame_shapes(m: dict[str, np.ndarray], path: Path) -> None:
     n, j = len(m["v_template"]), len(m["parents"])
-    ok = (m["v_template"].shape == (n, 3) and m["shapedirs"].ndim == 3 and m["shapedirs"].shape[:2] == (n, 3)
-          and m["posedirs"].shape == (n, 3, 9 * (j - 1)) and m["J_regressor"].shape == (j, n)
-          and m["weights"].shape == (n, j) and m["f"].ndim == 2 and m["f"].shape[1] == 3
-          and bool((m["parents"][1:] < np.arange(1, j)).all()))
+    ok = (
+        m["v_template"].shape == (n, 3)
+        and m["shapedirs"].ndim == 3
+        and m["shapedirs"].shape[:2] == (n, 3)
+        and m["posedirs"].shape == (n, 3, 9 * (j - 1))
+        and m["J_regressor"].shape == (j, n)
+        and m["weights"].shape == (n, j)
+        and m["f"].ndim == 2
+        and m["f"].shape[1] == 3
+        and bool((m["parents"][1:] < np.arange(1, j)).all())
+    )
     if not ok:
         shapes = ", ".join(f"{k} {v.shape}" for k, v in m.items())
         raise InputError(f"{path} has inconsistent FLAME arrays: {shapes}")
@@ -147,8 +172,12 @@ class FlameLayer(torch.nn.Module):
     def n_joints(self) -> int:
         return len(self.parents)
 
-    def forward(self, shape: torch.Tensor | None = None, expression: torch.Tensor | None = None,
-                pose: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        shape: torch.Tensor | None = None,
+        expression: torch.Tensor | None = None,
+        pose: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Vertices ``(B, N, 3)`` in FLAME's frame (metres, +Y up, face towards +Z).
 
         Args:
@@ -160,9 +189,9 @@ class FlameLayer(torch.nn.Module):
         B = given[0].shape[0] if given else 1
         coeffs = self.v_template.new_zeros(B, self.shapedirs.shape[2])
         if shape is not None:
-            coeffs[:, :shape.shape[1]] = shape
+            coeffs[:, : shape.shape[1]] = shape
         if expression is not None:
-            coeffs[:, self.n_shape:self.n_shape + expression.shape[1]] = expression
+            coeffs[:, self.n_shape : self.n_shape + expression.shape[1]] = expression
         v = self.v_template + torch.einsum("bk,nck->bnc", coeffs, self.shapedirs)
         if pose is None:
             pose = v.new_zeros(B, 3 * self.n_joints)
@@ -186,15 +215,20 @@ class FlameLayer(torch.nn.Module):
         return (T_R @ v[..., None])[..., 0] + T_t
 
 
-
 # --------------------------------------------------------------------------------------- the fit to a face mesh
 #: Canonical head width (2 x the mean ``skull_width`` of :mod:`gen3dface.synth.heads`): FLAME's rest head is scaled
 #: to it by :func:`fit_flame` and by the DECA backend (:mod:`gen3dface.mesh.deca`).
 CANONICAL_HEAD_WIDTH = 2 * 0.53
 
 
-def fit_flame(layer: FlameLayer, target: np.ndarray, steps: int = 200, n_shape: int = 50,
-              shape_prior: float = 1e-4, lr: float = 0.01) -> tuple[np.ndarray, dict]:
+def fit_flame(
+    layer: FlameLayer,
+    target: np.ndarray,
+    steps: int = 200,
+    n_shape: int = 50,
+    shape_prior: float = 1e-4,
+    lr: float = 0.01,
+) -> tuple[np.ndarray, dict]:
     """Fit FLAME to a face mesh in the canonical frame: similarity (rotation, scale, translation) and the
     first ``n_shape`` identity coefficients, by Adam on the mean squared distance from each target point to
     its nearest FLAME vertex plus ``shape_prior * |shape|^2``.
@@ -211,7 +245,9 @@ def fit_flame(layer: FlameLayer, target: np.ndarray, steps: int = 200, n_shape: 
     """
     tgt = torch.tensor(np.asarray(target), dtype=torch.float32)
     rest = layer.v_template
-    basis = layer.shapedirs[:, :, :min(n_shape, layer.n_shape)]  # rest pose: no correctives, skinning is identity
+    basis = layer.shapedirs[
+        :, :, : min(n_shape, layer.n_shape)
+    ]  # rest pose: no correctives, skinning is identity
     s0 = CANONICAL_HEAD_WIDTH / float(rest[:, 0].max() - rest[:, 0].min())  # canonical / FLAME head width
     t0 = tgt[tgt[:, 2].argmax()] - s0 * rest[rest[:, 2].argmax()]
     rot = torch.zeros(3, requires_grad=True)
@@ -229,8 +265,13 @@ def fit_flame(layer: FlameLayer, target: np.ndarray, steps: int = 200, n_shape: 
         losses.append(loss.item())
     with torch.no_grad():
         w = place()
-    info = {"loss": np.array(losses), "scale": log_s.exp().item(), "rotation": axis_angle_to_matrix(rot).detach().numpy(),
-            "translation": t.detach().numpy(), "shape": beta.detach().numpy()}
+    info = {
+        "loss": np.array(losses),
+        "scale": log_s.exp().item(),
+        "rotation": axis_angle_to_matrix(rot).detach().numpy(),
+        "translation": t.detach().numpy(),
+        "shape": beta.detach().numpy(),
+    }
     return w.numpy().astype(np.float32), info
 
 
@@ -241,4 +282,3 @@ def flame_mesh(observed: FaceMesh, layer: FlameLayer, steps: int = 200) -> FaceM
     radius = float(np.sqrt(((observed.vertices - observed.vertices.mean(0)) ** 2).sum(1).mean()))
     conf = observed.confidence * math.exp(-math.sqrt(info["loss"][-1]) / (CONFIDENCE_SCALE * radius))
     return FaceMesh(verts, layer.faces, observed.pose, conf, "flame", observed.camera)
-

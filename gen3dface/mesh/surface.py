@@ -24,7 +24,9 @@ class MeshSurface:
 
         self.vertices = np.asarray(vertices, np.float64)
         self.faces = np.asarray(faces, np.int64)
-        self.vertex_faces = trimesh.Trimesh(self.vertices, self.faces, process=False).vertex_faces  # -1 padded
+        self.vertex_faces = trimesh.Trimesh(
+            self.vertices, self.faces, process=False
+        ).vertex_faces  # -1 padded
         self.tree = cKDTree(self.vertices)
         self.k = k
 
@@ -61,8 +63,9 @@ class MeshSurface:
         return moved
 
 
-def snap_to_surface(estimate: FaceMesh, surface: MeshSurface, pose: dict | None = None,
-                    camera: Cameras | None = None) -> FaceMesh:
+def snap_to_surface(
+    estimate: FaceMesh, surface: MeshSurface, pose: dict | None = None, camera: Cameras | None = None
+) -> FaceMesh:
     """A ground-truth face mesh in the estimate's topology, for the paper's estimated-vs-ground-truth ablation.
 
     ``estimate`` is fitted onto the true head ``surface`` (a :class:`MeshSurface` in the canonical frame; build
@@ -73,8 +76,14 @@ def snap_to_surface(estimate: FaceMesh, surface: MeshSurface, pose: dict | None 
     ``"ground_truth"``.
     """
     snapped = surface.closest(surface.align(estimate.vertices))[0]
-    return FaceMesh(snapped.astype(np.float32), estimate.faces, dict(pose or estimate.pose), 1.0, "ground_truth",
-                    camera if camera is not None else estimate.camera)
+    return FaceMesh(
+        snapped.astype(np.float32),
+        estimate.faces,
+        dict(pose or estimate.pose),
+        1.0,
+        "ground_truth",
+        camera if camera is not None else estimate.camera,
+    )
 
 
 def head_surface(head) -> tuple[np.ndarray, np.ndarray]:

@@ -34,9 +34,15 @@ def _angle_diff(a: float, b: float) -> float:
     return (a - b + 180.0) % 360.0 - 180.0
 
 
-def evaluate_on_synthetic(n_identities: int = 20, azimuths=(-60, -45, -30, -15, 0, 15, 30, 45, 60),
-                          elevations=(-30, 0, 30), image_size: int = 256, seed: int = 0,
-                          backend: str = "mediapipe", **backend_kwargs) -> dict:
+def evaluate_on_synthetic(
+    n_identities: int = 20,
+    azimuths=(-60, -45, -30, -15, 0, 15, 30, 45, 60),
+    elevations=(-30, 0, 30),
+    image_size: int = 256,
+    seed: int = 0,
+    backend: str = "mediapipe",
+    **backend_kwargs,
+) -> dict:
     """Estimate meshes from renders of procedural heads with known geometry and cameras; measure them.
 
     Identities ``seed .. seed + n_identities - 1`` (photo style) are rendered from every (azimuth,
@@ -74,32 +80,59 @@ def evaluate_on_synthetic(n_identities: int = 20, azimuths=(-60, -45, -30, -15, 
                 continue
             d_raw = surface.closest(est.vertices)[1]
             d_shape = surface.closest(surface.align(est.vertices))[1]
-            row.update(found=True, raw_err=float(d_raw.mean() / width), shape_err=float(d_shape.mean() / width),
-                       yaw_err=_angle_diff(est.pose["yaw"], a), pitch_err=est.pose["pitch"] - e,
-                       roll_err=est.pose["roll"], confidence=est.confidence)
+            row.update(
+                found=True,
+                raw_err=float(d_raw.mean() / width),
+                shape_err=float(d_shape.mean() / width),
+                yaw_err=_angle_diff(est.pose["yaw"], a),
+                pitch_err=est.pose["pitch"] - e,
+                roll_err=est.pose["roll"],
+                confidence=est.confidence,
+            )
             rows.append(row)
-    table = [_summarise([r for r in rows if lo < abs(r["azimuth"]) <= hi or (lo == -1 and abs(r["azimuth"]) <= hi)],
-                        f"|az| <= {hi:g}" if lo < 0 else f"{lo:g} < |az| <= {hi:g}")
-             for lo, hi in zip((-1.0,) + AZIMUTH_BINS[:-1], AZIMUTH_BINS)]
-    settings = {"n_identities": n_identities, "azimuths": list(map(float, azimuths)),
-                "elevations": list(map(float, elevations)), "image_size": image_size, "backend": backend}
+    table = [
+        _summarise(
+            [r for r in rows if lo < abs(r["azimuth"]) <= hi or (lo == -1 and abs(r["azimuth"]) <= hi)],
+            f"|az| <= {hi:g}" if lo < 0 else f"{lo:g} < |az| <= {hi:g}",
+        )
+        for lo, hi in zip((-1.0,) + AZIMUTH_BINS[:-1], AZIMUTH_BINS)
+    ]
+    settings = {
+        "n_identities": n_identities,
+        "azimuths": list(map(float, azimuths)),
+        "elevations": list(map(float, elevations)),
+        "image_size": image_size,
+        "backend": backend,
+    }
     return {"rows": rows, "table": table, "overall": _summarise(rows, "all"), "settings": settings}
 
 
 def _summarise(rows: list[dict], name: str) -> dict:
     found = [r for r in rows if r["found"]]
     mean = lambda k, f=float: float(np.mean([f(r[k]) for r in found])) if found else float("nan")  # noqa: E731
-    return {"views": name, "n": len(rows), "missed": len(rows) - len(found), "raw_err": mean("raw_err"),
-            "shape_err": mean("shape_err"), "yaw_err": mean("yaw_err", abs), "pitch_err": mean("pitch_err", abs),
-            "roll_err": mean("roll_err", abs), "confidence": mean("confidence")}
+    return {
+        "views": name,
+        "n": len(rows),
+        "missed": len(rows) - len(found),
+        "raw_err": mean("raw_err"),
+        "shape_err": mean("shape_err"),
+        "yaw_err": mean("yaw_err", abs),
+        "pitch_err": mean("pitch_err", abs),
+        "roll_err": mean("roll_err", abs),
+        "confidence": mean("confidence"),
+    }
 
 
 def format_table(result: dict) -> str:
     """:func:`evaluate_on_synthetic`'s table as aligned text (errors in head widths and degrees)."""
-    head = (f"{'views':>16} {'n':>4} {'missed':>6} {'raw err (hw)':>12} {'shape err (hw)':>14} {'|yaw| deg':>9} "
-            f"{'|pitch| deg':>11} {'|roll| deg':>10} {'conf':>5}")
+    head = (
+        f"{'views':>16} {'n':>4} {'missed':>6} {'raw err (hw)':>12} {'shape err (hw)':>14} {'|yaw| deg':>9} "
+        f"{'|pitch| deg':>11} {'|roll| deg':>10} {'conf':>5}"
+    )
     lines = [head, "-" * len(head)]
     for r in result["table"] + [result["overall"]]:
-        lines.append(f"{r['views']:>16} {r['n']:>4} {r['missed']:>6} {r['raw_err']:>12.4f} {r['shape_err']:>14.4f} "
-                     f"{r['yaw_err']:>9.2f} {r['pitch_err']:>11.2f} {r['roll_err']:>10.2f} {r['confidence']:>5.2f}")
+        lines.append(
+            f"{r['views']:>16} {r['n']:>4} {r['missed']:>6} {r['raw_err']:>12.4f} {r['shape_err']:>14.4f} "
+            f"{r['yaw_err']:>9.2f} {r['pitch_err']:>11.2f} {r['roll_err']:>10.2f} {r['confidence']:>5.2f}"
+        )
     return "\n".join(lines)

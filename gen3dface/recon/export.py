@@ -107,7 +107,9 @@ def save_turntable(frames: np.ndarray, path, fps: int = 12) -> Path:
 
         imgs = [Image.fromarray(x) for x in f]
         buf = io.BytesIO()
-        imgs[0].save(buf, format="GIF", save_all=True, append_images=imgs[1:], duration=int(1000 / fps), loop=0)
+        imgs[0].save(
+            buf, format="GIF", save_all=True, append_images=imgs[1:], duration=int(1000 / fps), loop=0
+        )
         atomic_write_bytes(p, buf.getvalue())
         return p
     import cv2

@@ -81,6 +81,7 @@ class SDFGrid(torch.nn.Module):
         """Unit SDF gradients ``(..., 3)`` at ``points (..., 3)`` by central differences."""
         eps = eps or 0.5 * self.voxel
         offs = torch.eye(3, device=points.device) * eps
+
         def f(q):
             return self.query(q, rgb=False)[0]
 
@@ -89,6 +90,7 @@ class SDFGrid(torch.nn.Module):
 
     def resized(self, R: int) -> SDFGrid:
         """The same field on an ``R^3`` grid (trilinear resampling)."""
+
         def up(x):
             return F.interpolate(x.detach(), size=(R, R, R), mode="trilinear", align_corners=True)
 
@@ -162,4 +164,3 @@ def initial_field(views: ViewSet, R: int, init: str = "hull", device=None) -> SD
         return SDFGrid.sphere(R, device=device)
     sdf = sdf_from_occupancy(visual_hull(views, R, device))
     return SDFGrid(sdf, torch.zeros(3, R, R, R, device=sdf.device))
-

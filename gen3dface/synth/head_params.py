@@ -20,14 +20,41 @@ HAIR_STYLES = ("short", "long", "bun", "ponytail", "curly", "bald")
 EYE_Y = 0.02
 
 #: Human skin tones from light to deep (sRGB in [0, 1]); identities interpolate between neighbours.
-SKIN_TONES = ((0.98, 0.87, 0.78), (0.94, 0.78, 0.66), (0.88, 0.69, 0.55), (0.78, 0.58, 0.43),
-              (0.66, 0.46, 0.32), (0.53, 0.35, 0.24), (0.41, 0.27, 0.19), (0.31, 0.2, 0.14))
-HAIR_COLORS = ((0.07, 0.06, 0.05), (0.18, 0.12, 0.08), (0.33, 0.21, 0.12), (0.48, 0.22, 0.1),
-               (0.76, 0.62, 0.4), (0.58, 0.57, 0.56), (0.12, 0.1, 0.09))
-TOON_HAIR_COLORS = ((0.15, 0.3, 0.75), (0.85, 0.35, 0.6), (0.45, 0.25, 0.7), (0.95, 0.8, 0.3), (0.2, 0.15, 0.12),
-                    (0.8, 0.3, 0.15))
-EYE_COLORS = ((0.27, 0.16, 0.09), (0.16, 0.1, 0.06), (0.4, 0.3, 0.15), (0.25, 0.4, 0.25), (0.3, 0.45, 0.65),
-              (0.45, 0.5, 0.55))
+SKIN_TONES = (
+    (0.98, 0.87, 0.78),
+    (0.94, 0.78, 0.66),
+    (0.88, 0.69, 0.55),
+    (0.78, 0.58, 0.43),
+    (0.66, 0.46, 0.32),
+    (0.53, 0.35, 0.24),
+    (0.41, 0.27, 0.19),
+    (0.31, 0.2, 0.14),
+)
+HAIR_COLORS = (
+    (0.07, 0.06, 0.05),
+    (0.18, 0.12, 0.08),
+    (0.33, 0.21, 0.12),
+    (0.48, 0.22, 0.1),
+    (0.76, 0.62, 0.4),
+    (0.58, 0.57, 0.56),
+    (0.12, 0.1, 0.09),
+)
+TOON_HAIR_COLORS = (
+    (0.15, 0.3, 0.75),
+    (0.85, 0.35, 0.6),
+    (0.45, 0.25, 0.7),
+    (0.95, 0.8, 0.3),
+    (0.2, 0.15, 0.12),
+    (0.8, 0.3, 0.15),
+)
+EYE_COLORS = (
+    (0.27, 0.16, 0.09),
+    (0.16, 0.1, 0.06),
+    (0.4, 0.3, 0.15),
+    (0.25, 0.4, 0.25),
+    (0.3, 0.45, 0.65),
+    (0.45, 0.5, 0.55),
+)
 CLAY_COLORS = ((0.72, 0.5, 0.38), (0.7, 0.7, 0.68), (0.6, 0.47, 0.3), (0.86, 0.84, 0.8))
 
 
@@ -117,15 +144,39 @@ def sample_head_params(seed: int, style: str = "photo") -> HeadParams:
     dark_brows = np.array(hair) * 0.6 if np.mean(hair) < 0.45 else np.array([0.3, 0.22, 0.16])
     lip = np.array(skin) * np.array([0.8, 0.5, 0.5]) + np.array([0.12, 0.02, 0.03]) * u(0.5, 1.2)
     return HeadParams(
-        seed=int(seed), style=style,
-        skull_width=u(0.5, 0.56), skull_top=u(0.76, 0.84), face_depth=u(0.58, 0.63), back_depth=u(0.62, 0.68),
-        jaw_width=u(0.68, 0.86), chin_y=u(-0.8, -0.7), chin_forward=u(0.0, 0.035), cheek=u(0.0, 0.03),
-        eye_spacing=u(0.19, 0.22), eye_size=u(0.075, 0.085) * (1.12 if style == "toon" else 1.0),
-        eye_open=u(0.85, 1.15), nose_length=u(0.28, 0.36), nose_width=u(0.08, 0.11), nose_height=u(0.12, 0.18),
-        mouth_width=u(0.14, 0.18), lip_thickness=u(0.018, 0.035), ear_size=u(0.9, 1.1), neck_width=u(0.23, 0.28),
-        hair_style=hair_style, hair_volume=u(0.04, 0.08) if hair_style != "curly" else u(0.1, 0.15),
-        hairline=u(-12, 8), hair_length=u(0.7, 0.95), hair_color=hair, skin_tone=skin,
-        eye_color=_pick(rng, EYE_COLORS), lip_color=tuple(float(v) for v in np.clip(lip, 0, 1)),
-        brow_thickness=u(0.022, 0.04), brow_color=tuple(float(v) for v in dark_brows),
+        seed=int(seed),
+        style=style,
+        skull_width=u(0.5, 0.56),
+        skull_top=u(0.76, 0.84),
+        face_depth=u(0.58, 0.63),
+        back_depth=u(0.62, 0.68),
+        jaw_width=u(0.68, 0.86),
+        chin_y=u(-0.8, -0.7),
+        chin_forward=u(0.0, 0.035),
+        cheek=u(0.0, 0.03),
+        eye_spacing=u(0.19, 0.22),
+        eye_size=u(0.075, 0.085) * (1.12 if style == "toon" else 1.0),
+        eye_open=u(0.85, 1.15),
+        nose_length=u(0.28, 0.36),
+        nose_width=u(0.08, 0.11),
+        nose_height=u(0.12, 0.18),
+        mouth_width=u(0.14, 0.18),
+        lip_thickness=u(0.018, 0.035),
+        ear_size=u(0.9, 1.1),
+        neck_width=u(0.23, 0.28),
+        hair_style=hair_style,
+        hair_volume=u(0.04, 0.08) if hair_style != "curly" else u(0.1, 0.15),
+        hairline=u(-12, 8),
+        hair_length=u(0.7, 0.95),
+        hair_color=hair,
+        skin_tone=skin,
+        eye_color=_pick(rng, EYE_COLORS),
+        lip_color=tuple(float(v) for v in np.clip(lip, 0, 1)),
+        brow_thickness=u(0.022, 0.04),
+        brow_color=tuple(float(v) for v in dark_brows),
         cloth_color=tuple(float(v) for v in rng.uniform(0.1, 0.8, 3)),
-        light_azimuth=u(-55, 55), light_elevation=u(10, 50), light_intensity=u(0.75, 0.95), ambient=u(0.32, 0.45))
+        light_azimuth=u(-55, 55),
+        light_elevation=u(10, 50),
+        light_intensity=u(0.75, 0.95),
+        ambient=u(0.32, 0.45),
+    )

@@ -43,6 +43,7 @@ from gen3dface.synth.head_params import (
 )
 from gen3dface.synth.render import Mesh, check_style
 
+
 @dataclass
 class HeadMesh(Mesh):
     """A :class:`gen3dface.synth.render.Mesh` with part ``labels (N,)`` (indices into :data:`PARTS`) and its params."""
@@ -62,7 +63,7 @@ def _gauss(x: torch.Tensor, y: torch.Tensor, cx: float, cy: float, sx: float, sy
 
 def _warp(t: torch.Tensor, a: float) -> torch.Tensor:
     """Monotone map of [-1, 1] onto itself with slope ``1 - a`` at 0: samples ``1 / (1 - a)`` times denser there."""
-    return t + a * (t ** 3 - t)
+    return t + a * (t**3 - t)
 
 
 def _sphere_grid(n_lon: int, n_lat: int, warp_lon: float = 0.0, warp_lat: float = 0.0):
@@ -118,7 +119,7 @@ def _skull(dirs: torch.Tensor, p: HeadParams) -> torch.Tensor:
     n = _SQUIRCLE
     m = 2 + (_JAW_BOX - 2) * _smoothstep(0.0, 0.5, z) * (y < 0)  # a boxy lower face: chin below the lips
     horiz = ((x / p.skull_width).abs() ** n + (z / az).abs() ** n) ** (1 / n)
-    r = 1.0 / (horiz ** m + (y / ay).abs() ** m) ** (1 / m)
+    r = 1.0 / (horiz**m + (y / ay).abs() ** m) ** (1 / m)
     pos = dirs * r[:, None]
     pos[:, 1] += EYE_Y
     jaw = _smoothstep(EYE_Y - 0.05, p.chin_y, pos[:, 1]) ** 1.2  # 0 above the cheekbones, 1 at the chin
@@ -152,16 +153,22 @@ def _face_relief(x: torch.Tensor, y: torch.Tensor, p: HeadParams) -> torch.Tenso
     ax, es = x.abs(), p.eye_spacing
     y_tip, y_mouth = EYE_Y - p.nose_length, EYE_Y - p.nose_length - 0.115
     d = -0.06 * _gauss(ax, y, es, EYE_Y, 0.08, 0.06)  # eye sockets
-    d += 0.03 * _gauss(ax, y, es * 0.9, EYE_Y + 0.13, 0.11, 0.035) + 0.02 * _gauss(x, y, 0, EYE_Y + 0.1, 0.06, 0.05)
+    d += 0.03 * _gauss(ax, y, es * 0.9, EYE_Y + 0.13, 0.11, 0.035) + 0.02 * _gauss(
+        x, y, 0, EYE_Y + 0.1, 0.06, 0.05
+    )
     t = ((EYE_Y + 0.06 - y) / (EYE_Y + 0.06 - y_tip)).clamp(0, 1)  # 0 at the bridge, 1 at the tip
-    width = 0.03 + (0.55 * p.nose_width - 0.03) * t ** 2
-    ridge = p.nose_height * (0.25 + 0.75 * t ** 1.6) * torch.exp(-0.5 * (x / width) ** 2)
+    width = 0.03 + (0.55 * p.nose_width - 0.03) * t**2
+    ridge = p.nose_height * (0.25 + 0.75 * t**1.6) * torch.exp(-0.5 * (x / width) ** 2)
     below = torch.exp(-0.5 * ((y - y_tip).clamp(max=0) / 0.028) ** 2)
     d += ridge * below * _smoothstep(EYE_Y + 0.12, EYE_Y + 0.02, y)
     d += 0.3 * p.nose_height * _gauss(ax, y, 0.7 * p.nose_width, y_tip + 0.01, 0.035, 0.03)  # nostril wings
     d += 0.025 * _gauss(x, y, 0, y_mouth + 0.04, 0.12, 0.06)  # upper-lip region
     lips = torch.exp(-((ax / p.mouth_width) ** 4))
-    d += p.lip_thickness * lips * (_gauss(x, y, 0, y_mouth + 0.016, 1, 0.014) + 1.1 * _gauss(x, y, 0, y_mouth - 0.024, 1, 0.017))
+    d += (
+        p.lip_thickness
+        * lips
+        * (_gauss(x, y, 0, y_mouth + 0.016, 1, 0.014) + 1.1 * _gauss(x, y, 0, y_mouth - 0.024, 1, 0.017))
+    )
     d -= 0.012 * lips * _gauss(x, y, 0, y_mouth, 1, 0.005)
     d -= 0.012 * _gauss(x, y, 0, y_mouth - 0.075, 0.08, 0.02)  # chin crease
     d += (0.02 + p.chin_forward) * _gauss(x, y, 0, p.chin_y + 0.1, 0.1, 0.07)
@@ -178,7 +185,7 @@ def _head_surface(dirs: torch.Tensor, p: HeadParams) -> torch.Tensor:
     for c in _eye_centres(p):
         dx, dy = (x - c[0]) * torch.sign(c[0]), y - c[1]
         rho = _almond(dx, dy, p)
-        ball = c[2] + torch.sqrt((p.eye_size ** 2 - dx ** 2 - dy ** 2).clamp(min=0))
+        ball = c[2] + torch.sqrt((p.eye_size**2 - dx**2 - dy**2).clamp(min=0))
         lid = ball + 0.02 * (rho - 1)
         w = _smoothstep(2.4, 1.5, rho) * front
         pos[:, 2] = (1 - w) * pos[:, 2] + w * torch.maximum(lid, pos[:, 2] - 0.05 * (rho < 1))
@@ -192,12 +199,14 @@ def _front_z(x: torch.Tensor, y: torch.Tensor, p: HeadParams) -> torch.Tensor:
     xs = x / (1 - (1 - p.jaw_width) * jaw)
     n, m = _SQUIRCLE, torch.where(y < EYE_Y, _JAW_BOX, 2.0)
     h = (1 - ((y - EYE_Y) / ay).abs() ** m).clamp(min=0) ** (1 / m)
-    horiz = h ** n - (xs / p.skull_width).abs() ** n
+    horiz = h**n - (xs / p.skull_width).abs() ** n
     z = p.face_depth * horiz.clamp(min=0) ** (1 / n)
     return z + _smoothstep(0.05, 0.35, z) * _face_relief(x, y, p)
 
 
-def _paint_face(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, p: HeadParams) -> tuple[torch.Tensor, torch.Tensor]:
+def _paint_face(
+    x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, p: HeadParams
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Skin colours ``(N, 3)`` and labels ``(N,)`` at face points ``(N,)``: blush, lids, brows, lips, nostrils."""
     ax = x.abs()
     front = _smoothstep(0.1, 0.4, z)
@@ -218,15 +227,19 @@ def _paint_face(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, p: HeadParams
     u = (ax - 0.04) / (p.eye_spacing + 0.14 - 0.04)
     arc = EYE_Y + 0.125 + 0.035 * torch.sin(math.pi * u.clamp(0, 1) ** 0.8)
     half = 0.5 * p.brow_thickness * (1.15 - 0.6 * u.clamp(0, 1))
-    brow = _smoothstep(1.0, 0.75, (y - arc).abs() / half) * _smoothstep(-0.04, 0.04, u) * _smoothstep(1.05, 0.95, u)
+    brow = (
+        _smoothstep(1.0, 0.75, (y - arc).abs() / half)
+        * _smoothstep(-0.04, 0.04, u)
+        * _smoothstep(1.05, 0.95, u)
+    )
     brow = brow * front * (0.85 + 0.15 * torch.sin(x * 900 + y * 300))
     col = col + 0.92 * brow[:, None] * (torch.tensor(p.brow_color) - col)
     labels[brow > 0.5] = BROW
     # lips: a bowed upper lip and a fuller lower lip around a dark mouth line
     t = (ax / p.mouth_width).clamp(max=1)
-    y_line = y_mouth + 0.004 * t ** 2
-    y_up = y_mouth + 1.3 * p.lip_thickness * (1 - t ** 2) ** 0.5 * (1 - 0.2 * torch.exp(-(x / 0.018) ** 2))
-    y_lo = y_mouth - 1.6 * p.lip_thickness * (1 - t ** 2) ** 0.6
+    y_line = y_mouth + 0.004 * t**2
+    y_up = y_mouth + 1.3 * p.lip_thickness * (1 - t**2) ** 0.5 * (1 - 0.2 * torch.exp(-((x / 0.018) ** 2)))
+    y_lo = y_mouth - 1.6 * p.lip_thickness * (1 - t**2) ** 0.6
     soft = 0.004
     inside = _smoothstep(1.0, 0.96, ax / p.mouth_width)
     lip = (_smoothstep(-soft, soft, y_up - y) * _smoothstep(-soft, soft, y - y_lo)) * inside * front
@@ -277,7 +290,9 @@ def _eyeball(c: torch.Tensor, p: HeadParams, n: int) -> tuple[torch.Tensor, torc
     iris = math.asin(min(0.52, 0.55 * 0.085 / p.eye_size))
     sclera = torch.tensor([0.93, 0.91, 0.88]) * (1 - 0.15 * _smoothstep(0.6, 1.6, polar))[:, None]
     ring = 0.75 + 0.35 * torch.cos(lon * 9) * 0.3 + 0.5 * (polar / iris)
-    col = torch.where((polar < iris)[:, None], torch.tensor(p.eye_color) * ring[:, None].clamp(0.5, 1.2), sclera)
+    col = torch.where(
+        (polar < iris)[:, None], torch.tensor(p.eye_color) * ring[:, None].clamp(0.5, 1.2), sclera
+    )
     col = torch.where((polar > 0.88 * iris)[:, None] & (polar < iris)[:, None], col * 0.55, col)
     col = torch.where((polar < 0.42 * iris)[:, None], torch.tensor([0.03, 0.03, 0.03]), col)
     v, f, (col,) = _submesh(d * p.eye_size + c, faces, keep, col.clamp(0, 1))
@@ -322,7 +337,9 @@ def _neck(p: HeadParams, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     idx = torch.arange(rows * n).view(rows, n)
     a0, b0 = idx[:-1], idx[:-1].roll(-1, 1)
     a1, b1 = idx[1:], idx[1:].roll(-1, 1)
-    faces = torch.cat([torch.stack([a0, b0, b1], -1).reshape(-1, 3), torch.stack([a0, b1, a1], -1).reshape(-1, 3)])
+    faces = torch.cat(
+        [torch.stack([a0, b0, b1], -1).reshape(-1, 3), torch.stack([a0, b1, a1], -1).reshape(-1, 3)]
+    )
     centre = torch.tensor([[0.0, -0.97, -0.1]])
     cap = torch.stack([torch.full((n,), rows * n), idx[0].roll(-1), idx[0]], 1)
     labels = torch.where(collar.reshape(-1) > 0, CLOTH, SKIN)
@@ -451,12 +468,19 @@ def build_head(params: HeadParams, resolution: int = 96, texture_size: int = 256
 
     ear_v, ear_f = _ear(params, head_x, max(12, resolution // 4))
     ear_c = torch.tensor(params.skin_tone) * torch.tensor([0.97, 0.9, 0.88])
-    ear_col = ear_c.expand(len(ear_v), 3) * (1 - 0.3 * _smoothstep(0.03, -0.02, ear_v[:, 0] - ear_v[:, 0].max() + 0.05))[:, None]
-    for v, f in ((ear_v, ear_f), _mirror_x(ear_v, ear_f)) if params.hair_style != "long" else ():  # long hair hides them
+    ear_col = (
+        ear_c.expand(len(ear_v), 3)
+        * (1 - 0.3 * _smoothstep(0.03, -0.02, ear_v[:, 0] - ear_v[:, 0].max() + 0.05))[:, None]
+    )
+    for v, f in (
+        ((ear_v, ear_f), _mirror_x(ear_v, ear_f)) if params.hair_style != "long" else ()
+    ):  # long hair hides them
         parts.append((v, f, ear_col.clamp(0, 1), torch.full((len(v),), SKIN), False))
 
     nv, nf, nl = _neck(params, max(16, resolution // 3))
-    ncol = torch.where((nl == CLOTH)[:, None], torch.tensor(params.cloth_color), torch.tensor(params.skin_tone))
+    ncol = torch.where(
+        (nl == CLOTH)[:, None], torch.tensor(params.cloth_color), torch.tensor(params.skin_tone)
+    )
     parts.append((nv, nf, ncol * torch.where((nl == SKIN), 0.92, 1.0)[:, None], nl, False))
 
     hair = _hair(params, resolution, rng)
@@ -481,12 +505,19 @@ def build_head(params: HeadParams, resolution: int = 96, texture_size: int = 256
     colors = _stylise(torch.cat(cols).float(), labels, params)
     uv = torch.zeros(len(vertices), 3)
     uv[: len(head)] = _face_uv(head)
-    return HeadMesh(vertices, torch.cat(faces).long(), colors, labels=labels, uv=uv,
-                    texture=_face_texture(params, texture_size), two_sided=torch.cat(two), shading=params.shading,
-                    params=params)
+    return HeadMesh(
+        vertices,
+        torch.cat(faces).long(),
+        colors,
+        labels=labels,
+        uv=uv,
+        texture=_face_texture(params, texture_size),
+        two_sided=torch.cat(two),
+        shading=params.shading,
+        params=params,
+    )
 
 
 def random_heads(n: int, seed: int = 0, style: str = "photo", resolution: int = 96) -> list[HeadMesh]:
     """``n`` identities with seeds ``seed, seed + 1, ...``."""
     return [build_head(sample_head_params(seed + i, style), resolution) for i in range(n)]
-

@@ -35,13 +35,19 @@ def panohead_fov_deg() -> float:
     return math.degrees(2 * math.atan(0.5 / EG3D_FOCAL))
 
 
-def panohead_grid(image_size: int = 256, n_azimuth: int = 16, elevations=(-40.0, 0.0, 40.0),
-                  radius: float = PANOHEAD_RADIUS, scale: float = EG3D_SCALE) -> Cameras:
+def panohead_grid(
+    image_size: int = 256,
+    n_azimuth: int = 16,
+    elevations=(-40.0, 0.0, 40.0),
+    radius: float = PANOHEAD_RADIUS,
+    scale: float = EG3D_SCALE,
+) -> Cameras:
     """The 48-view synthesis grid in *our* frame, framed as PanoHead renders it (its radius and focal)."""
     el = torch.tensor(list(elevations), dtype=torch.float32)
     E, A = torch.meshgrid(el, ring_azimuths(n_azimuth), indexing="ij")
-    return orbit_cameras(A.reshape(-1), E.reshape(-1), radius=radius / scale, fov_deg=panohead_fov_deg(),
-                         image_size=image_size)
+    return orbit_cameras(
+        A.reshape(-1), E.reshape(-1), radius=radius / scale, fov_deg=panohead_fov_deg(), image_size=image_size
+    )
 
 
 def to_eg3d(cameras: Cameras, scale: float = EG3D_SCALE, pivot=(0.0, 0.0, 0.0)) -> torch.Tensor:
@@ -71,8 +77,10 @@ def load_panohead(pkl: str | Path, code_dir: str | Path, trust_pickle: bool = Fa
     """
     pkl, code_dir = Path(pkl), Path(code_dir)
     if not trust_pickle:
-        raise BackendUnavailable(f"{pkl} is a pickle, which can run arbitrary code; pass trust_pickle=True "
-                                 "(CLI: --trust-pickle) only for a checkpoint from a source you trust")
+        raise BackendUnavailable(
+            f"{pkl} is a pickle, which can run arbitrary code; pass trust_pickle=True "
+            "(CLI: --trust-pickle) only for a checkpoint from a source you trust"
+        )
     if not pkl.is_file():
         raise BackendUnavailable(f"PanoHead checkpoint not found: {pkl}")
     if not (code_dir / "legacy.py").is_file() or not (code_dir / "dnnlib").is_dir():
@@ -87,7 +95,9 @@ def load_panohead(pkl: str | Path, code_dir: str | Path, trust_pickle: bool = Fa
 
 
 @torch.no_grad()
-def render_panohead_identity(G, seed: int, cameras: Cameras, truncation: float = 0.7, scale: float = EG3D_SCALE) -> dict:
+def render_panohead_identity(
+    G, seed: int, cameras: Cameras, truncation: float = 0.7, scale: float = EG3D_SCALE
+) -> dict:
     """Render one PanoHead identity (latent from ``seed``) from ``cameras (V,)``: ``rgb (V, H, W, 3)`` uint8,
     ``mask (V, H, W)`` uint8 (PanoHead's ``image_mask`` where it returns one, else all 255), ``cameras``.
 
@@ -97,22 +107,34 @@ def render_panohead_identity(G, seed: int, cameras: Cameras, truncation: float =
     pivot = tuple(kw.get("avg_camera_pivot", (0.0, 0.0, 0.0)))
     device = next(G.parameters()).device if hasattr(G, "parameters") else "cpu"
     z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).float().to(device)
-    front = orbit_cameras([0.0], [0.0], radius=kw.get("avg_camera_radius", PANOHEAD_RADIUS) / scale,
-                          fov_deg=panohead_fov_deg(), image_size=cameras.height)
+    front = orbit_cameras(
+        [0.0],
+        [0.0],
+        radius=kw.get("avg_camera_radius", PANOHEAD_RADIUS) / scale,
+        fov_deg=panohead_fov_deg(),
+        image_size=cameras.height,
+    )
     ws = G.mapping(z, to_eg3d(front, scale, pivot).to(device), truncation_psi=truncation)
     cond = to_eg3d(cameras, scale, pivot).to(device)
     rgbs, masks = [], []
     for k in range(len(cameras)):
-        out = G.synthesis(ws, cond[k:k + 1])
+        out = G.synthesis(ws, cond[k : k + 1])
         img = out["image"] if isinstance(out, dict) else out
         if img.shape[-1] != cameras.width:
-            img = torch.nn.functional.interpolate(img, size=(cameras.height, cameras.width), mode="bilinear",
-                                                  antialias=True, align_corners=False)
+            img = torch.nn.functional.interpolate(
+                img,
+                size=(cameras.height, cameras.width),
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            )
         rgbs.append(to_uint8(img[0]))
         m = out.get("image_mask") if isinstance(out, dict) else None
         if m is None:
             masks.append(np.full((cameras.height, cameras.width), 255, np.uint8))
         else:
-            m = torch.nn.functional.interpolate(m.float(), size=(cameras.height, cameras.width), mode="bilinear")
+            m = torch.nn.functional.interpolate(
+                m.float(), size=(cameras.height, cameras.width), mode="bilinear"
+            )
             masks.append((m[0, 0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy())
     return {"rgb": np.stack(rgbs), "mask": np.stack(masks), "cameras": cameras}

@@ -51,8 +51,12 @@ def front_face_score(rgb: np.ndarray) -> float:
     return max((0.5 if math.isnan(f.score) else f.score for f in faces), default=0.0)
 
 
-def clip_front_face_scores(images: list[np.ndarray], device: str | None = None, model_name: str | None = None,
-                           pretrained: str | None = None) -> tuple[np.ndarray | None, str]:
+def clip_front_face_scores(
+    images: list[np.ndarray],
+    device: str | None = None,
+    model_name: str | None = None,
+    pretrained: str | None = None,
+) -> tuple[np.ndarray | None, str]:
     """CLIP zero-shot front-face probability ``(N,)`` of uint8 views ``(H, W, 3)``, or ``(None, reason)``.
 
     The paper's binary classifier: image and text embeddings of :data:`CLIP_CLASSES` ("a photo of a ..."
@@ -130,8 +134,12 @@ def centred_scores(embeddings: list[dict[int, np.ndarray]]) -> list[float]:
         for k, v in e.items():
             by_view.setdefault(k, []).append(v)
     mean = {k: np.mean(vs, axis=0) for k, vs in by_view.items() if len(vs) >= MIN_CENTRE}
-    return [consistency_score(np.stack([v - mean.get(k, 0.0) for k, v in sorted(e.items())])) if len(e) > 1
-            else float("nan") for e in embeddings]
+    return [
+        consistency_score(np.stack([v - mean.get(k, 0.0) for k, v in sorted(e.items())]))
+        if len(e) > 1
+        else float("nan")
+        for e in embeddings
+    ]
 
 
 def training_folders(record: dict) -> set[str]:
@@ -153,7 +161,9 @@ def kept_identities(root: str | Path) -> list[int]:
         try:
             keep = training_folders(json.loads(pruning.read_text()))
         except (json.JSONDecodeError, KeyError, TypeError):
-            raise InputError(f"{pruning} is not a pruning record; run `gen3dface prune {root}` again") from None
+            raise InputError(
+                f"{pruning} is not a pruning record; run `gen3dface prune {root}` again"
+            ) from None
         ids = [i for i in ids if f"id_{i:06d}" in keep]
     if not ids:
         raise InputError(f"{root} holds no identities to train on")
@@ -162,8 +172,12 @@ def kept_identities(root: str | Path) -> list[int]:
 
 def precision_recall(predicted: set, actual: set) -> dict:
     tp = len(predicted & actual)
-    return {"precision": tp / len(predicted) if predicted else float("nan"),
-            "recall": tp / len(actual) if actual else float("nan"), "flagged": len(predicted), "actual": len(actual)}
+    return {
+        "precision": tp / len(predicted) if predicted else float("nan"),
+        "recall": tp / len(actual) if actual else float("nan"),
+        "flagged": len(predicted),
+        "actual": len(actual),
+    }
 
 
 def _janus_scorer(backend: str):
@@ -175,11 +189,13 @@ def _janus_scorer(backend: str):
 
         weights, reason = clip_weights()
         if weights is not None:
+
             def by_clip(views):
                 s, why = clip_front_face_scores(views) if views else (np.zeros(0), "")
                 if s is None:
                     raise InputError(f"CLIP Janus filter: {why}")
                 return [float(x) for x in s]
+
             return by_clip, "clip"
         if backend == "clip":
             raise InputError(f"the CLIP Janus filter needs open_clip weights: {reason}")
@@ -193,10 +209,20 @@ def _score_identity(folder: Path, janus, embed_backend: str) -> dict:
     back = [int(k) for k in np.nonzero(np.abs(az) > BACK_AZIMUTH)[0]]
     scores = janus([load_image(folder / f"view_{k:02d}.png").rgb for k in back])
     front = [int(k) for k in np.nonzero(np.abs(az) <= FACE_AZIMUTH + 1e-6)[0]]
-    emb, found = identity_embeddings([load_image(folder / f"view_{k:02d}.png").rgb for k in front], embed_backend)
-    janus_views = [k for k in meta["defect_views"] if abs(az[k]) > BACK_AZIMUTH] if meta["defect"] == "janus" else []
-    return {"defect": meta["defect"], "janus_views": janus_views, "janus_scores": dict(zip(back, scores)),
-            "face_views": front, "embedded_views": [front[j] for j in found], "embeddings": emb}
+    emb, found = identity_embeddings(
+        [load_image(folder / f"view_{k:02d}.png").rgb for k in front], embed_backend
+    )
+    janus_views = (
+        [k for k in meta["defect_views"] if abs(az[k]) > BACK_AZIMUTH] if meta["defect"] == "janus" else []
+    )
+    return {
+        "defect": meta["defect"],
+        "janus_views": janus_views,
+        "janus_scores": dict(zip(back, scores)),
+        "face_views": front,
+        "embedded_views": [front[j] for j in found],
+        "embeddings": emb,
+    }
 
 
 def _cached(cache: Path, folder: Path, janus, janus_name: str, embed_backend: str) -> dict:
@@ -220,8 +246,14 @@ def _cached(cache: Path, folder: Path, janus, janus_name: str, embed_backend: st
     return rec
 
 
-def prune(root: str | Path, top_k: int | None = None, tau: float = 0.5, embed_backend: str = "dlib",
-          janus_backend: str = "auto", progress: bool = True) -> dict:
+def prune(
+    root: str | Path,
+    top_k: int | None = None,
+    tau: float = 0.5,
+    embed_backend: str = "dlib",
+    janus_backend: str = "auto",
+    progress: bool = True,
+) -> dict:
     """Score every identity of the dataset at ``root`` and write ``pruning.json``. Returns the record.
 
     Args:
@@ -234,7 +266,9 @@ def prune(root: str | Path, top_k: int | None = None, tau: float = 0.5, embed_ba
     root = Path(root)
     manifest_file = root / "manifest.json"
     if not manifest_file.is_file():
-        raise InputError(f"{root} is not a gen3dface dataset (no manifest.json); make one with `gen3dface synth`")
+        raise InputError(
+            f"{root} is not a gen3dface dataset (no manifest.json); make one with `gen3dface synth`"
+        )
     ids = json.loads(manifest_file.read_text())["identities"]
     if not ids:
         raise InputError(f"{root} holds no identities")
@@ -245,17 +279,27 @@ def prune(root: str | Path, top_k: int | None = None, tau: float = 0.5, embed_ba
     if not 0.0 <= tau <= 1.0:
         raise InputError(f"--tau is a score threshold in [0, 1], got {tau}")
     janus, janus_name = _janus_scorer(janus_backend)
-    raw = [_cached(root / ".prune_cache", root / item["folder"], janus, janus_name, embed_backend)
-           for item in progress_bar(ids, desc="pruning", disable=not progress, unit="id")]
+    raw = [
+        _cached(root / ".prune_cache", root / item["folder"], janus, janus_name, embed_backend)
+        for item in progress_bar(ids, desc="pruning", disable=not progress, unit="id")
+    ]
     embeddings = [dict(zip(r["embedded_views"], r["embeddings"])) for r in raw]
     scores = centred_scores(embeddings)
     records = []
     for item, r, s in zip(ids, raw, scores):
-        records.append({"folder": item["folder"], "defect": r["defect"], "janus_views": r["janus_views"],
-                        "janus_scores": {str(k): round(v, 4) for k, v in r["janus_scores"].items()},
-                        "janus_rejected": [k for k, v in r["janus_scores"].items() if v > tau],
-                        "id_score": s, "id_score_uncentred": consistency_score(np.asarray(r["embeddings"])),
-                        "faces_embedded": len(r["embeddings"]), "face_views": len(r["face_views"])})
+        records.append(
+            {
+                "folder": item["folder"],
+                "defect": r["defect"],
+                "janus_views": r["janus_views"],
+                "janus_scores": {str(k): round(v, 4) for k, v in r["janus_scores"].items()},
+                "janus_rejected": [k for k, v in r["janus_scores"].items() if v > tau],
+                "id_score": s,
+                "id_score_uncentred": consistency_score(np.asarray(r["embeddings"])),
+                "faces_embedded": len(r["embeddings"]),
+                "face_views": len(r["face_views"]),
+            }
+        )
     order = sorted(range(len(records)), key=lambda j: -np.nan_to_num(records[j]["id_score"], nan=-2.0))
     for rank, j in enumerate(order):
         records[j]["kept"] = rank < top_k
@@ -263,12 +307,17 @@ def prune(root: str | Path, top_k: int | None = None, tau: float = 0.5, embed_ba
     janus_true = {(r["folder"], k) for r in records for k in r["janus_views"]}
     drift_pred = {r["folder"] for r in records if not r["kept"]}
     drift_true = {r["folder"] for r in records if r["defect"] == "drift"}
-    result = {"tau": tau, "top_k": top_k, "embed_backend": embed_backend, "janus_backend": janus_name,
-              "identities": records,
-              "janus_filter": precision_recall(janus_pred, janus_true),
-              "identity_filter": precision_recall(drift_pred, drift_true),
-              "identity_filter_chance_precision": len(drift_true) / len(records),
-              "kept": sum(r["kept"] for r in records),
-              "views_removed": len(janus_pred)}
+    result = {
+        "tau": tau,
+        "top_k": top_k,
+        "embed_backend": embed_backend,
+        "janus_backend": janus_name,
+        "identities": records,
+        "janus_filter": precision_recall(janus_pred, janus_true),
+        "identity_filter": precision_recall(drift_pred, drift_true),
+        "identity_filter_chance_precision": len(drift_true) / len(records),
+        "kept": sum(r["kept"] for r in records),
+        "views_removed": len(janus_pred),
+    }
     atomic_write_text(root / "pruning.json", json.dumps(result, indent=1))
     return result

@@ -134,7 +134,9 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------- rasterisation
-def _triangle_setup(screen: torch.Tensor, tris: torch.Tensor, two_sided: torch.Tensor, height: int, width: int):
+def _triangle_setup(
+    screen: torch.Tensor, tris: torch.Tensor, two_sided: torch.Tensor, height: int, width: int
+):
     """Per-triangle pixel boxes and edge equations; drops culled, clipped and pixel-less triangles.
 
     Args:
@@ -163,17 +165,35 @@ def _triangle_setup(screen: torch.Tensor, tris: torch.Tensor, two_sided: torch.T
     y = y - (j0 + 0.5)[:, None]
     inv = 1.0 / area
     # w_k (barycentric of vertex k) = (A_k du + B_k dv + C_k), edges opposite to vertex k.
-    a0, b0, c0 = (y[:, 1] - y[:, 2]) * inv, (x[:, 2] - x[:, 1]) * inv, (x[:, 1] * y[:, 2] - x[:, 2] * y[:, 1]) * inv
-    a1, b1, c1 = (y[:, 2] - y[:, 0]) * inv, (x[:, 0] - x[:, 2]) * inv, (x[:, 2] * y[:, 0] - x[:, 0] * y[:, 2]) * inv
+    a0, b0, c0 = (
+        (y[:, 1] - y[:, 2]) * inv,
+        (x[:, 2] - x[:, 1]) * inv,
+        (x[:, 1] * y[:, 2] - x[:, 2] * y[:, 1]) * inv,
+    )
+    a1, b1, c1 = (
+        (y[:, 2] - y[:, 0]) * inv,
+        (x[:, 0] - x[:, 2]) * inv,
+        (x[:, 2] * y[:, 0] - x[:, 0] * y[:, 2]) * inv,
+    )
     q = 1.0 / z
     qa, qb = q[:, 0] - q[:, 2], q[:, 1] - q[:, 2]
     az, bz, cz = a0 * qa + a1 * qb, b0 * qa + b1 * qb, c0 * qa + c1 * qb + q[:, 2]
-    coef = torch.stack([torch.stack([a0, b0, c0], 1), torch.stack([a1, b1, c1], 1), torch.stack([az, bz, cz], 1)], 1)
+    coef = torch.stack(
+        [torch.stack([a0, b0, c0], 1), torch.stack([a1, b1, c1], 1), torch.stack([az, bz, cz], 1)], 1
+    )
     return keep, box, coef
 
 
-def _scatter_group(zbuf: torch.Tensor, ids: torch.Tensor, pix0: torch.Tensor, coef: torch.Tensor,
-                   box: torch.Tensor, bw: int, bh: int, width: int) -> None:
+def _scatter_group(
+    zbuf: torch.Tensor,
+    ids: torch.Tensor,
+    pix0: torch.Tensor,
+    coef: torch.Tensor,
+    box: torch.Tensor,
+    bw: int,
+    bh: int,
+    width: int,
+) -> None:
     """Z-test every (triangle, pixel) candidate of one group of triangles with boxes up to ``bw x bh``.
 
     Args:
@@ -193,14 +213,24 @@ def _scatter_group(zbuf: torch.Tensor, ids: torch.Tensor, pix0: torch.Tensor, co
         inside &= (ox < box[:, 2]) & (oy < box[:, 3])
     k_idx, t_idx = inside.nonzero(as_tuple=True)
     cz = _take(c[2].T, t_idx)  # (m, 3)
-    invz = torch.addcmul(torch.addcmul(cz[:, 2], cz[:, 0], _take(fx[:, 0], k_idx)), cz[:, 1], _take(fy[:, 0], k_idx))
+    invz = torch.addcmul(
+        torch.addcmul(cz[:, 2], cz[:, 0], _take(fx[:, 0], k_idx)), cz[:, 1], _take(fy[:, 0], k_idx)
+    )
     key = (invz.contiguous().view(torch.int32).to(torch.int64) << 32) | _take(ids, t_idx)
     pix = _take(pix0, t_idx) + _take(oy[:, 0] * width + ox[:, 0], k_idx)
     zbuf.scatter_reduce_(0, pix, key, reduce="amax")
 
 
-def rasterize(screen: torch.Tensor, tris: torch.Tensor, slots: torch.Tensor, n_slots: int, height: int,
-              width: int, two_sided: torch.Tensor | None = None, square_bins: bool | None = None) -> torch.Tensor:
+def rasterize(
+    screen: torch.Tensor,
+    tris: torch.Tensor,
+    slots: torch.Tensor,
+    n_slots: int,
+    height: int,
+    width: int,
+    two_sided: torch.Tensor | None = None,
+    square_bins: bool | None = None,
+) -> torch.Tensor:
     """Visible triangle per pixel of ``n_slots`` images.
 
     Args:
@@ -230,7 +260,9 @@ def rasterize(screen: torch.Tensor, tris: torch.Tensor, slots: torch.Tensor, n_s
     if square_bins:
         bin_w = bin_h = torch.bucketize(box[:, 2:4].amax(1).contiguous(), bins)
     else:
-        bin_w = torch.bucketize(box[:, 2].contiguous(), bins)  # index of the smallest bin >= size (len if larger)
+        bin_w = torch.bucketize(
+            box[:, 2].contiguous(), bins
+        )  # index of the smallest bin >= size (len if larger)
         bin_h = torch.bucketize(box[:, 3].contiguous(), bins)
     group = bin_w * (len(sizes) + 1) + bin_h
     order = torch.argsort(group)
@@ -238,21 +270,24 @@ def rasterize(screen: torch.Tensor, tris: torch.Tensor, slots: torch.Tensor, n_s
     uniq, counts = torch.unique_consecutive(group_sorted, return_counts=True)
     start = 0
     for g, n in zip(uniq.tolist(), counts.tolist()):
-        sel = order[start:start + n]
+        sel = order[start : start + n]
         start += n
         gw, gh = divmod(g, len(sizes) + 1)
         bw = sizes[gw] if gw < len(sizes) else int(box[sel, 2].max())
         bh = sizes[gh] if gh < len(sizes) else int(box[sel, 3].max())
         step = max(1, (_CHUNK * 8 if square_bins else _CHUNK) // (bw * bh))  # GPUs take bigger bites
         for s in range(0, n, step):
-            part = sel[s:s + step]
-            _scatter_group(zbuf, _take(keep, part), _take(pix0, part), _take(coef, part), _take(box, part), bw, bh,
-                           width)
+            part = sel[s : s + step]
+            _scatter_group(
+                zbuf, _take(keep, part), _take(pix0, part), _take(coef, part), _take(box, part), bw, bh, width
+            )
     face = torch.where(zbuf >= 0, zbuf & 0xFFFFFFFF, torch.full_like(zbuf, -1))
     return face.view(n_slots, height, width)
 
 
-def barycentrics(screen: torch.Tensor, tris: torch.Tensor, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def barycentrics(
+    screen: torch.Tensor, tris: torch.Tensor, pixels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Perspective-correct barycentrics and depth at pixel centres.
 
     Args:
@@ -264,16 +299,27 @@ def barycentrics(screen: torch.Tensor, tris: torch.Tensor, pixels: torch.Tensor)
     p = _take(screen, tris)
     d = p[..., :2] - pixels[:, None, :]  # vertices relative to the sample
     x, y, z = d[..., 0], d[..., 1], p[..., 2]
-    e = torch.stack([x[:, 1] * y[:, 2] - x[:, 2] * y[:, 1], x[:, 2] * y[:, 0] - x[:, 0] * y[:, 2],
-                     x[:, 0] * y[:, 1] - x[:, 1] * y[:, 0]], 1)
+    e = torch.stack(
+        [
+            x[:, 1] * y[:, 2] - x[:, 2] * y[:, 1],
+            x[:, 2] * y[:, 0] - x[:, 0] * y[:, 2],
+            x[:, 0] * y[:, 1] - x[:, 1] * y[:, 0],
+        ],
+        1,
+    )
     e = e / e.sum(1, keepdim=True)
     q = e.clamp(min=0) / z
     s = q.sum(1, keepdim=True).clamp(min=1e-12)
     return q / s, 1.0 / s.squeeze(1)
 
 
-def _apply_textures(albedo: torch.Tensor, uvw: torch.Tensor, mesh_id: torch.Tensor,
-                    textures: dict[int, torch.Tensor], n_meshes: int) -> torch.Tensor:
+def _apply_textures(
+    albedo: torch.Tensor,
+    uvw: torch.Tensor,
+    mesh_id: torch.Tensor,
+    textures: dict[int, torch.Tensor],
+    n_meshes: int,
+) -> torch.Tensor:
     """Blend texture detail over per-pixel vertex colours.
 
     Args:
@@ -298,7 +344,9 @@ def _apply_textures(albedo: torch.Tensor, uvw: torch.Tensor, mesh_id: torch.Tens
         q, d = _take(uvw, m), _take(s, m).to(uvw.dtype)
         vol = torch.stack([textures[b] for b in ids], 1)[None].to(albedo)  # (1, 4, D, Ht, Wt)
         grid = torch.cat([q[:, :2], ((2 * d + 1) / len(ids) - 1)[:, None]], 1)  # (x, y, depth) in [-1, 1]
-        smp = F.grid_sample(vol, grid[None, None, None], align_corners=False, padding_mode="border")[0, :, 0, 0].T
+        smp = F.grid_sample(vol, grid[None, None, None], align_corners=False, padding_mode="border")[
+            0, :, 0, 0
+        ].T
         a = smp[:, 3:] * q[:, 2:]
         base = _take(albedo, m)
         albedo.index_copy_(0, m, base + a * (smp[:, :3] - base))
@@ -320,13 +368,14 @@ def _lights(s: Shading, dev) -> tuple[torch.Tensor, torch.Tensor]:
     return key, fill
 
 
-def _shade_style(style: str, albedo: torch.Tensor, normal: torch.Tensor, view: torch.Tensor,
-                 p: dict[str, torch.Tensor]) -> torch.Tensor:
+def _shade_style(
+    style: str, albedo: torch.Tensor, normal: torch.Tensor, view: torch.Tensor, p: dict[str, torch.Tensor]
+) -> torch.Tensor:
     """:func:`shade` for one style with light parameters ``p`` as tensors broadcasting against ``(n, 1)``
     (``key_dir`` and ``fill_dir`` against ``(n, 3)``): one set for all samples, or one per sample."""
     ndl = (normal * p["key_dir"]).sum(-1, keepdim=True).clamp(min=0)
     ndf = (normal * p["fill_dir"]).sum(-1, keepdim=True).clamp(min=0)
-    hemi = (0.8 + 0.2 * normal[:, 1:2])
+    hemi = 0.8 + 0.2 * normal[:, 1:2]
     if style == "toon":
         level = torch.where(ndl > 0.45, 1.0, torch.where(ndl > 0.08, 0.78, 0.58))
         return (albedo * level * (p["key"] + p["ambient"]) / 1.2).clamp(0, 1)
@@ -345,8 +394,11 @@ def _light_params(shadings: Sequence[Shading], dev) -> dict[str, torch.Tensor]:
     """Light parameters of several shadings stacked: ``key_dir``/``fill_dir (B, 3)``, the rest ``(B, 1)``."""
     dirs = [_lights(s, dev) for s in shadings]
     col = lambda name: torch.tensor([[float(getattr(s, name))] for s in shadings], device=dev)  # noqa: E731
-    return {"key_dir": torch.stack([k for k, _ in dirs]), "fill_dir": torch.stack([f for _, f in dirs]),
-            **{name: col(name) for name in ("key", "fill", "ambient", "specular", "shininess")}}
+    return {
+        "key_dir": torch.stack([k for k, _ in dirs]),
+        "fill_dir": torch.stack([f for _, f in dirs]),
+        **{name: col(name) for name in ("key", "fill", "ambient", "specular", "shininess")},
+    }
 
 
 def shade(albedo: torch.Tensor, normal: torch.Tensor, view: torch.Tensor, s: Shading) -> torch.Tensor:
@@ -359,8 +411,13 @@ def shade(albedo: torch.Tensor, normal: torch.Tensor, view: torch.Tensor, s: Sha
     return _shade_style(s.style, albedo, normal, view, _light_params([s], albedo.device))
 
 
-def shade_meshes(albedo: torch.Tensor, normal: torch.Tensor, view: torch.Tensor, mesh_id: torch.Tensor,
-                 shadings: Sequence[Shading]) -> torch.Tensor:
+def shade_meshes(
+    albedo: torch.Tensor,
+    normal: torch.Tensor,
+    view: torch.Tensor,
+    mesh_id: torch.Tensor,
+    shadings: Sequence[Shading],
+) -> torch.Tensor:
     """:func:`shade` for samples of several meshes at once: sample ``i`` lit by ``shadings[mesh_id[i]]``.
     One pass per style present (not per mesh), so a batch of heads costs no device sync per head."""
     p = {k: _take(v, mesh_id) for k, v in _light_params(shadings, albedo.device).items()}
@@ -372,8 +429,13 @@ def shade_meshes(albedo: torch.Tensor, normal: torch.Tensor, view: torch.Tensor,
     color = torch.empty_like(albedo)
     for st in styles:
         m = (px_style == STYLES.index(st)).nonzero().squeeze(1)
-        color.index_copy_(0, m, _shade_style(st, _take(albedo, m), _take(normal, m), _take(view, m),
-                                             {k: _take(v, m) for k, v in p.items()}))
+        color.index_copy_(
+            0,
+            m,
+            _shade_style(
+                st, _take(albedo, m), _take(normal, m), _take(view, m), {k: _take(v, m) for k, v in p.items()}
+            ),
+        )
     return color
 
 
@@ -389,7 +451,7 @@ def _outlines(depth: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
     H, W = d.shape[-2:]
     edge = torch.zeros_like(d, dtype=torch.bool)
     for dy, dx in ((0, 1), (1, 0), (2, 1), (1, 2)):
-        nd, np_ = dp[..., dy:dy + H, dx:dx + W], pp[..., dy:dy + H, dx:dx + W]
+        nd, np_ = dp[..., dy : dy + H, dx : dx + W], pp[..., dy : dy + H, dx : dx + W]
         edge |= (nd > d + 0.05 * d) | ((np_ != p) & (p > np_))
     return edge & (parts >= 0)
 
@@ -416,8 +478,10 @@ def _camera_batch(cameras: Cameras, n_meshes: int) -> Cameras:
         return Cameras(K, c2w, cameras.height, cameras.width)
     if len(shape) == 2 and shape[0] == n_meshes:
         return cameras
-    raise InputError(f"render: cameras of shape {tuple(shape)} do not fit {n_meshes} meshes; give (V,) cameras "
-                     f"shared by all meshes or ({n_meshes}, V) cameras")
+    raise InputError(
+        f"render: cameras of shape {tuple(shape)} do not fit {n_meshes} meshes; give (V,) cameras "
+        f"shared by all meshes or ({n_meshes}, V) cameras"
+    )
 
 
 def _pack(meshes: list[Mesh], cams: Cameras, dev) -> dict:
@@ -445,16 +509,35 @@ def _pack(meshes: list[Mesh], cams: Cameras, dev) -> dict:
         p_off += V * n
         v_off += n
     cat = lambda xs: torch.cat([x.to(dev) for x in xs])  # noqa: E731
-    labels = [m.labels if m.labels is not None else torch.zeros(len(m.vertices), dtype=torch.int64) for m in meshes]
+    labels = [
+        m.labels if m.labels is not None else torch.zeros(len(m.vertices), dtype=torch.int64) for m in meshes
+    ]
     uvw = [m.uv.float() if m.uv is not None else torch.zeros(len(m.vertices), 3) for m in meshes]
-    attrs = [torch.cat([m.colors.float(), m.vertices.float(), m.normals.float(), t], 1) for m, t in zip(meshes, uvw)]
-    return {"screen": cat(screen), "tris": cat(tris), "verts": cat(verts), "slots": cat(slots), "two_sided": cat(two),
-            "attrs": cat(attrs), "labels": cat(labels)}
+    attrs = [
+        torch.cat([m.colors.float(), m.vertices.float(), m.normals.float(), t], 1)
+        for m, t in zip(meshes, uvw)
+    ]
+    return {
+        "screen": cat(screen),
+        "tris": cat(tris),
+        "verts": cat(verts),
+        "slots": cat(slots),
+        "two_sided": cat(two),
+        "attrs": cat(attrs),
+        "labels": cat(labels),
+    }
 
 
 @torch.no_grad()
-def render(meshes: Mesh | Sequence[Mesh], cameras: Cameras, *, shading: Shading | Sequence[Shading] | None = None,
-           background: Sequence[float] = (1.0, 1.0, 1.0), ssaa: int = 1, device=None) -> dict[str, torch.Tensor]:
+def render(
+    meshes: Mesh | Sequence[Mesh],
+    cameras: Cameras,
+    *,
+    shading: Shading | Sequence[Shading] | None = None,
+    background: Sequence[float] = (1.0, 1.0, 1.0),
+    ssaa: int = 1,
+    device=None,
+) -> dict[str, torch.Tensor]:
     """Render ``B`` meshes from ``V`` views each.
 
     Args:
@@ -485,19 +568,25 @@ def render(meshes: Mesh | Sequence[Mesh], cameras: Cameras, *, shading: Shading 
     else:
         shadings = list(shading)
         if len(shadings) != B:
-            raise InputError(f"render: {len(shadings)} shadings for {B} meshes; give one per mesh or one for all")
+            raise InputError(
+                f"render: {len(shadings)} shadings for {B} meshes; give one per mesh or one for all"
+            )
     cams = _camera_batch(cameras, B).to(dev)
     if ssaa > 1:
         cams = cams.resized(cameras.height * ssaa, cameras.width * ssaa)
     V = cams.shape[1]
     budget = _MAX_SAMPLES_CUDA if dev.type == "cuda" else _MAX_SAMPLES
     step = max(1, budget // (B * cams.height * cams.width))  # views per pass: bounds memory
-    parts = [_render_views(meshes, cams[:, v:v + step], shadings, background, ssaa, dev) for v in range(0, V, step)]
+    parts = [
+        _render_views(meshes, cams[:, v : v + step], shadings, background, ssaa, dev)
+        for v in range(0, V, step)
+    ]
     return {k: torch.cat([p[k] for p in parts], 1) for k in parts[0]}
 
 
-def _render_views(meshes: list[Mesh], cams: Cameras, shadings: list[Shading], background: Sequence[float],
-                  ssaa: int, dev) -> dict[str, torch.Tensor]:
+def _render_views(
+    meshes: list[Mesh], cams: Cameras, shadings: list[Shading], background: Sequence[float], ssaa: int, dev
+) -> dict[str, torch.Tensor]:
     """:func:`render` for ``(B, V)`` cameras already at the supersampled size."""
     B, V, H, W = len(meshes), cams.shape[1], cams.height, cams.width
     S = B * V

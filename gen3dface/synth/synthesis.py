@@ -116,7 +116,9 @@ def identity_defect(cfg: SynthConfig, index: int) -> str | None:
 def turned(mesh: HeadMesh, degrees: float) -> HeadMesh:
     """The same head turned by ``degrees`` about +Y (a Janus head shows its face at the back)."""
     a = np.radians(degrees)
-    R = torch.tensor([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]], dtype=mesh.vertices.dtype)
+    R = torch.tensor(
+        [[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]], dtype=mesh.vertices.dtype
+    )
     fields = {f.name: getattr(mesh, f.name) for f in dataclasses.fields(mesh)}
     fields["vertices"] = mesh.vertices @ R.T
     fields["normals"] = mesh.normals @ R.T
@@ -153,16 +155,26 @@ def render_identity(cfg: SynthConfig, index: int, views=None, device=None) -> di
         dev_hit = hit.to(rgb.device)
         rgb[dev_hit], alpha[dev_hit] = sub["rgb"][0], sub["alpha"][0]
     meta = {
-        "index": index, "seed": seed, "style": cfg.style, "res": cfg.res, "views": len(all_cams),
-        "defect": defect, "defect_views": [int(i) for i in torch.nonzero(affected).flatten()],
+        "index": index,
+        "seed": seed,
+        "style": cfg.style,
+        "res": cfg.res,
+        "views": len(all_cams),
+        "defect": defect,
+        "defect_views": [int(i) for i in torch.nonzero(affected).flatten()],
         "azimuth_deg": [round(float(a), 4) for a in az],
         "elevation_deg": [round(float(e), 4) for e in all_cams.elevation_deg],
         "params": {k: v for k, v in dataclasses.asdict(params).items()},
     }
     if device is not None and torch.device(device).type != "cpu":
         return {"rgb_tensor": rgb, "alpha_tensor": alpha, "cameras": cams, "mesh": mesh, "meta": meta}
-    return {"rgb": to_uint8(rgb), "mask": (alpha[:, 0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy(),
-            "cameras": cams, "mesh": mesh, "meta": meta}
+    return {
+        "rgb": to_uint8(rgb),
+        "mask": (alpha[:, 0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy(),
+        "cameras": cams,
+        "mesh": mesh,
+        "meta": meta,
+    }
 
 
 def write_identity(root: Path, item: dict) -> Path:
@@ -197,9 +209,18 @@ def build_manifest(root: str | Path) -> dict:
         if not (d / "meta.json").is_file():
             continue
         meta = json.loads((d / "meta.json").read_text())
-        ids.append({"folder": d.name, "index": meta["index"], "seed": meta["seed"], "style": meta["style"],
-                    "views": meta["views"], "res": meta["res"], "defect": meta["defect"],
-                    "defect_views": meta["defect_views"]})
+        ids.append(
+            {
+                "folder": d.name,
+                "index": meta["index"],
+                "seed": meta["seed"],
+                "style": meta["style"],
+                "views": meta["views"],
+                "res": meta["res"],
+                "defect": meta["defect"],
+                "defect_views": meta["defect_views"],
+            }
+        )
     manifest = {"format": "gen3dface-synth-1", "identities": ids, "count": len(ids)}
     atomic_write_text(root / "manifest.json", json.dumps(manifest, indent=1))
     return manifest
@@ -217,17 +238,33 @@ def panohead_maker(G, truncation: float = 0.7):
             raise InputError("PanoHead synthesis needs --views divisible by 3 (azimuths x 3 elevations)")
         item = render_panohead_identity(G, seed, cams, truncation)
         item["mesh"] = None
-        item["meta"] = {"index": index, "seed": seed, "style": "panohead", "res": cfg.res, "views": len(cams),
-                        "defect": None, "defect_views": [], "generator": "panohead", "truncation": truncation,
-                        "azimuth_deg": [round(float(a), 4) for a in cams.azimuth_deg],
-                        "elevation_deg": [round(float(e), 4) for e in cams.elevation_deg]}
+        item["meta"] = {
+            "index": index,
+            "seed": seed,
+            "style": "panohead",
+            "res": cfg.res,
+            "views": len(cams),
+            "defect": None,
+            "defect_views": [],
+            "generator": "panohead",
+            "truncation": truncation,
+            "azimuth_deg": [round(float(a), 4) for a in cams.azimuth_deg],
+            "elevation_deg": [round(float(e), 4) for e in cams.elevation_deg],
+        }
         return item
+
     make.name = "panohead"
     return make
 
 
-def synthesize(root: str | Path, n_identities: int, cfg: SynthConfig, shard: str | None = None,
-               progress: bool = True, make_item=None) -> dict:
+def synthesize(
+    root: str | Path,
+    n_identities: int,
+    cfg: SynthConfig,
+    shard: str | None = None,
+    progress: bool = True,
+    make_item=None,
+) -> dict:
     """Make (or finish) a dataset of ``n_identities`` identities in ``root``; this process does shard ``i/n``.
 
     Identities whose folder exists are skipped (resume); stale staging folders are removed. ``make_item``
@@ -243,8 +280,15 @@ def synthesize(root: str | Path, n_identities: int, cfg: SynthConfig, shard: str
         raise InputError(f"{root} exists and is not a folder")
     root.mkdir(parents=True, exist_ok=True)
     config_file = root / "synth_config.json"
-    cfg_json = json.dumps({"identities": n_identities, "generator": getattr(make_item, "name", "procedural"),
-                           **dataclasses.asdict(cfg)}, indent=1, sort_keys=True)
+    cfg_json = json.dumps(
+        {
+            "identities": n_identities,
+            "generator": getattr(make_item, "name", "procedural"),
+            **dataclasses.asdict(cfg),
+        },
+        indent=1,
+        sort_keys=True,
+    )
     if config_file.exists() and config_file.read_text() != cfg_json:
         raise InputError(f"{root} holds a dataset made with other settings ({config_file}); use a new folder")
     if not config_file.exists():

@@ -24,7 +24,9 @@ import numpy as np
 import torch
 
 #: frames from these folders are the package's or a library's, never the student's
-_NOT_STUDENT = tuple(str(Path(p).resolve()) for p in {Path(__file__).parent.parent, sys.prefix, sys.base_prefix})
+_NOT_STUDENT = tuple(
+    str(Path(p).resolve()) for p in {Path(__file__).parent.parent, sys.prefix, sys.base_prefix}
+)
 
 
 class ExerciseFailed(AssertionError):
@@ -55,8 +57,11 @@ def student_error(error: BaseException) -> str:
     deepest frame in the student's code (none when the exception came from the package or a library)."""
     if isinstance(error, NotImplementedError):
         return "not implemented yet"
-    frames = [f for f in traceback.extract_tb(error.__traceback__)
-              if not str(Path(f.filename).resolve()).startswith(_NOT_STUDENT)]
+    frames = [
+        f
+        for f in traceback.extract_tb(error.__traceback__)
+        if not str(Path(f.filename).resolve()).startswith(_NOT_STUDENT)
+    ]
     where = f" (line {frames[-1].lineno})" if frames else ""
     message = one_line(error)
     return f"raised {error.__class__.__name__}" + (f": {message}" if message else "") + where

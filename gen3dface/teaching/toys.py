@@ -27,21 +27,24 @@ def cartoon_faces(n: int, size: int = 16, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     out = np.empty((n, size, size, 3), np.uint8)
-    skins = np.array([[255, 224, 189], [234, 192, 134], [198, 134, 66], [141, 85, 36], [255, 205, 148]], np.float32)
+    skins = np.array(
+        [[255, 224, 189], [234, 192, 134], [198, 134, 66], [141, 85, 36], [255, 205, 148]], np.float32
+    )
     for i in range(n):
         bg = rng.uniform(40, 230, 3)
         img = np.broadcast_to(bg, (size, size, 3)).copy()
         cx, cy = size / 2 + rng.normal(0, size * 0.05, 2)
         rx, ry = size * rng.uniform(0.28, 0.36), size * rng.uniform(0.34, 0.42)
         face = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1
-        hair = (((xx - cx) / (rx * 1.1)) ** 2 + ((yy - cy + ry * 0.15) / (ry * 1.05)) ** 2 <= 1) & \
-               (yy < cy - ry * rng.uniform(0.35, 0.6))
+        hair = (((xx - cx) / (rx * 1.1)) ** 2 + ((yy - cy + ry * 0.15) / (ry * 1.05)) ** 2 <= 1) & (
+            yy < cy - ry * rng.uniform(0.35, 0.6)
+        )
         img[face] = skins[rng.integers(len(skins))] * rng.uniform(0.9, 1.05)
         img[hair] = rng.uniform(0, 120, 3) if rng.random() < 0.8 else rng.uniform(150, 255, 3)
         eye_dx, eye_y = rx * rng.uniform(0.35, 0.5), cy - ry * rng.uniform(0.05, 0.2)
         eye_r = size * rng.uniform(0.05, 0.075)
         for sx in (-1, 1):
-            img[(xx - (cx + sx * eye_dx)) ** 2 + (yy - eye_y) ** 2 <= eye_r ** 2] = (25, 25, 35)
+            img[(xx - (cx + sx * eye_dx)) ** 2 + (yy - eye_y) ** 2 <= eye_r**2] = (25, 25, 35)
         mouth_y, mouth_w = cy + ry * rng.uniform(0.35, 0.5), rx * rng.uniform(0.35, 0.6)
         smile = rng.uniform(-0.5, 1.0)  # curvature: frown < 0 < smile
         curve = mouth_y + smile * size * 0.08 * (1 - ((xx - cx) / mouth_w) ** 2)
@@ -60,9 +63,16 @@ class UNetNoisePredictor(nn.Module):
 
         down = ["DownBlock2D"] * (len(channels) - 1) + ["AttnDownBlock2D"]
         up = ["AttnUpBlock2D"] + ["UpBlock2D"] * (len(channels) - 1)
-        self.unet = UNet2DModel(sample_size=size, in_channels=3, out_channels=3, layers_per_block=1,
-                                block_out_channels=channels, down_block_types=tuple(down), up_block_types=tuple(up),
-                                norm_num_groups=8)
+        self.unet = UNet2DModel(
+            sample_size=size,
+            in_channels=3,
+            out_channels=3,
+            layers_per_block=1,
+            block_out_channels=channels,
+            down_block_types=tuple(down),
+            up_block_types=tuple(up),
+            norm_num_groups=8,
+        )
         self.view_shape = (3, size, size)
 
     def forward(self, x_t, t, y=None, cameras=None, views=None):
@@ -116,7 +126,11 @@ class RingViews:
         pair = torch.cdist(z, z)
         V = z.shape[1]
         spread = pair.sum((1, 2)) / (V * (V - 1))
-        return {"agreement": float(agree), "spread": float(spread.mean()), "on_ring": float((d.min(-1).values < 0.3).float().mean())}
+        return {
+            "agreement": float(agree),
+            "spread": float(spread.mean()),
+            "on_ring": float((d.min(-1).values < 0.3).float().mean()),
+        }
 
 
 def timestep_embedding(t: torch.Tensor, dim: int = 32) -> torch.Tensor:
@@ -128,7 +142,9 @@ def timestep_embedding(t: torch.Tensor, dim: int = 32) -> torch.Tensor:
 
 
 def _mlp(i: int, h: int, o: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(i, h), nn.SiLU(), nn.Linear(h, h), nn.SiLU(), nn.Linear(h, h), nn.SiLU(), nn.Linear(h, o))
+    return nn.Sequential(
+        nn.Linear(i, h), nn.SiLU(), nn.Linear(h, h), nn.SiLU(), nn.Linear(h, h), nn.SiLU(), nn.Linear(h, o)
+    )
 
 
 class IndependentDenoiser(nn.Module):
@@ -158,13 +174,23 @@ class JointDenoiser(nn.Module):
 
     def forward(self, x_t, t, y=None, cameras=None, views=None):
         B = x_t.shape[0]
-        eps = self.net(torch.cat([x_t.reshape(B, -1), timestep_embedding(t)], -1)).reshape(B, self.num_views, 2, 1, 1)
+        eps = self.net(torch.cat([x_t.reshape(B, -1), timestep_embedding(t)], -1)).reshape(
+            B, self.num_views, 2, 1, 1
+        )
         return eps if views is None else eps[:, views]
 
 
-def fit_denoiser(model: nn.Module, scheduler: Scheduler, draw: Callable[[int, torch.Generator], torch.Tensor],
-                 steps: int, batch: int = 64, lr: float = 1e-3, seed: int = 0, progress: bool = True,
-                 device: str | torch.device = "cpu") -> list[float]:
+def fit_denoiser(
+    model: nn.Module,
+    scheduler: Scheduler,
+    draw: Callable[[int, torch.Generator], torch.Tensor],
+    steps: int,
+    batch: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    progress: bool = True,
+    device: str | torch.device = "cpu",
+) -> list[float]:
     """Train ``model`` with the multi-view loss (Eq. 4) on batches ``draw(batch, generator) -> x0 (B, V, C, H, W)``.
 
     AdamW with a short linear warm-up; returns the loss per step.

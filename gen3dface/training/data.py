@@ -86,13 +86,17 @@ def warp_crop(images: torch.Tensor, M: torch.Tensor, size: int) -> torch.Tensor:
     A[:, :2] = M.to(A)
     A[:, 2, 2] = 1
     inv = torch.linalg.inv(A)[:, :2].to(images.dtype)  # crop px -> photo px
-    j, i = torch.meshgrid(torch.arange(size, device=images.device, dtype=images.dtype),
-                          torch.arange(size, device=images.device, dtype=images.dtype), indexing="ij")
+    j, i = torch.meshgrid(
+        torch.arange(size, device=images.device, dtype=images.dtype),
+        torch.arange(size, device=images.device, dtype=images.dtype),
+        indexing="ij",
+    )
     pix = torch.stack([i, j, torch.ones_like(i)], -1).reshape(-1, 3)  # (P, 3) x, y, 1
     src = pix @ inv.transpose(1, 2)  # (B, P, 2)
     grid = torch.stack([(src[..., 0] + 0.5) / W * 2 - 1, (src[..., 1] + 0.5) / H * 2 - 1], -1)
-    out = F.grid_sample(images - 1, grid.reshape(B, size, size, 2), mode="bicubic", padding_mode="zeros",
-                        align_corners=False)
+    out = F.grid_sample(
+        images - 1, grid.reshape(B, size, size, 2), mode="bicubic", padding_mode="zeros", align_corners=False
+    )
     return (out + 1).clamp(-1, 1)
 
 
@@ -116,34 +120,63 @@ class PreparedInputs:
     def save(self, path: str | Path) -> None:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
-                np.savez_compressed(f, identity=self.identity, view=self.view, crop_M=self.crop_M,
-                                    vertices=self.vertices.astype(np.float16), faces=self.faces,
-                                    source=np.array(json.dumps(self.source)))
+                np.savez_compressed(
+                    f,
+                    identity=self.identity,
+                    view=self.view,
+                    crop_M=self.crop_M,
+                    vertices=self.vertices.astype(np.float16),
+                    faces=self.faces,
+                    source=np.array(json.dumps(self.source)),
+                )
 
     def subset(self, identities) -> "PreparedInputs":
         """The rows of these identities only (e.g. the ones pruning kept)."""
         rows = np.isin(self.identity, np.asarray(list(identities)))
         if not rows.any():
             raise InputError("none of these identities has a prepared input")
-        return dataclasses.replace(self, identity=self.identity[rows], view=self.view[rows],
-                                   crop_M=self.crop_M[rows], vertices=self.vertices[rows])
+        return dataclasses.replace(
+            self,
+            identity=self.identity[rows],
+            view=self.view[rows],
+            crop_M=self.crop_M[rows],
+            vertices=self.vertices[rows],
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> "PreparedInputs":
         try:
             z = np.load(path)
-            return cls(z["identity"], z["view"], z["crop_M"], z["vertices"].astype(np.float32), z["faces"],
-                       json.loads(str(z["source"])))
+            return cls(
+                z["identity"],
+                z["view"],
+                z["crop_M"],
+                z["vertices"].astype(np.float32),
+                z["faces"],
+                json.loads(str(z["source"])),
+            )
         except (OSError, KeyError, ValueError) as e:
             raise InputError(f"{path} is not a prepared-inputs file ({e})") from None
 
 
-def procedural_source(seed: int, style: str = "photo", defect_rate: float = 0.0, input_res: int = 256) -> dict:
+def procedural_source(
+    seed: int, style: str = "photo", defect_rate: float = 0.0, input_res: int = 256
+) -> dict:
     """A procedural source for :func:`build_training_inputs`: identities of ``SynthConfig(seed=seed, style=style,
     defect_rate=defect_rate)`` (48-view grid at 128 px, ssaa 2: the shipped model's data), input views
     rendered at ``input_res``."""
-    return {"kind": "procedural", "input_res": input_res,
-            "synth": {"views": 48, "res": 128, "seed": seed, "ssaa": 2, "style": style, "defect_rate": defect_rate}}
+    return {
+        "kind": "procedural",
+        "input_res": input_res,
+        "synth": {
+            "views": 48,
+            "res": 128,
+            "seed": seed,
+            "ssaa": 2,
+            "style": style,
+            "defect_rate": defect_rate,
+        },
+    }
 
 
 def identity_surface(folder: Path):
@@ -155,14 +188,22 @@ def identity_surface(folder: Path):
 
     path = folder / "mesh.ply"
     if not path.is_file():
-        raise InputError(f"{folder} has no mesh.ply: ground-truth meshes need a dataset written with its meshes")
+        raise InputError(
+            f"{folder} has no mesh.ply: ground-truth meshes need a dataset written with its meshes"
+        )
     tm = trimesh.load(path, process=False)
     return MeshSurface(np.asarray(tm.vertices, np.float64), np.asarray(tm.faces, np.int64))
 
 
-def build_training_inputs(source: str | Path | dict, identities: list[int] | None = None, per_identity: int = 4,
-                          crop_size: int = 128, seed: int = 0, progress: bool = True,
-                          meshes: str = "estimated") -> PreparedInputs:
+def build_training_inputs(
+    source: str | Path | dict,
+    identities: list[int] | None = None,
+    per_identity: int = 4,
+    crop_size: int = 128,
+    seed: int = 0,
+    progress: bool = True,
+    meshes: str = "estimated",
+) -> PreparedInputs:
     """Pick ``per_identity`` front-hemisphere input views per identity, crop them and estimate their meshes.
 
     Args:
@@ -203,7 +244,7 @@ def build_training_inputs(source: str | Path | dict, identities: list[int] | Non
         got = 0
         truth = None  # the identity's true surface (MeshSurface), for meshes="ground_truth"
         while order and got < per_identity:
-            batch, order = order[: per_identity - got + 1], order[per_identity - got + 1:]
+            batch, order = order[: per_identity - got + 1], order[per_identity - got + 1 :]
             if root is None:
                 rendered = render_identity(cfg, index, views=batch)
                 rgbs = rendered["rgb"]
@@ -233,8 +274,14 @@ def build_training_inputs(source: str | Path | dict, identities: list[int] | Non
     src.update(crop_size=crop_size, input_res=cfg.res, grid_views=cfg.views, meshes=meshes)
     if root is None:
         src["synth"] = {**dataclasses.asdict(cfg), "res": int(source.get("synth", {}).get("res", cfg.res))}
-    return PreparedInputs(np.array(rows["identity"]), np.array(rows["view"]), np.stack(rows["crop_M"]),
-                          np.stack(rows["vertices"]), np.asarray(faces), src)
+    return PreparedInputs(
+        np.array(rows["identity"]),
+        np.array(rows["view"]),
+        np.stack(rows["crop_M"]),
+        np.stack(rows["vertices"]),
+        np.asarray(faces),
+        src,
+    )
 
 
 @dataclass
@@ -269,8 +316,12 @@ class TrainData:
         to_float = lambda u: u.float() / 127.5 - 1  # noqa: E731
         B = len(rows)
         cams = self.cameras.batched(B)
-        return {"targets": to_float(self.targets[self.input_identity[rows]]), "input": to_float(self.inputs[rows]),
-                "vertices": self.vertices[rows], "cameras": cams}
+        return {
+            "targets": to_float(self.targets[self.input_identity[rows]]),
+            "input": to_float(self.inputs[rows]),
+            "vertices": self.vertices[rows],
+            "cameras": cams,
+        }
 
 
 def _render_float(cfg, index: int, views: list[int], device) -> torch.Tensor:
@@ -283,8 +334,9 @@ def _render_float(cfg, index: int, views: list[int], device) -> torch.Tensor:
     return to_tensor(r["rgb"])
 
 
-def load_train_data(prepared: PreparedInputs, image_size: int, n_views: int = 16, device="cpu",
-                    progress: bool = True) -> TrainData:
+def load_train_data(
+    prepared: PreparedInputs, image_size: int, n_views: int = 16, device="cpu", progress: bool = True
+) -> TrainData:
     """Build :class:`TrainData` at ``image_size`` on ``device`` from :func:`build_training_inputs`' output:
     re-rendered from seeds (procedural source) or read from the dataset folder."""
     from gen3dface.synth.synthesis import SynthConfig
@@ -299,7 +351,10 @@ def load_train_data(prepared: PreparedInputs, image_size: int, n_views: int = 16
         by_id.setdefault(int(i), []).append(m)
     if src["kind"] == "procedural":
         base = SynthConfig(**{**src["synth"]})
-        cfg_t, cfg_in = dataclasses.replace(base, res=image_size), dataclasses.replace(base, res=src["input_res"])
+        cfg_t, cfg_in = (
+            dataclasses.replace(base, res=image_size),
+            dataclasses.replace(base, res=src["input_res"]),
+        )
     elif src["kind"] == "folder":
         root = Path(src["root"])
     else:
@@ -316,7 +371,9 @@ def load_train_data(prepared: PreparedInputs, image_size: int, n_views: int = 16
             raw = torch.stack([read(int(prepared.view[m])) for m in ms]).float().to(device) / 127.5 - 1
         tgt = tgt.to(device)
         if tgt.shape[-1] != image_size:
-            tgt = F.interpolate(tgt, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
+            tgt = F.interpolate(
+                tgt, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False
+            )
         M = torch.as_tensor(prepared.crop_M[ms], device=device)
         scale = image_size / src["crop_size"]
         crops = warp_crop(raw.to(device), M * scale, image_size)
@@ -324,9 +381,12 @@ def load_train_data(prepared: PreparedInputs, image_size: int, n_views: int = 16
         for m, c in zip(ms, to_uint8_tensor(crops)):
             inputs[m] = c
     cams = target_ring(n_views, image_size=image_size).to(device)
-    return TrainData(torch.stack(targets), torch.stack(inputs),
-                     torch.tensor([row_of[int(i)] for i in prepared.identity], device=device),
-                     torch.as_tensor(prepared.vertices, dtype=torch.float32, device=device),
-                     torch.as_tensor(prepared.faces, dtype=torch.long, device=device), cams, ids)
-
-
+    return TrainData(
+        torch.stack(targets),
+        torch.stack(inputs),
+        torch.tensor([row_of[int(i)] for i in prepared.identity], device=device),
+        torch.as_tensor(prepared.vertices, dtype=torch.float32, device=device),
+        torch.as_tensor(prepared.faces, dtype=torch.long, device=device),
+        cams,
+        ids,
+    )

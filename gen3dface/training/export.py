@@ -58,8 +58,13 @@ def split_file(path: Path, mb: float) -> None:
     path.unlink()
 
 
-def export_checkpoint(model: Gen3DFaceModel, out: str | Path, losses: list[dict] | None = None,
-                      dtype: torch.dtype = torch.float16, split_mb: float | None = None) -> Path:
+def export_checkpoint(
+    model: Gen3DFaceModel,
+    out: str | Path,
+    losses: list[dict] | None = None,
+    dtype: torch.dtype = torch.float16,
+    split_mb: float | None = None,
+) -> Path:
     """Write ``model`` as a checkpoint folder ``out``: ``out/model`` (``save_pretrained`` in ``dtype``:
     safetensors + config.json, written to a staging folder and swapped into place) and, when given, the loss
     log ``out/losses.jsonl``. ``model`` itself is left unchanged. ``split_mb`` cuts weight files larger than so
@@ -80,12 +85,22 @@ def export_checkpoint(model: Gen3DFaceModel, out: str | Path, losses: list[dict]
     return out
 
 
-def preview_sheet(model: Gen3DFaceModel, data: TrainData, rows: torch.Tensor, steps: int = 50,
-                  guidance: float = 2.0, sampler: str = "joint", seed: int = 0) -> np.ndarray:
+def preview_sheet(
+    model: Gen3DFaceModel,
+    data: TrainData,
+    rows: torch.Tensor,
+    steps: int = 50,
+    guidance: float = 2.0,
+    sampler: str = "joint",
+    seed: int = 0,
+) -> np.ndarray:
     """Samples of examples ``rows (k,)`` of ``data`` (:meth:`Gen3DFacePipeline.generate_views`), one line per
     example: its input view, the N generated views, the N target views. ``(k * S, (1 + 2N) * S, 3)`` uint8."""
     b = data.batch(rows)
-    views = Gen3DFacePipeline.from_model(model).generate_views(b["input"], b["vertices"], data.faces, steps=steps,
-                                                               guidance=guidance, sampler=sampler, seed=seed)
-    grid = np.concatenate([to_uint8(b["input"][:, None]), views, to_uint8(b["targets"])], 1)  # (k, 1 + 2N, S, S, 3)
+    views = Gen3DFacePipeline.from_model(model).generate_views(
+        b["input"], b["vertices"], data.faces, steps=steps, guidance=guidance, sampler=sampler, seed=seed
+    )
+    grid = np.concatenate(
+        [to_uint8(b["input"][:, None]), views, to_uint8(b["targets"])], 1
+    )  # (k, 1 + 2N, S, S, 3)
     return np.concatenate([np.concatenate(list(r), 1) for r in grid], 0)

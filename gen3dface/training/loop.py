@@ -80,8 +80,10 @@ def parameter_groups(model: Gen3DFaceModel, cfg: TrainConfig) -> list[dict]:
     backbone = list(model.unet.parameters())
     ids = {id(p) for p in backbone}
     new = [p for p in model.parameters() if id(p) not in ids]
-    return [{"params": backbone, "lr": cfg.lr_backbone, "name": "backbone"},
-            {"params": new, "lr": cfg.lr_new, "name": "new"}]
+    return [
+        {"params": backbone, "lr": cfg.lr_backbone, "name": "backbone"},
+        {"params": new, "lr": cfg.lr_new, "name": "new"},
+    ]
 
 
 class _Trainer:
@@ -96,21 +98,32 @@ class _Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
-        self.generator.set_state(state["generator"].cpu() if state["generator"].device.type != "cpu"
-                                 else state["generator"])
+        self.generator.set_state(
+            state["generator"].cpu() if state["generator"].device.type != "cpu" else state["generator"]
+        )
 
 
-def draw_batch(data: TrainData, generator: torch.Generator, global_batch: int, n_train_timesteps: int,
-               cond_drop: float, latent_shape: tuple[int, ...]) -> dict:
+def draw_batch(
+    data: TrainData,
+    generator: torch.Generator,
+    global_batch: int,
+    n_train_timesteps: int,
+    cond_drop: float,
+    latent_shape: tuple[int, ...],
+) -> dict:
     """The randomness of one step for the whole global batch: rows, timesteps, dropout, noise."""
     dev = generator.device
-    return {"rows": torch.randint(0, len(data), (global_batch,), generator=generator, device=dev),
-            "t": torch.randint(0, n_train_timesteps, (global_batch,), generator=generator, device=dev),
-            "drop": torch.rand(global_batch, generator=generator, device=dev) < cond_drop,
-            "noise": torch.randn((global_batch, *latent_shape), generator=generator, device=dev)}
+    return {
+        "rows": torch.randint(0, len(data), (global_batch,), generator=generator, device=dev),
+        "t": torch.randint(0, n_train_timesteps, (global_batch,), generator=generator, device=dev),
+        "drop": torch.rand(global_batch, generator=generator, device=dev) < cond_drop,
+        "noise": torch.randn((global_batch, *latent_shape), generator=generator, device=dev),
+    }
 
 
-def training_loss(model: Gen3DFaceModel, scheduler, data: TrainData, draw: dict, lo: int, hi: int) -> torch.Tensor:
+def training_loss(
+    model: Gen3DFaceModel, scheduler, data: TrainData, draw: dict, lo: int, hi: int
+) -> torch.Tensor:
     """Eq. (4) on samples ``lo:hi`` of a drawn global batch (ε, or v for a v-prediction model)."""
     batch = data.batch(draw["rows"][lo:hi])
     net = model.module if hasattr(model, "module") else model
@@ -123,9 +136,16 @@ def training_loss(model: Gen3DFaceModel, scheduler, data: TrainData, draw: dict,
     return torch.nn.functional.mse_loss(out.float(), loss_target(scheduler, x0, noise, t).float())
 
 
-def train(model: Gen3DFaceModel, data: TrainData, run_dir: str | Path, cfg: TrainConfig,
-          stop_after: int | None = None, max_seconds: float | None = None, progress: bool = True,
-          accelerator=None) -> list[dict]:
+def train(
+    model: Gen3DFaceModel,
+    data: TrainData,
+    run_dir: str | Path,
+    cfg: TrainConfig,
+    stop_after: int | None = None,
+    max_seconds: float | None = None,
+    progress: bool = True,
+    accelerator=None,
+) -> list[dict]:
     """Train ``model`` on ``data``; resumes from ``run_dir/checkpoint`` when it exists.
 
     Args:
@@ -144,12 +164,17 @@ def train(model: Gen3DFaceModel, data: TrainData, run_dir: str | Path, cfg: Trai
         log_with = None
         try:
             from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+
             log_with = "tensorboard"
         except Exception:  # noqa: BLE001 - absent or broken (e.g. a protobuf clash): log to losses.jsonl only
             pass
         # cpu=True where there is no GPU, so that several launched CPU processes join one gloo group
-        accelerator = Accelerator(mixed_precision=cfg.mixed_precision, log_with=log_with, cpu=not torch.cuda.is_available(),
-                                  project_config=ProjectConfiguration(project_dir=str(run), logging_dir=str(run / "logs")))
+        accelerator = Accelerator(
+            mixed_precision=cfg.mixed_precision,
+            log_with=log_with,
+            cpu=not torch.cuda.is_available(),
+            project_config=ProjectConfiguration(project_dir=str(run), logging_dir=str(run / "logs")),
+        )
     dev = accelerator.device
     torch.manual_seed(cfg.seed)
     scheduler = model.noise_scheduler("ddpm")
@@ -194,7 +219,12 @@ def train(model: Gen3DFaceModel, data: TrainData, run_dir: str | Path, cfg: Trai
     G = cfg.batch_size * P
     data_dev = data.inputs.device
     end = cfg.steps if stop_after is None else min(cfg.steps, trainer.step + stop_after)
-    bar = progress_bar(total=cfg.steps, initial=trainer.step, desc="training", disable=not (progress and accelerator.is_main_process))
+    bar = progress_bar(
+        total=cfg.steps,
+        initial=trainer.step,
+        desc="training",
+        disable=not (progress and accelerator.is_main_process),
+    )
     model.train()
     t0 = time.perf_counter()
 
@@ -206,7 +236,9 @@ def train(model: Gen3DFaceModel, data: TrainData, run_dir: str | Path, cfg: Trai
         accelerator.save_state(str(stage))  # every process writes its part (RNG states) into one folder
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            (stage / "losses.json").write_text(json.dumps({"logged": logged, "running": [float(x) for x in running]}))
+            (stage / "losses.json").write_text(
+                json.dumps({"logged": logged, "running": [float(x) for x in running]})
+            )
             swap_in(stage, ckpt)
         accelerator.wait_for_everyone()
 
@@ -215,7 +247,9 @@ def train(model: Gen3DFaceModel, data: TrainData, run_dir: str | Path, cfg: Trai
         if data_dev != dev:
             draw = {k: v.to(data_dev) for k, v in draw.items()}
         with accelerator.accumulate(model):
-            loss = training_loss(model, scheduler, data, draw, rank * cfg.batch_size, (rank + 1) * cfg.batch_size)
+            loss = training_loss(
+                model, scheduler, data, draw, rank * cfg.batch_size, (rank + 1) * cfg.batch_size
+            )
             accelerator.backward(loss)
             if cfg.grad_clip and accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -227,8 +261,12 @@ def train(model: Gen3DFaceModel, data: TrainData, run_dir: str | Path, cfg: Trai
         trainer.step += 1
         running.append(accelerator.gather(loss.detach()[None]).mean())  # a tensor: no GPU sync every step
         if trainer.step % cfg.log_every == 0:
-            rec = {"step": trainer.step, "loss": sum(float(x) for x in running) / len(running), "lr": lr_sched.get_last_lr()[-1],
-                   "seconds": round(time.perf_counter() - t0, 2)}
+            rec = {
+                "step": trainer.step,
+                "loss": sum(float(x) for x in running) / len(running),
+                "lr": lr_sched.get_last_lr()[-1],
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
             running.clear()
             logged.append(rec)
             if accelerator.is_main_process:
@@ -275,7 +313,10 @@ def loss_curve_figure(losses: list[dict], smooth: int = 20):
         steps = [r["step"] for r in recs]
         vals = [r["loss"] for r in recs]
         k = max(1, min(smooth, len(vals)))
-        mean = [sum(vals[max(0, i - k + 1): i + 1]) / len(vals[max(0, i - k + 1): i + 1]) for i in range(len(vals))]
+        mean = [
+            sum(vals[max(0, i - k + 1) : i + 1]) / len(vals[max(0, i - k + 1) : i + 1])
+            for i in range(len(vals))
+        ]
         name = f" ({objective})" if objective else ""
         ax.plot(steps, vals, lw=0.6, alpha=0.4, color=f"C{2 * n}", label=f"loss{name}")
         ax.plot(steps, mean, lw=1.6, color=f"C{2 * n + 1}", label=f"running mean ({k}){name}")
@@ -287,4 +328,3 @@ def loss_curve_figure(losses: list[dict], smooth: int = 20):
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
-

@@ -12,7 +12,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from gen3dface.core.cameras import Cameras
-from gen3dface.volume.grid import SparseMeshNet, frustum_points, mesh_voxel_features, sample_volume, unproject_features
+from gen3dface.volume.grid import (
+    SparseMeshNet,
+    frustum_points,
+    mesh_voxel_features,
+    sample_volume,
+    unproject_features,
+)
 
 
 def camera_embedding(cameras: Cameras) -> torch.Tensor:
@@ -36,7 +42,9 @@ class ViewEncoder(nn.Module):
         super().__init__()
         self.stem = nn.Conv2d(cin, feat, 3, padding=1)
         self.cond = nn.Sequential(nn.Linear(temb_dim + 6, feat), nn.SiLU(), nn.Linear(feat, feat))
-        self.body = nn.Sequential(nn.GroupNorm(_groups(feat), feat), nn.SiLU(), nn.Conv2d(feat, feat, 3, padding=1))
+        self.body = nn.Sequential(
+            nn.GroupNorm(_groups(feat), feat), nn.SiLU(), nn.Conv2d(feat, feat, 3, padding=1)
+        )
 
     def forward(self, x, temb, cemb):
         B, N = x.shape[:2]
@@ -57,8 +65,12 @@ class HybridVolume(nn.Module):
         super().__init__()
         self.V = V
         self.encoder = ViewEncoder(cin, feat, temb_dim)
-        self.refine = nn.Sequential(nn.Conv3d(feat + 1, feat, 3, padding=1), nn.GroupNorm(_groups(feat), feat), nn.SiLU(),
-                                    nn.Conv3d(feat, feat, 3, padding=1))
+        self.refine = nn.Sequential(
+            nn.Conv3d(feat + 1, feat, 3, padding=1),
+            nn.GroupNorm(_groups(feat), feat),
+            nn.SiLU(),
+            nn.Conv3d(feat, feat, 3, padding=1),
+        )
         self.mesh_net = SparseMeshNet(feat, feat, feat, layers=3)
         self.fuse = nn.Conv3d(2 * feat, feat, 1)
 
@@ -86,7 +98,9 @@ class FrustumNet(nn.Module):
         self.cond = nn.Sequential(nn.Linear(temb_dim + 6, feat), nn.SiLU(), nn.Linear(feat, feat))
         self.down1 = nn.Conv3d(feat, feat, 3, stride=2, padding=1)
         self.down2 = nn.Conv3d(feat, feat, 3, stride=2, padding=1)
-        self.mid = nn.Sequential(nn.GroupNorm(_groups(feat), feat), nn.SiLU(), nn.Conv3d(feat, feat, 3, padding=1))
+        self.mid = nn.Sequential(
+            nn.GroupNorm(_groups(feat), feat), nn.SiLU(), nn.Conv3d(feat, feat, 3, padding=1)
+        )
         self.up2 = nn.Conv3d(2 * feat, feat, 3, padding=1)
         self.up1 = nn.Conv3d(2 * feat, feat, 3, padding=1)
 
@@ -127,7 +141,9 @@ class DepthWiseAttention(nn.Module):
         Bp, C, h, w = x.shape
         Fc, D = ctx.shape[1], ctx.shape[2]
         H = self.heads
-        q = self.q(self.norm(x).permute(0, 2, 3, 1).reshape(-1, C)).reshape(-1, H, C // H)  # (P, H, c), P = B' h w
+        q = self.q(self.norm(x).permute(0, 2, 3, 1).reshape(-1, C)).reshape(
+            -1, H, C // H
+        )  # (P, H, c), P = B' h w
         # Keys and values are linear in the context (no bias): q . (W_k f) = (W_k^T q) . f and
         # sum_d a_d W_v f_d = W_v (sum_d a_d f_d). So the query is pulled back to the context's F channels and the
         # D samples are averaged there, instead of lifting all P x D samples to C channels: the same attention,

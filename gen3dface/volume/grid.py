@@ -34,8 +34,9 @@ def pixel_grid(points_uv: torch.Tensor, height: int, width: int) -> torch.Tensor
     return torch.stack([points_uv[..., 0] / width * 2 - 1, points_uv[..., 1] / height * 2 - 1], -1)
 
 
-def unproject_features(features: torch.Tensor, cameras: Cameras, V: int, extent: float = 1.0
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+def unproject_features(
+    features: torch.Tensor, cameras: Cameras, V: int, extent: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Warp per-view feature maps into a voxel grid.
 
     Args:
@@ -56,8 +57,13 @@ def unproject_features(features: torch.Tensor, cameras: Cameras, V: int, extent:
     uv, depth = cams.project(pts)  # (B, N, V^3, 2), (B, N, V^3)
     grid = pixel_grid(uv, h, w)
     valid = (depth > 1e-6) & (grid.abs() <= 1).all(-1)
-    sampled = F.grid_sample(features.reshape(B * N, C, h, w), grid.reshape(B * N, 1, -1, 2), mode="bilinear",
-                            padding_mode="zeros", align_corners=False).reshape(B, N, C, -1)
+    sampled = F.grid_sample(
+        features.reshape(B * N, C, h, w),
+        grid.reshape(B * N, 1, -1, 2),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+    ).reshape(B, N, C, -1)
     weight = valid.to(features.dtype)[:, :, None]  # (B, N, 1, V^3)
     count = weight.sum(1)  # (B, 1, V^3)
     volume = (sampled * weight).sum(1) / count.clamp(min=1)
@@ -71,7 +77,9 @@ def near_far(cameras: Cameras, extent: float = 1.0) -> tuple[torch.Tensor, torch
     return (r - rad).clamp(min=1e-3), r + rad
 
 
-def frustum_points(cameras: Cameras, height: int, width: int, depths: int, extent: float = 1.0) -> torch.Tensor:
+def frustum_points(
+    cameras: Cameras, height: int, width: int, depths: int, extent: float = 1.0
+) -> torch.Tensor:
     """World points ``(..., D, h, w, 3)`` at ``depths`` camera-z values linearly spaced between
     :func:`near_far`, through the centre of every pixel of an ``h x w`` map of each camera ``(...)``."""
     cams = cameras.resized(height, width)
@@ -98,8 +106,9 @@ def sample_volume(volume: torch.Tensor, points: torch.Tensor, extent: float = 1.
 
 
 # --------------------------------------------------------------------------------------- mesh voxels
-def voxelize_mesh(vertices: torch.Tensor, faces: torch.Tensor, V: int, extent: float = 1.0,
-                  samples: int = 6) -> torch.Tensor:
+def voxelize_mesh(
+    vertices: torch.Tensor, faces: torch.Tensor, V: int, extent: float = 1.0, samples: int = 6
+) -> torch.Tensor:
     """Voxels ``(n, 3)`` int64 (z, y, x indices, sorted, unique) that the mesh surface passes through.
 
     Every triangle is sampled on a barycentric grid of ``samples`` steps per edge (its vertices included);
@@ -110,8 +119,11 @@ def voxelize_mesh(vertices: torch.Tensor, faces: torch.Tensor, V: int, extent: f
     keep = (i + j) <= samples
     b = torch.stack([i[keep], j[keep]], 1).to(vertices.dtype) / samples  # (S, 2)
     tri = vertices[faces]  # (F, 3, 3)
-    pts = tri[:, None, 0] + b[None, :, :1] * (tri[:, None, 1] - tri[:, None, 0]) \
+    pts = (
+        tri[:, None, 0]
+        + b[None, :, :1] * (tri[:, None, 1] - tri[:, None, 0])
         + b[None, :, 1:] * (tri[:, None, 2] - tri[:, None, 0])
+    )
     pts = pts.reshape(-1, 3)
     idx = ((pts / extent + 1) / 2 * V).floor().long()
     idx = idx[((idx >= 0) & (idx < V)).all(1)]
@@ -122,6 +134,7 @@ def _spconv():
     """spconv's torch module, or ``None`` where it cannot load (then the dense path is used)."""
     try:
         import spconv.pytorch as sp
+
         return sp
     except Exception:  # noqa: BLE001 - any import failure means "no spconv here"
         return None
@@ -156,13 +169,21 @@ class SparseMeshNet(torch.nn.Module):
         chans = [cin] + [hidden] * (layers - 1) + [cout]
         self.sparse_available = sp is not None
         if sp is not None:
-            self.convs = torch.nn.ModuleList(sp.SubMConv3d(a, b, 3, padding=1, bias=True, indice_key="mesh")
-                                             for a, b in zip(chans[:-1], chans[1:]))
+            self.convs = torch.nn.ModuleList(
+                sp.SubMConv3d(a, b, 3, padding=1, bias=True, indice_key="mesh")
+                for a, b in zip(chans[:-1], chans[1:])
+            )
         else:
             self.convs = torch.nn.ModuleList(_DenseSubMConv(a, b, 3) for a, b in zip(chans[:-1], chans[1:]))
 
-    def forward(self, features: torch.Tensor, indices: torch.Tensor, batch_size: int, V: int,
-                dense: bool | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        features: torch.Tensor,
+        indices: torch.Tensor,
+        batch_size: int,
+        V: int,
+        dense: bool | None = None,
+    ) -> torch.Tensor:
         """Active-voxel ``features (n, cin)`` at ``indices (n, 4)`` int (batch, z, y, x) -> a dense volume
         ``(B, cout, V, V, V)``, zero away from the mesh.
 
@@ -206,8 +227,14 @@ class SparseMeshNet(torch.nn.Module):
         return x
 
 
-def mesh_voxel_features(features: torch.Tensor, cameras: Cameras, voxels: list[torch.Tensor], V: int,
-                        extent: float = 1.0, volume: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def mesh_voxel_features(
+    features: torch.Tensor,
+    cameras: Cameras,
+    voxels: list[torch.Tensor],
+    V: int,
+    extent: float = 1.0,
+    volume: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Features of each sample's mesh voxels sampled from its views: ``(n, C)`` and indices ``(n, 4)``
     (batch, z, y, x), from per-view ``features (B, N, C, h, w)`` and ``voxels`` (one ``(n_b, 3)`` per sample).
     ``volume``: :func:`unproject_features` of the same features when the caller already has it."""

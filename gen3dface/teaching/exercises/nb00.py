@@ -14,34 +14,52 @@ from gen3dface.teaching.checking import expect_close, run_check
 
 def check_orbit_position(fn: Callable[[float, float, float], np.ndarray]) -> bool:
     """``fn(azimuth_deg, elevation_deg, radius) -> (3,)`` camera centre in the canonical head frame."""
+
     def body():
         rng = np.random.default_rng(0)
-        cases = [(0, 0, 4), (90, 0, 2), (180, 10, 3)] + [tuple(rng.uniform([-180, -80, 1], [180, 80, 5]))
-                                                         for _ in range(20)]
+        cases = [(0, 0, 4), (90, 0, 2), (180, 10, 3)] + [
+            tuple(rng.uniform([-180, -80, 1], [180, 80, 5])) for _ in range(20)
+        ]
         for az, el, r in cases:
-            expect_close(fn(float(az), float(el), float(r)), orbit_position(az, el, r).numpy(), 1e-4,
-                         f"azimuth {az:.1f}, elevation {el:.1f}, radius {r:.1f}")
+            expect_close(
+                fn(float(az), float(el), float(r)),
+                orbit_position(az, el, r).numpy(),
+                1e-4,
+                f"azimuth {az:.1f}, elevation {el:.1f}, radius {r:.1f}",
+            )
         return f"{len(cases)} camera centres match gen3dface.core.cameras.orbit_position"
+
     return run_check("orbit_position", body)
 
 
 def check_project(fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> bool:
     """``fn(K (3,3), w2c (4,4), points (P,3)) -> (P,2)`` pixel coordinates."""
+
     def body():
         rng = np.random.default_rng(1)
         for case in range(10):
-            cam = orbit_cameras([rng.uniform(-180, 180)], [rng.uniform(-60, 60)], fov_deg=rng.uniform(15, 60),
-                                image_size=int(rng.integers(32, 512)))
+            cam = orbit_cameras(
+                [rng.uniform(-180, 180)],
+                [rng.uniform(-60, 60)],
+                fov_deg=rng.uniform(15, 60),
+                image_size=int(rng.integers(32, 512)),
+            )
             pts = rng.uniform(-1, 1, (25, 3))
             want, _ = cam.project(torch.tensor(pts, dtype=torch.float64)[None])
-            expect_close(fn(cam.K[0].double().numpy(), cam.w2c[0].double().numpy(), pts), want[0].numpy(), 1e-3,
-                         f"camera {case}")
+            expect_close(
+                fn(cam.K[0].double().numpy(), cam.w2c[0].double().numpy(), pts),
+                want[0].numpy(),
+                1e-3,
+                f"camera {case}",
+            )
         return "25 points through each of 10 random cameras land on Cameras.project's pixels"
+
     return run_check("project", body)
 
 
 def check_pixel_ray(fn: Callable[[np.ndarray, np.ndarray, int, int], np.ndarray]) -> bool:
     """``fn(K, c2w, column, row) -> (3,)`` unit world direction of the ray through that pixel's centre."""
+
     def body():
         rng = np.random.default_rng(2)
         for _ in range(10):
@@ -49,7 +67,12 @@ def check_pixel_ray(fn: Callable[[np.ndarray, np.ndarray, int, int], np.ndarray]
             cam = orbit_cameras([rng.uniform(-180, 180)], [rng.uniform(-60, 60)], image_size=size)
             _, dirs = cam.rays()
             col, row = int(rng.integers(0, size)), int(rng.integers(0, size))
-            expect_close(fn(cam.K[0].double().numpy(), cam.c2w[0].double().numpy(), col, row),
-                         dirs[0, row, col].numpy(), 1e-4, f"pixel (column {col}, row {row}) of a {size}x{size} image")
+            expect_close(
+                fn(cam.K[0].double().numpy(), cam.c2w[0].double().numpy(), col, row),
+                dirs[0, row, col].numpy(),
+                1e-4,
+                f"pixel (column {col}, row {row}) of a {size}x{size} image",
+            )
         return "10 random pixels' rays match Cameras.rays"
+
     return run_check("pixel_ray", body)

@@ -11,8 +11,11 @@ from gen3dface.generation.diffusion import make_scheduler, q_sample
 from gen3dface.teaching.checking import expect_close, run_check
 
 
-def check_q_sample(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+def check_q_sample(
+    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+) -> bool:
     """``fn(alphas_cumprod (T,), x0 (B, V, C, H, W), t (B,), noise like x0) -> x_t``."""
+
     def body():
         g = torch.Generator().manual_seed(3)
         for schedule in ("linear", "cosine"):
@@ -23,12 +26,14 @@ def check_q_sample(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch
             want, _ = q_sample(sch, x0, t, noise)
             expect_close(fn(sch.alphas_cumprod.clone(), x0, t, noise), want, 1e-5, f"{schedule} schedule")
         return "x_t matches gen3dface.generation.diffusion.q_sample on the linear and cosine schedules"
+
     return run_check("q_sample", body)
 
 
 def check_ddim_step(fn: Callable[[torch.Tensor, torch.Tensor, int, int, torch.Tensor], torch.Tensor]) -> bool:
     """``fn(alphas_cumprod (T,), eps, t, t_prev, x_t) -> x_{t_prev}``, deterministic DDIM (η = 0);
     ``t_prev < 0`` means the final step (use ᾱ = alphas_cumprod[0], as Stable Diffusion's scheduler does)."""
+
     def body():
         g = torch.Generator().manual_seed(4)
         sch = make_scheduler("ddim")
@@ -38,21 +43,29 @@ def check_ddim_step(fn: Callable[[torch.Tensor, torch.Tensor, int, int, torch.Te
         for t in sch.timesteps[[0, 10, 19]]:
             eps = torch.randn(x.shape, generator=g)
             want = sch.step(eps, t, x, eta=0.0).prev_sample
-            expect_close(fn(sch.alphas_cumprod.clone(), eps, int(t), int(t) - ratio, x), want, 1e-4, f"t = {int(t)}")
+            expect_close(
+                fn(sch.alphas_cumprod.clone(), eps, int(t), int(t) - ratio, x), want, 1e-4, f"t = {int(t)}"
+            )
         return "the first, a middle and the last step match diffusers' DDIMScheduler"
+
     return run_check("ddim_step", body)
 
 
 def check_multiview_loss(fn: Callable[..., torch.Tensor]) -> bool:
     """``fn(model, alphas_cumprod, x0 (B, V, C, H, W), y, cameras, t (B,), noise) -> scalar loss`` (Eq. 4)."""
+
     def body():
         g = torch.Generator().manual_seed(5)
         sch = make_scheduler("ddpm")
         w = torch.randn(3, 3, generator=g)
 
         def model(x_t, t, y, cameras, views=None):
-            return torch.einsum("bvchw,cd->bvdhw", x_t, w) * (t.float()[:, None, None, None, None] / 1000) \
-                + y[:, None] + cameras[:, :, :, None, None]
+            return (
+                torch.einsum("bvchw,cd->bvdhw", x_t, w) * (t.float()[:, None, None, None, None] / 1000)
+                + y[:, None]
+                + cameras[:, :, :, None, None]
+            )
+
         x0 = torch.randn(4, 5, 3, 6, 6, generator=g)
         y, cams = torch.randn(4, 3, 6, 6, generator=g), torch.randn(4, 5, 3, generator=g)
         t = torch.randint(0, 1000, (4,), generator=g)
@@ -61,4 +74,5 @@ def check_multiview_loss(fn: Callable[..., torch.Tensor]) -> bool:
         want = ((model(x_t, t, y, cams) - noise) ** 2).mean()
         expect_close(fn(model, sch.alphas_cumprod.clone(), x0, y, cams, t, noise), want, 1e-4)
         return f"loss {float(want):.4f} on a batch of 4 samples x 5 views, as Eq. (4)"
+
     return run_check("multiview_loss", body)

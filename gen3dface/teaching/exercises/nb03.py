@@ -14,6 +14,7 @@ from gen3dface.teaching.checking import ExerciseFailed, answered, expect_close, 
 
 def check_umeyama(fn: Callable[[np.ndarray, np.ndarray], tuple]) -> bool:
     """``fn(src (P, 3), dst (P, 3)) -> (s, R (3, 3), t (3,))`` with ``dst ≈ s R src + t`` (least squares)."""
+
     def body():
         rng = np.random.default_rng(7)
         for case in range(10):
@@ -28,19 +29,27 @@ def check_umeyama(fn: Callable[[np.ndarray, np.ndarray], tuple]) -> bool:
             if np.linalg.det(R_got) <= 0:
                 raise ExerciseFailed(f"case {case}: R is a reflection (det -1)")
         return "s, R and t of 10 noisy point sets match gen3dface.mesh.align.umeyama"
+
     return run_check("umeyama", body)
 
 
 def check_pose_from_rotation(fn: Callable[[np.ndarray], tuple]) -> bool:
     """``fn(R (3, 3) camera-to-world) -> (yaw, pitch, roll)`` degrees in the convention of
     :mod:`gen3dface.mesh.align`."""
+
     def body():
         rng = np.random.default_rng(8)
-        cases = [(0, 0, 0), (90, 0, 0), (-30, 20, 10)] + [tuple(rng.uniform([-180, -80, -90], [180, 80, 90]))
-                                                          for _ in range(20)]
+        cases = [(0, 0, 0), (90, 0, 0), (-30, 20, 10)] + [
+            tuple(rng.uniform([-180, -80, -90], [180, 80, 90])) for _ in range(20)
+        ]
         for yaw, pitch, roll in cases:
             want = pose_from_rotation(rotation_from_pose(yaw, pitch, roll))
-            expect_close(fn(rotation_from_pose(yaw, pitch, roll)), [want["yaw"], want["pitch"], want["roll"]], 1e-4,
-                         f"yaw {yaw:.1f}, pitch {pitch:.1f}, roll {roll:.1f}")
+            expect_close(
+                fn(rotation_from_pose(yaw, pitch, roll)),
+                [want["yaw"], want["pitch"], want["roll"]],
+                1e-4,
+                f"yaw {yaw:.1f}, pitch {pitch:.1f}, roll {roll:.1f}",
+            )
         return f"{len(cases)} rotations give gen3dface.mesh.align.pose_from_rotation's angles"
+
     return run_check("pose_from_rotation", body)

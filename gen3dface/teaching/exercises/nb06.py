@@ -13,23 +13,30 @@ from gen3dface.teaching.checking import ExerciseFailed, answered, run_check
 
 def check_psnr(fn: Callable[[np.ndarray, np.ndarray], float]) -> bool:
     """``fn(a, b)``: PSNR in dB of two uint8 images (peak 255), as :func:`gen3dface.evaluation.image_metrics.psnr`."""
+
     def body():
         rng = np.random.default_rng(0)
         a = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
         b = np.clip(a.astype(int) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
         got, want = float(answered(fn(a, b))), float(psnr(a, b))
         if not np.isclose(got, want, atol=1e-3):
-            raise ExerciseFailed(f"{got:.3f} dB, expected {want:.3f} dB: "
-                                 "PSNR = 10 log10(255² / mean squared error)")
+            raise ExerciseFailed(
+                f"{got:.3f} dB, expected {want:.3f} dB: PSNR = 10 log10(255² / mean squared error)"
+            )
         return f"{got:.2f} dB, as gen3dface.evaluation.image_metrics.psnr"
+
     return run_check("psnr", body)
 
 
 def check_reid_match(fn: Callable[[np.ndarray], float]) -> bool:
     """``fn(distances)``: the fraction of generated views that match (distance < 0.6)."""
+
     def body():
         got = float(answered(fn(np.array([0.31, 0.59, 0.6, 0.75, 0.2]))))
         if not np.isclose(got, 0.6):
-            raise ExerciseFailed(f"{got}: a view matches when its distance to the ground truth is strictly below 0.6")
+            raise ExerciseFailed(
+                f"{got}: a view matches when its distance to the ground truth is strictly below 0.6"
+            )
         return "3 of 5 views match (0.6 itself does not)"
+
     return run_check("reid_match", body)

@@ -16,6 +16,7 @@ def check_ray_box(fn: Callable[[np.ndarray, np.ndarray], tuple]) -> bool:
     """``fn(origins (B, 3), dirs (B, 3)) -> (near (B,), far (B,))``: where each ray enters and leaves the
     head cube [-1, 1]^3 (near clamped at 0, the camera; rays that miss have near >= far). Only rays that
     hit the cube are compared."""
+
     def body():
         rng = np.random.default_rng(11)
         for case in range(10):
@@ -37,11 +38,13 @@ def check_ray_box(fn: Callable[[np.ndarray, np.ndarray], tuple]) -> bool:
             if np.any(near[~hit] < far[~hit] - 1e-6):
                 raise ExerciseFailed(f"case {case}: a ray that misses the cube got near < far")
         return "near and far of 500 random rays match gen3dface.recon.rendering.ray_box"
+
     return run_check("ray_box", body)
 
 
 def check_neus_alpha(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> bool:
     """``fn(sdf (B, S), s) -> alpha (B, S-1)``: NeuS's opacity of each section between two samples."""
+
     def body():
         g = torch.Generator().manual_seed(12)
         for case in range(10):
@@ -51,12 +54,14 @@ def check_neus_alpha(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> bool:
             s = float(torch.rand(1, generator=g) * 80 + 10)
             expect_close(fn(sdf.clone(), s), neus_alpha(sdf, s), 1e-4, f"case {case} (s = {s:.1f})")
         return "opacities along 80 rays match gen3dface.recon.rendering.neus_alpha"
+
     return run_check("neus_alpha", body)
 
 
 def check_composite(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
     """``fn(alpha (B, S), colors (B, S, 3), background (3,)) -> rgb (B, 3)``: front-to-back compositing
     over the background."""
+
     def body():
         g = torch.Generator().manual_seed(13)
         for case in range(10):
@@ -67,4 +72,5 @@ def check_composite(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tor
             want = (w[..., None] * colors).sum(1) + (1 - w.sum(1, keepdim=True)) * bg
             expect_close(fn(alpha.clone(), colors.clone(), bg.clone()), want, 1e-4, f"case {case}")
         return "colours of 60 rays composite as gen3dface.recon.rendering.composite_weights"
+
     return run_check("composite", body)
