@@ -129,3 +129,17 @@ def test_scripts_import_the_installed_package():
     files = sorted((ROOT / "scripts").glob("*.py")) + sorted((ROOT / "tests").glob("*.py"))
     edits = [p.name for p in files if edit in p.read_text()]
     assert not edits, f"these edit sys.path instead of importing the installed package: {edits}"
+
+
+def test_layers():
+    """``core`` builds on nothing else of the package; nothing but ``app`` and ``teaching`` imports them."""
+    graph = _graph()
+    top = ("gen3dface.app", "gen3dface.teaching")
+    wrong = [
+        f"{m} -> {d}"
+        for m, deps in graph.items()
+        for d in deps
+        if (m.startswith("gen3dface.core") and not d.startswith("gen3dface.core"))
+        or (d.startswith(top) and not m.startswith(top))
+    ]
+    assert not wrong, "imports against the layering:\n" + "\n".join(wrong)

@@ -13,7 +13,8 @@ from gen3dface.faces.detect import detect_faces
 from gen3dface.synth.head_params import HAIR_STYLES, PARTS, sample_head_params
 from gen3dface.synth.heads import build_head
 from gen3dface.core.images import to_uint8
-from gen3dface.synth.render import STYLES, Mesh, render
+from gen3dface.synth.shading import STYLES
+from gen3dface.synth.render import Mesh, render
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +185,7 @@ def test_square_binning_rasterises_the_same_pixels():
     from gen3dface.core.cameras import orbit_cameras
     from gen3dface.synth.heads import build_head
     from gen3dface.synth.head_params import sample_head_params
-    from gen3dface.synth.render import rasterize
+    from gen3dface.synth.raster import rasterize
 
     mesh = build_head(sample_head_params(3), 48)
     cams = orbit_cameras([0.0, 70.0, 180.0], [10.0, -20.0, 35.0], image_size=96)

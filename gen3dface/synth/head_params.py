@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gen3dface.synth.render import Shading, check_style
+from gen3dface.synth.shading import Shading, check_style
 
 #: Part labels of :attr:`HeadMesh.labels` (index = label).
 PARTS = ("skin", "hair", "eye", "lip", "brow", "cloth")
@@ -112,7 +112,7 @@ class HeadParams:
 
     @property
     def shading(self) -> Shading:
-        """The key light and drawing style as a :class:`gen3dface.synth.render.Shading`."""
+        """The key light and drawing style as a :class:`gen3dface.synth.shading.Shading`."""
         az, el = math.radians(self.light_azimuth), math.radians(self.light_elevation)
         direction = (math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az))
         spec = {"photo": 0.06, "toon": 0.0, "clay": 0.18, "sketch": 0.0}[self.style]

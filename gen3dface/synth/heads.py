@@ -41,7 +41,8 @@ from gen3dface.synth.head_params import (
     HeadParams,
     sample_head_params,
 )
-from gen3dface.synth.render import Mesh, check_style
+from gen3dface.synth.render import Mesh
+from gen3dface.synth.shading import check_style
 
 
 @dataclass

@@ -38,7 +38,8 @@ from gen3dface.core.errors import InputError
 from gen3dface.synth.heads import HeadMesh, build_head
 from gen3dface.synth.head_params import sample_head_params
 from gen3dface.core.images import save_png, to_uint8
-from gen3dface.synth.render import STYLES, render
+from gen3dface.synth.shading import STYLES
+from gen3dface.synth.render import render
 from gen3dface.core.storage import atomic_dir, atomic_write_text
 
 JANUS_AZIMUTH = 135.0  # |azimuth| from which a Janus identity shows a face on the back
@@ -54,7 +55,7 @@ class SynthConfig:
         views: views per identity: 48 = the paper's grid (16 azimuths x elevations -40, 0, 40); any
             multiple of 3 gives ``views / 3`` azimuths x those elevations; other counts a ring at elevation 0.
         res: image side in pixels.
-        style: one of :data:`gen3dface.synth.render.STYLES`.
+        style: one of :data:`gen3dface.synth.shading.STYLES`.
         defect_rate: probability that an identity carries a defect (half Janus, half drift).
         seed: base seed of the whole dataset.
         ssaa: supersampling factor of the renderer (2 = anti-aliased).
