@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from gen3dface.core.cameras import Cameras
 from gen3dface.core.errors import InputError
+from gen3dface.core.progress import progress_bar
 from gen3dface.recon.config import ReconConfig, config_for
 from gen3dface.recon.export import (
     VIDEO_FORMATS,
@@ -62,7 +63,6 @@ def fit(
     callback: Callable[[FitState], None] | None = None,
 ) -> tuple[SDFGrid, list[dict]]:
     """Fit an :class:`SDFGrid` to ``views``; returns the field and the per-step loss history."""
-    from tqdm.auto import tqdm
 
     cfg = cfg or ReconConfig()
     device = torch.device(device or "cpu")
@@ -91,7 +91,7 @@ def fit(
     history: list[dict] = []
     total, step = cfg.total_iters, 0
     n_focus = (3 * cfg.rays_per_batch) // 4
-    bar = tqdm(total=total, desc="fitting SDF", disable=not progress, unit="step")
+    bar = progress_bar(total=total, desc="fitting SDF", disable=not progress, unit="step")
     for R, n_iter in zip(cfg.grid_sizes, cfg.iters):
         if R != field.R:
             field = field.resized(R)
@@ -137,7 +137,7 @@ def fit(
             step += 1
             bar.update(1)
             if step % 20 == 0:
-                bar.set_postfix(psnr=f"{losses['psnr']:.1f}", grid=R)
+                bar.set_postfix(psnr=f"{losses['psnr']:.1f}", grid=R, refresh=False)
             if callback is not None:
                 callback(FitState(step, total, field, s, losses))
     bar.close()

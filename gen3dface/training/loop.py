@@ -273,7 +273,7 @@ def train(
                 with open(log_path, "a") as f:
                     f.write(json.dumps(rec) + "\n")
             accelerator.log({"loss": rec["loss"], "lr": rec["lr"]}, step=trainer.step)
-            bar.set_postfix(loss=f"{rec['loss']:.4f}")
+            bar.set_postfix(loss=f"{rec['loss']:.4f}", refresh=False)
         bar.update(1)
         out_of_time = max_seconds is not None and time.perf_counter() - t0 > max_seconds
         if P > 1:  # every process must stop at the same step
