@@ -192,8 +192,6 @@ class Gen3DFacePipeline(DiffusionPipeline):
         N = self.check_settings(num_views, steps, guidance, init)
         if not prepared:
             return []
-        if generator is not None and len(prepared) != 1:
-            raise InputError("generator= seeds one photo; give seed= for a batch")
         faces = prepared[0]["mesh"].faces
         if any(
             p["mesh"].faces.shape != faces.shape or (p["mesh"].faces != faces).any() for p in prepared[1:]
