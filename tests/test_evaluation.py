@@ -55,7 +55,14 @@ def test_ood_protocol_writes_every_metric_and_counts_skipped_inputs(tiny_checkpo
     m = res["metrics"]
     assert {"fid", "id_consistency_output", "id_consistency_input", "clip"} <= set(m)
     assert m["fid"]["value"] is not None and m["clip"]["available"] is False
-    assert out.with_suffix(".md").read_text().count("|") > 10
+    # identity on real photos: the near-frontal views follow each photo's estimated yaw
+    assert {"near_frontal_match", "faces_found", "id_impostor"} <= set(m)
+    near = m["near_frontal_match"]
+    assert near["yaw_source"].startswith("the yaw of each input's estimated face mesh")
+    assert len(near["input_yaw_deg"]) == 2 and all(abs(y) < 30 for y in near["input_yaw_deg"])
+    assert 0 <= m["faces_found"]["value"] <= 4 and m["faces_found"]["of_views"] == 4
+    table = out.with_suffix(".md").read_text()
+    assert table.count("|") > 10 and "### Identity on real photos" in table
     assert "skipped wall.png" in capsys.readouterr().err
 
 

@@ -156,11 +156,12 @@ def test_small_face_in_a_large_photo_is_found(astronaut):
 
 
 def test_arcface_loading_code_on_a_small_model_the_test_saves(tmp_path, monkeypatch, astronaut, hopper):
-    """The real insightface loading path (model_zoo routing, norm_crop alignment, get_feat) on a tiny
-    ArcFace-shaped ONNX network: 3x112x112 in, 512 out."""
+    """A user's insightface ArcFace model comes first and runs through insightface's loader (model_zoo
+    routing, get_feat) on the five-point aligned crop: a tiny ArcFace-shaped ONNX network, 3x112x112 in,
+    512 out."""
     import torch
 
-    from gen3dface.faces import backends as face_backends
+    from gen3dface.faces.arcface import arcface_source, load_arcface
 
     class Tiny(torch.nn.Module):
         def __init__(self):
@@ -187,7 +188,8 @@ def test_arcface_loading_code_on_a_small_model_the_test_saves(tmp_path, monkeypa
         )
     monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path))
     monkeypatch.delenv("INSIGHTFACE_ARCFACE", raising=False)
-    face_backends.arcface_model.cache_clear()
+    assert arcface_source(fetch=False).kind == "insightface"
+    assert arcface_source(fetch=False).path == pack / "w600k_r50.onnx"
     a1, a2 = embed(astronaut, backend="insightface"), embed(astronaut, backend="insightface")
     h = embed(hopper, backend="insightface")
     assert a1.shape == (512,) and abs(np.linalg.norm(a1) - 1) < 1e-5
@@ -195,4 +197,4 @@ def test_arcface_loading_code_on_a_small_model_the_test_saves(tmp_path, monkeypa
     monkeypatch.setenv("INSIGHTFACE_ARCFACE", str(tmp_path / "missing.onnx"))
     with pytest.raises(BackendUnavailable, match="ArcFace model not found"):
         embed(astronaut, backend="insightface")
-    face_backends.arcface_model.cache_clear()
+    load_arcface.cache_clear()

@@ -31,8 +31,8 @@ from gen3dface.evaluation.identity import (
     reid_embeddings,
 )
 from gen3dface.evaluation.image_metrics import lpips_distance, lpips_status, psnr, ssim
-from gen3dface.evaluation.outputs import OUT_OF_DOMAIN, evaluate_outputs
-from gen3dface.evaluation.tables import results_markdown, write_results
+from gen3dface.evaluation.outputs import OUT_OF_DOMAIN, REAL_PHOTO, evaluate_outputs
+from gen3dface.evaluation.tables import METRIC_LABELS, results_markdown, write_results
 from gen3dface.faces.detect import align_crop, find_face
 
 
@@ -251,7 +251,7 @@ def test_out_of_domain_protocol_end_to_end(crops, tmp_path, monkeypatch):
     res = evaluate_outputs(inputs, outputs, backend="dlib", device="cpu")
     assert res["protocol"] == "out_of_domain" and res["id_backend"] == "dlib"
     m = res["metrics"]
-    assert list(m) == list(OUT_OF_DOMAIN)
+    assert list(m) == list(OUT_OF_DOMAIN + REAL_PHOTO)  # the paper's, then identity on real photos
     assert m["fid"]["n"] == 6 and m["fid"]["n_ref"] == 2 and m["fid"]["value"] > 0
     oo = m["id_consistency_output"]
     assert oo["n_faces_missing"] == 1 and oo["n"] == 2 and oo["n_pairs"] == 1 + 3
@@ -268,6 +268,9 @@ def test_out_of_domain_protocol_end_to_end(crops, tmp_path, monkeypatch):
         and "Output-to-Output ID Consistency" in table
     )
     assert "faces missing: 1" in table and "n/a" in table
+    # the paper's Table 1 columns stay as they are; identity on real photos is a block of its own
+    assert table.splitlines()[0] == "| Method | " + " | ".join(METRIC_LABELS[c] for c in OUT_OF_DOMAIN) + " |"
+    assert "### Identity on real photos" in table and "| output-to-output ID | " in table
 
 
 def test_in_domain_protocol_end_to_end(crops):

@@ -257,6 +257,16 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_fetch_models(args) -> int:
+    from gen3dface.faces.arcface import arcface_source, fetch_arcface
+
+    path = fetch_arcface(progress=not args.quiet)
+    print(f"ArcFace-class model (npm faceplugin-face-recognition-js 0.0.1, checksum verified): {path}")
+    used = arcface_source(fetch=False)
+    print(f"identity metrics use: {used.label} ({used.path})")
+    return 0
+
+
 def _cmd_info(args) -> int:
     from gen3dface.app.envinfo import report
 
@@ -348,7 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--tau", type=float, default=0.5, help="front-face score above which a back view is removed"
     )
-    pr.add_argument("--embed", default="dlib", choices=["dlib", "insightface"], help="identity embedding")
+    pr.add_argument(
+        "--embed",
+        default="auto",
+        choices=["auto", "arcface", "dlib"],
+        help="identity embedding: the ArcFace-class model (auto: when it loads, else dlib) or dlib",
+    )
     pr.add_argument(
         "--janus",
         default="auto",
@@ -467,6 +482,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=_cmd_eval)
+
+    f = sub.add_parser(
+        "fetch-models",
+        help="download the ArcFace-class identity model into the cache (once) and say where it is",
+    )
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    f.set_defaults(func=_cmd_fetch_models)
 
     i = sub.add_parser("info", help="versions, devices and which face backends and extras are available")
     i.set_defaults(func=_cmd_info)

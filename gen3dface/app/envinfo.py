@@ -17,9 +17,11 @@ def _version(dist: str) -> str:
 
 def component_status() -> dict[str, str]:
     """Each optional component: ``"ok"`` / ``"ok (...)"`` or why it is unavailable."""
+    from gen3dface.faces.arcface import arcface_status
     from gen3dface.faces.backends import available_backends
 
     status = {f"faces:{k}": v for k, v in available_backends().items()}
+    status["faces:arcface"] = arcface_status()
     try:
         importlib.import_module("spconv.pytorch")
         status["spconv"] = "ok"
@@ -63,6 +65,7 @@ def report() -> str:
                 "mediapipe",
                 "dlib-bin",
                 "insightface",
+                "onnxruntime",
                 "scikit-image",
                 "trimesh",
                 "opencv-contrib-python",

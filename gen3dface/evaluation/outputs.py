@@ -1,7 +1,9 @@
 """Every metric of one evaluation protocol for a set of inputs and their generated views (paper Sec. 4 "Metrics").
 
 Out-of-domain (inputs without ground-truth views; the paper's Table 1, 3, 4):
-    FID, output-to-output ID consistency, CLIP similarity, input-to-output ID consistency.
+    FID, output-to-output ID consistency, CLIP similarity, input-to-output ID consistency; beside them,
+    identity on real photos (:data:`REAL_PHOTO`, not in the paper): the near-frontal match rate, the views in
+    which a face is found, and the impostor baseline that input-to-output ID is read against.
 In-domain (held-out identities with ground-truth views at the same cameras; Table 2):
     SSIM, LPIPS, FID, Re-ID(match), Re-ID(dist); PSNR is reported too.
 
@@ -22,10 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from gen3dface.core.cameras import ring_azimuths
 from gen3dface.core.errors import BackendUnavailable, InputError
+from gen3dface.faces.arcface import MATCH_THRESHOLD
 from gen3dface.evaluation.clip import CLIP_PRETRAINED, clip_name, clip_similarity
 from gen3dface.evaluation.fid import InceptionFeatures, fid_from_features
 from gen3dface.evaluation.identity import (
+    backend_note,
     REID_THRESHOLD,
     collect_face_embeddings,
     embed_images,
@@ -36,11 +41,23 @@ from gen3dface.evaluation.identity import (
     resolve_backend,
 )
 from gen3dface.evaluation.image_metrics import as_uint8_images, flat_images, lpips_distance, psnr, ssim
+from gen3dface.evaluation.real_photos import (
+    NEAR_FRONTAL_DEG,
+    faces_found_per_input,
+    near_frontal_match_rate,
+    near_frontal_views,
+    view_cosines,
+)
 
 OUT_OF_DOMAIN = ("fid", "id_consistency_output", "clip", "id_consistency_input")
+#: identity on real photos, reported with the out-of-domain protocol beside the paper's columns: the fraction
+#: of near-frontal views matching the input, the views (of V) in which a face is found, and the impostor
+#: baseline (the mean cosine between different inputs: what input-to-output ID is for two different people)
+REAL_PHOTO = ("near_frontal_match", "faces_found", "id_impostor")
 IN_DOMAIN = ("ssim", "psnr", "lpips", "fid", "reid_match", "reid_dist")
 _NEEDS_GROUND_TRUTH = ("ssim", "psnr", "lpips", "reid_match", "reid_dist")
-_ID_METRICS = ("id_consistency_output", "id_consistency_input")
+_ID_METRICS = ("id_consistency_output", "id_consistency_input") + REAL_PHOTO
+_NEEDS_INPUT_FACES = ("id_consistency_input", "near_frontal_match", "id_impostor")
 _REID_METRICS = ("reid_match", "reid_dist")
 
 
@@ -106,10 +123,22 @@ def _image_sets(
     return x, y, gt
 
 
+def _input_yaw(input_yaw: Sequence[float] | None, source: str, b: int) -> tuple[np.ndarray, str]:
+    """``(yaw (B,) degrees, where it came from)``: every input frontal when ``input_yaw`` is ``None``."""
+    if input_yaw is None:
+        return np.zeros(b), "unknown, every input taken as frontal"
+    yaw = np.asarray(input_yaw, np.float64)
+    if yaw.shape != (b,) or not np.isfinite(yaw).all():
+        raise InputError(f"input_yaw must give one finite yaw per input ({b}), got {np.asarray(input_yaw)!r}")
+    return yaw, source
+
+
 def _wanted_metrics(metrics: Sequence[str] | None, in_domain: bool) -> tuple[str, ...]:
     """The metrics to compute: ``metrics``, else every metric of the protocol; checked."""
-    wanted = tuple(metrics) if metrics is not None else (IN_DOMAIN if in_domain else OUT_OF_DOMAIN)
-    allowed = IN_DOMAIN + OUT_OF_DOMAIN
+    wanted = (
+        tuple(metrics) if metrics is not None else (IN_DOMAIN if in_domain else OUT_OF_DOMAIN + REAL_PHOTO)
+    )
+    allowed = IN_DOMAIN + OUT_OF_DOMAIN + REAL_PHOTO
     for m in wanted:
         if m not in allowed:
             raise InputError(f"unknown metric {m!r}; choose from {', '.join(dict.fromkeys(allowed))}")
@@ -169,7 +198,7 @@ def _face_embeddings(
             raise InputError(f"face_embeddings hold {len(e_all)} images, expected {b} inputs + {b * v} views")
         return used, True, e_all, f_all
     used = resolve_backend(backend)  # the inputs and the views in one pool
-    with_inputs = "id_consistency_input" in wanted
+    with_inputs = any(m in wanted for m in _NEEDS_INPUT_FACES)
     e_all, f_all = embed_images(
         (list(x) if with_inputs else []) + list(flat_images(y)), used, "mediapipe", progress, workers, pool
     )
@@ -191,11 +220,7 @@ def _id_consistency_entries(
     ex, fx = e_all[:k], f_all[:k]
     ey, fy = e_all[k:].reshape(b, v, -1), f_all[k:].reshape(b, v)
     missing = int((~fy).sum())
-    note = (
-        "ArcFace (insightface buffalo_l)"
-        if used == "arcface"
-        else "dlib 128-D (offline stand-in for ArcFace: not comparable with the paper's values)"
-    )
+    note = backend_note(used)
     if "id_consistency_output" in wanted:
         val, n = _nanmean(id_consistency_output(ey[i]) for i in range(b))
         pairs = int(sum(m * (m - 1) // 2 for m in fy.sum(1)))
@@ -212,6 +237,67 @@ def _id_consistency_entries(
             n_pairs=pairs,
             n_inputs_without_face=int((~fx).sum()),
             note=f"{note}; n = inputs with a face and >= 1 view with a face",
+        )
+    return out
+
+
+def _real_photo_entries(
+    b: int,
+    v: int,
+    wanted: tuple[str, ...],
+    used: str,
+    with_inputs: bool,
+    e_all: np.ndarray,
+    f_all: np.ndarray,
+    yaw: tuple[np.ndarray, str],
+    view_azimuths: np.ndarray,
+    threshold: float,
+) -> dict[str, dict]:
+    """Identity on real photos (:data:`REAL_PHOTO`) of :func:`_face_embeddings`' result; ``yaw``: each input's
+    yaw ``(B,)`` and where it came from."""
+    out = {}
+    k = b if with_inputs else 0
+    ex, fx = e_all[:k], f_all[:k]
+    ey, fy = e_all[k:].reshape(b, v, -1), f_all[k:].reshape(b, v)
+    caveat = (
+        "; dlib cosines are about 0.9 for any two faces, so this says little: an ArcFace-class embedder is "
+        "needed"
+        if used == "dlib"
+        else ""
+    )
+    if "near_frontal_match" in wanted:
+        r = near_frontal_match_rate(
+            view_cosines(ex, ey), near_frontal_views(view_azimuths, yaw[0]), fx, threshold
+        )
+        out["near_frontal_match"] = _entry(
+            r["value"],
+            r["n_views"],
+            n_faces_missing=r["n_without_face"],
+            n_matched=r["n_matched"],
+            threshold=threshold,
+            within_deg=NEAR_FRONTAL_DEG,
+            yaw_source=yaw[1],
+            input_yaw_deg=[round(float(a), 1) for a in yaw[0]],
+            note=f"fraction of the views within {NEAR_FRONTAL_DEG:g} deg of azimuth of the input's yaw "
+            f"({yaw[1]}) whose face matches the input's at cosine >= {threshold:.2f} (a view without a face "
+            f"does not match); n = those views of inputs with a face{caveat}",
+        )
+    if "faces_found" in wanted:
+        out["faces_found"] = _entry(
+            faces_found_per_input(fy),
+            b,
+            n_faces_missing=int((~fy).sum()),
+            of_views=v,
+            note=f"views (of {v}) in which a face is found (mediapipe), mean over the inputs",
+        )
+    if "id_impostor" in wanted:
+        m = int(fx.sum())
+        out["id_impostor"] = _entry(
+            id_consistency_output(ex),  # the mean cosine over every pair of different inputs
+            m,
+            n_pairs=m * (m - 1) // 2,
+            note="mean cosine between different inputs' faces: two different people's level, which "
+            f"input-to-output ID must clear; assumes every input shows a different person{caveat}",
         )
     return out
 
@@ -304,6 +390,10 @@ def evaluate_outputs(
     workers: int | None = None,
     pool=None,
     face_embeddings=None,
+    input_yaw: Sequence[float] | None = None,
+    yaw_source: str = "given",
+    view_azimuths: Sequence[float] | None = None,
+    match_threshold: float = MATCH_THRESHOLD,
 ) -> dict:
     """Every metric of one evaluation protocol for a set of inputs and their generated views.
 
@@ -325,6 +415,12 @@ def evaluate_outputs(
             truth, :data:`IN_DOMAIN` with it).
         fid_reference: the real set FID compares the outputs with: default the ground-truth views
             (in-domain) or the input images (out-of-domain).
+        input_yaw: ``(B,)`` each input camera's yaw in degrees (e.g. its estimated face mesh's pose), which
+            sets the near-frontal views; default: every input taken as frontal. ``yaw_source`` says where it
+            came from (reported with the metric).
+        view_azimuths: ``(V,)`` the generated views' azimuths in degrees (default: the target ring,
+            :func:`gen3dface.core.cameras.ring_azimuths`).
+        match_threshold: cosine at or above which a near-frontal view matches its input.
     Returns:
         a JSON-able dict: ``protocol``, counts, the backends used, ``metrics``: name -> ``{value, n,
         n_faces_missing, available, note, ...}`` (``value`` is ``None`` when not computable, see ``note``) and
@@ -333,6 +429,10 @@ def evaluate_outputs(
     x, y, gt = _image_sets(inputs, outputs, ground_truth)
     wanted = _wanted_metrics(metrics, gt is not None)
     b, v = y.shape[:2]
+    yaw = _input_yaw(input_yaw, yaw_source, b)
+    azimuths = ring_azimuths(v).numpy() if view_azimuths is None else np.asarray(view_azimuths, np.float64)
+    if azimuths.shape != (v,):
+        raise InputError(f"view_azimuths must give one azimuth per view ({v}), got shape {azimuths.shape}")
     res: dict[str, Any] = {
         "protocol": "in_domain" if gt is not None else "out_of_domain",
         "n_inputs": int(b),
@@ -355,6 +455,11 @@ def evaluate_outputs(
         else:
             res["id_backend"] = used
             out.update(_id_consistency_entries(b, v, wanted, used, with_inputs, e_all, f_all))
+            out.update(
+                _real_photo_entries(
+                    b, v, wanted, used, with_inputs, e_all, f_all, yaw, azimuths, match_threshold
+                )
+            )
         clock.lap("face_embeddings")
     if "clip" in wanted:
         out["clip"] = _clip_entry(x, y, clip_model, device)

@@ -2,7 +2,10 @@
 metric (:func:`gen3dface.evaluation.outputs.evaluate_outputs`).
 
 * ``ood`` (out-of-domain): a folder of photos without ground-truth views. Every photo goes through the
-  pipeline; FID against the inputs, ID consistency (output-output, input-output) and CLIP (when weights exist).
+  pipeline; FID against the inputs, ID consistency (output-output, input-output) and CLIP (when weights exist),
+  and identity on real photos (:data:`gen3dface.evaluation.outputs.REAL_PHOTO`: the near-frontal views, those
+  within 45 degrees of the yaw of each photo's estimated face mesh, that match it; the views with a face; the
+  impostor baseline).
 * ``indomain``: a ``gen3dface synth`` dataset of held-out identities. The input is each identity's frontal
   view (azimuth 0, elevation 0) cropped like a photo; the ground truth is its ring of views at the generated
   cameras. SSIM, PSNR, LPIPS (with weights), FID against the ground truth, Re-ID. ``meshes="ground_truth"``
@@ -306,8 +309,12 @@ def run_eval(
             device=dev,
             progress=progress,
             pool=pool,
-            face_embeddings=(id_backend, input_jobs + view_jobs),
-        )  # inputs first, then views
+            face_embeddings=(id_backend, input_jobs + view_jobs),  # inputs first, then views
+            input_yaw=[r["prep"]["mesh"].pose["yaw"] for r in ready],
+            yaw_source="the yaw of each input's estimated face mesh ("
+            + ready[0]["prep"]["mesh"].backend
+            + ")",
+        )
     except BaseException:
         if cache is not None and not any(cache.dir.glob("*.npz")):
             cache.remove()  # nothing generated yet: leave nothing behind (kept views are what a rerun resumes)

@@ -1,5 +1,7 @@
 """The paper's tables (Tables 1-4, its own numbers) and this package's results laid out like them:
-``results.md`` and ``results.json`` of :func:`gen3dface.evaluation.outputs.evaluate_outputs`.
+``results.md`` and ``results.json`` of :func:`gen3dface.evaluation.outputs.evaluate_outputs`; out-of-domain
+results add a separate "identity on real photos" block (:func:`real_photo_markdown`), the paper's columns
+unchanged.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from pathlib import Path
 
 from gen3dface.core.errors import InputError
 from gen3dface.core.storage import atomic_write_text
-from gen3dface.evaluation.outputs import OUT_OF_DOMAIN
+from gen3dface.evaluation.outputs import OUT_OF_DOMAIN, REAL_PHOTO
 
 #: The paper's own numbers (Tables 1-4), for reference rows in the results table.
 PAPER_TABLES: dict[str, dict] = {
@@ -65,6 +67,9 @@ METRIC_LABELS = {
     "lpips": "LPIPS↓",
     "reid_match": "Re-ID(match)↑",
     "reid_dist": "Re-ID(dist)↓",
+    "near_frontal_match": "Near-frontal match rate↑",
+    "faces_found": "Views with a face↑",
+    "id_impostor": "Impostor baseline (ID between different inputs)",
 }
 
 
@@ -97,7 +102,7 @@ def results_markdown(
         raise InputError(f"unknown paper table {paper!r}; choose one of {', '.join(PAPER_TABLES)}")
     got = results.get("metrics", {})
     cols = list(PAPER_TABLES[paper]["metrics"]) if paper else []
-    cols += [m for m in got if m not in cols]
+    cols += [m for m in got if m not in cols and m not in REAL_PHOTO]
     lines = [
         f"| Method | {' | '.join(METRIC_LABELS.get(c, c) for c in cols)} |",
         "|" + " --- |" * (len(cols) + 1),
@@ -122,6 +127,9 @@ def results_markdown(
         + "."
     )
     lines.append("")
+    block = real_photo_markdown(results)
+    if block:
+        lines += [block, ""]
     for m, e in got.items():
         detail = "unavailable" if not e["available"] else f"n = {e['n']}"
         if e.get("n_faces_missing"):
@@ -131,6 +139,84 @@ def results_markdown(
                 detail += f", {k} = {e[k]}"
         lines.append(f"- {METRIC_LABELS.get(m, m)}: {detail}" + (f" ({e['note']})" if e.get("note") else ""))
     return "\n".join(lines) + "\n"
+
+
+def _cell(entry: dict | None, fmt: str) -> str:
+    if entry is None:
+        return "—"
+    return "n/a" if entry.get("value") is None else format(entry["value"], fmt)
+
+
+def real_photo_markdown(results: dict) -> str:
+    """The "identity on real photos" block of out-of-domain results: a table of measure | this run |
+    impostor baseline | the paper (its ArcFace, Table 1), and what the numbers rest on; ``""`` when
+    ``results`` hold none of :data:`gen3dface.evaluation.outputs.REAL_PHOTO`.
+
+    Args:
+        results: :func:`gen3dface.evaluation.outputs.evaluate_outputs`' dict.
+    """
+    got = results.get("metrics", {})
+    if not any(m in got for m in REAL_PHOTO):
+        return ""
+    paper = dict(zip(PAPER_TABLES["table1"]["metrics"], PAPER_TABLES["table1"]["rows"]["Gen3D-Face (paper)"]))
+    near, found = got.get("near_frontal_match"), got.get("faces_found")
+    within = near.get("within_deg", 45.0) if near else 45.0
+    threshold = near.get("threshold", 0.30) if near else 0.30
+    views = found.get("of_views", results.get("n_views", "?")) if found else results.get("n_views", "?")
+    rate = "—" if near is None else "n/a" if near["value"] is None else f"{100 * near['value']:.0f} %"
+    if near is not None and near["value"] is not None:
+        rate += f" ({near['n_matched']} of {near['n']})"
+    rows = [
+        (
+            "input-to-output ID, mean cosine over generated views with a face",
+            _cell(got.get("id_consistency_input"), ".4f"),
+            _cell(got.get("id_impostor"), ".4f"),
+            f"{paper['id_consistency_input']:.4f}",
+        ),
+        (
+            f"near-frontal views (within {within:g}° of the input's pose) matching the input at cosine "
+            f"≥ {threshold:.2f}",
+            rate,
+            "—",
+            "—",
+        ),
+        (
+            "output-to-output ID",
+            _cell(got.get("id_consistency_output"), ".4f"),
+            "—",
+            f"{paper['id_consistency_output']:.4f}",
+        ),
+        (f"views in which a face is found, of {views}", _cell(found, ".1f"), "—", "—"),
+    ]
+    lines = [
+        "### Identity on real photos",
+        "",
+        "| measure | this run | impostor baseline (two different real people) | paper (its ArcFace) |",
+        "| --- | --- | --- | --- |",
+        *(f"| {' | '.join(r)} |" for r in rows),
+        "",
+    ]
+    backend = results.get("id_backend", "?")
+    notes = [f"Face embedder: {backend}."]
+    if backend == "dlib":
+        notes.append(
+            "dlib's cosines are about 0.9 for any two faces: these numbers cannot tell people apart; with an "
+            "ArcFace-class embedder they can."
+        )
+    if near is not None and near.get("yaw_source"):
+        notes.append(f"Input pose: {near['yaw_source']}.")
+    imp = got.get("id_impostor")
+    if imp is not None and imp.get("value") is not None:
+        pairs = f"{imp['n_pairs']} pair" + "s" * (imp["n_pairs"] != 1)
+        notes.append(
+            f"Impostor baseline: the mean cosine over {pairs} of different inputs, what input-to-output ID is "
+            "by chance."
+        )
+    notes.append(
+        "The paper's values are its own ArcFace on 1,024 FFHQ inputs (Table 1): another embedder and set."
+    )
+    lines.append(" ".join(notes))
+    return "\n".join(lines)
 
 
 def write_results(

@@ -1,8 +1,9 @@
-"""Face backends behind :mod:`gen3dface.faces.detect`: mediapipe (offline default), dlib (offline), insightface.
+"""Face detectors and landmarks behind :mod:`gen3dface.faces.detect`: mediapipe (offline default), dlib
+(offline), insightface.
 
 Each backend turns an RGB uint8 image ``(H, W, 3)`` into a list of :class:`gen3dface.faces.detect.Face`
 records (box, score, landmarks in pixels, five key points); dlib and insightface also embed faces.
-Models are created once per process and reused.
+Models are created once per process and reused. The ArcFace-class embedder is :mod:`gen3dface.faces.arcface`.
 
 * mediapipe 0.10.21: BlazeFace detection (short- and full-range models) + Face Mesh, 478 3D landmarks.
 * dlib: HOG frontal detector, 68-point shape predictor and the 128-D ResNet face descriptor shipped by
@@ -319,56 +320,6 @@ def insightface_faces(rgb: np.ndarray) -> list[dict]:
     return out
 
 
-def arcface_model_path(name: str = "buffalo_l") -> Path:
-    """The recognition (ArcFace) ONNX file of an insightface model pack: ``$INSIGHTFACE_ARCFACE`` if set,
-    else the pack's ``w600k_*.onnx`` / ``*glint*.onnx`` / ``*arcface*.onnx``."""
-    explicit = os.environ.get("INSIGHTFACE_ARCFACE")
-    if explicit:
-        return Path(explicit)
-    pack = insightface_root() / "models" / name
-    for pattern in ("w600k*.onnx", "*glint*.onnx", "*arcface*.onnx"):
-        hits = sorted(pack.glob(pattern))
-        if hits:
-            return hits[0]
-    return pack / "w600k_r50.onnx"
-
-
-@lru_cache(maxsize=4)
-def arcface_model(path: str):
-    """insightface's ArcFace recognition model of the ONNX file ``path`` on the CPU, loaded once per process."""
-    if not Path(path).is_file():
-        raise BackendUnavailable(
-            f"ArcFace model not found at {path}; unpack insightface's buffalo_l pack into "
-            f"{insightface_root() / 'models'} or set INSIGHTFACE_ARCFACE to an ArcFace .onnx file"
-        )
-    try:
-        from insightface.model_zoo import get_model
-    except ImportError as e:
-        raise BackendUnavailable(f"insightface is not importable ({e})") from None
-    model = get_model(path, providers=["CPUExecutionProvider"])
-    if model is None or type(model).__name__ != "ArcFaceONNX":
-        raise BackendUnavailable(f"{path} is not an ArcFace recognition model (expected input 3x112x112)")
-    model.prepare(ctx_id=-1)
-    return model
-
-
-def arcface_embedding(rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
-    """ArcFace embedding ``(512,)`` (unit norm) of the face with five ``keypoints (5, 2)``, aligned to
-    ArcFace's 112 x 112 template with insightface's own ``norm_crop``."""
-    import warnings
-
-    from insightface.utils import face_align
-
-    model = arcface_model(str(arcface_model_path()))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        aligned = face_align.norm_crop(
-            np.ascontiguousarray(rgb[..., ::-1]), np.asarray(keypoints, np.float32)
-        )
-    feat = np.asarray(model.get_feat(aligned), dtype=np.float32).reshape(-1)
-    return feat / (np.linalg.norm(feat) + 1e-12)
-
-
 def available_backends() -> dict[str, str]:
     """Each backend's state: ``"ok"`` or the reason it is unavailable."""
     state = {}
@@ -376,7 +327,6 @@ def available_backends() -> dict[str, str]:
         ("mediapipe", mediapipe_models),
         ("dlib", dlib_models),
         ("insightface", insightface_app),
-        ("arcface", lambda: arcface_model(str(arcface_model_path()))),
     ):
         try:
             probe()

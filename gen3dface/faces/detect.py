@@ -5,7 +5,7 @@ Typical use::
     photo = load_image("me.jpg")
     face = find_face(photo)                  # the largest face; warns when there are several
     crop = align_crop(photo, face, size=256) # the model's input view y (+ mask)
-    emb = embed(photo, face)                 # dlib 128-D offline, ArcFace 512-D with insightface
+    emb = embed(photo, face)                 # ArcFace-class 512-D (gen3dface.faces.arcface), or dlib 128-D
 
 All coordinates are pixels of the image they refer to, (x, y) = (column, row), origin top-left.
 """
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gen3dface.faces import backends as fb
+from gen3dface.faces.arcface import arcface_embedding
 from gen3dface.core.errors import InputError, NoFaceError
 from gen3dface.core.images import Photo, as_photo
 
@@ -235,7 +236,7 @@ def embed(image, face: Face | None = None, backend: str = "dlib") -> np.ndarray:
 
     ``dlib`` gives the 128-D descriptor (compare with Euclidean distance, same person below 0.6);
     ``insightface`` gives the 512-D normed ArcFace embedding (compare with cosine similarity) of the face
-    aligned by its five key points (any backend's), with the pack's ArcFace model only.
+    aligned by its five key points (any backend's), with the ArcFace-class model of gen3dface.faces.arcface.
     """
     _check_backend(backend)
     if backend == "mediapipe":
@@ -259,7 +260,7 @@ def face_embedding(rgb: np.ndarray, face: Face, backend: str) -> np.ndarray:
     (``(128,)``, the face's dlib box, or for another backend's face a dlib-like box from its key points).
     """
     if backend == "arcface":
-        return fb.arcface_embedding(rgb, face.keypoints)
+        return arcface_embedding(rgb, face.keypoints)
     return fb.dlib_embedding(rgb, face.box if face.backend == "dlib" else _square_box(face))
 
 

@@ -6,8 +6,9 @@
   Offline the score is the confidence of mediapipe's face detector (0 when it finds no face),
   thresholded the same way. ``janus_backend`` picks one ("auto": CLIP when available).
 * Identity consistency: each identity's near-frontal views (|azimuth| <= 45, where face embedders are
-  reliable) are embedded (ArcFace with insightface models, dlib's 128-D descriptor offline) and scored
-  by the mean pairwise cosine similarity; the top-K identities are kept. The embeddings are first
+  reliable) are embedded (the paper's ArcFace role: by default the ArcFace-class model of
+  :mod:`gen3dface.faces.arcface`, dlib's 128-D descriptor when none can be loaded) and scored by the mean
+  pairwise cosine similarity; the top-K identities are kept. The embeddings are first
   *centred per camera*: the mean embedding of that view over the dataset's identities is subtracted. A
   synthetic dataset renders every identity from the same cameras, so that mean holds what all faces at
   that pose share (for dlib, any two faces have cosine ≈ 0.9: its descriptor is trained for Euclidean
@@ -31,7 +32,8 @@ import numpy as np
 from gen3dface.core.progress import progress_bar
 
 from gen3dface.core.errors import InputError, NoFaceError
-from gen3dface.faces.detect import detect_faces, embed, find_face
+from gen3dface.evaluation.identity import backend_note, backend_tag, resolve_backend
+from gen3dface.faces.detect import detect_faces, face_embedding, find_face
 from gen3dface.core.images import load_image
 from gen3dface.core.storage import atomic_path, atomic_write_text
 
@@ -95,16 +97,17 @@ def _clip_classes(model_name: str, weights: str, device: str):
         return model.logit_scale.exp().float(), text / text.norm(dim=-1, keepdim=True)
 
 
-def identity_embeddings(images: list[np.ndarray], backend: str = "dlib") -> tuple[np.ndarray, list[int]]:
-    """Embeddings ``(M, D)`` of the views where a face is found (mediapipe finds it, ``backend`` embeds),
-    and the indices into ``images`` of those M views."""
+def identity_embeddings(images: list[np.ndarray], backend: str = "auto") -> tuple[np.ndarray, list[int]]:
+    """Embeddings ``(M, D)`` of the views ``(H, W, 3)`` where a face is found (mediapipe finds it, ``backend``
+    embeds: ``"arcface"``, ``"dlib"`` or ``"auto"``), and the indices into ``images`` of those M views."""
+    used = resolve_backend(backend)
     out, found = [], []
     for k, rgb in enumerate(images):
         try:
-            face = find_face(rgb) if backend == "dlib" else None
+            face = find_face(rgb)
         except NoFaceError:
             continue
-        out.append(embed(rgb, face, backend=backend))
+        out.append(face_embedding(rgb, face, used))
         found.append(k)
     return np.asarray(out, dtype=np.float32).reshape(len(out), -1), found
 
@@ -226,8 +229,9 @@ def _score_identity(folder: Path, janus, embed_backend: str) -> dict:
 
 
 def _cached(cache: Path, folder: Path, janus, janus_name: str, embed_backend: str) -> dict:
-    """:func:`_score_identity` through a per-identity cache file (written atomically)."""
-    f = cache / f"{folder.name}.{janus_name}.{embed_backend}.npz"
+    """:func:`_score_identity` through a per-identity cache file (written atomically), one per Janus scorer and
+    embedding model."""
+    f = cache / f"{folder.name}.{janus_name}.{backend_tag(embed_backend)}.npz"
     if f.is_file():
         try:
             z = np.load(f)
@@ -250,7 +254,7 @@ def prune(
     root: str | Path,
     top_k: int | None = None,
     tau: float = 0.5,
-    embed_backend: str = "dlib",
+    embed_backend: str = "auto",
     janus_backend: str = "auto",
     progress: bool = True,
 ) -> dict:
@@ -259,7 +263,8 @@ def prune(
     Args:
         top_k: identities to keep (default: the best 90%).
         tau: front-face score above which a back view is a Janus view.
-        embed_backend: "dlib" (offline) or "insightface" (ArcFace).
+        embed_backend: "auto" (the ArcFace-class model, dlib when none loads), "arcface" or "dlib";
+            per-identity scores are cached per embedding model.
         janus_backend: "clip" (the paper; needs open_clip weights), "face" (offline detector score) or
             "auto" (CLIP when its weights are on disk).
     """
@@ -279,6 +284,7 @@ def prune(
     if not 0.0 <= tau <= 1.0:
         raise InputError(f"--tau is a score threshold in [0, 1], got {tau}")
     janus, janus_name = _janus_scorer(janus_backend)
+    embed_backend = resolve_backend(embed_backend)
     raw = [
         _cached(root / ".prune_cache", root / item["folder"], janus, janus_name, embed_backend)
         for item in progress_bar(ids, desc="pruning", disable=not progress, unit="id")
@@ -311,6 +317,7 @@ def prune(
         "tau": tau,
         "top_k": top_k,
         "embed_backend": embed_backend,
+        "embed_model": backend_note(embed_backend),
         "janus_backend": janus_name,
         "identities": records,
         "janus_filter": precision_recall(janus_pred, janus_true),

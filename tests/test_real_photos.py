@@ -1,0 +1,240 @@
+"""The real-photo benchmark (gen3dface.evaluation.real_photos, scripts/bench_real_photos.py): its photo set cut
+from photos that packages ship, the near-frontal views, the match rate and faces-found measures, and the new
+out-of-domain metrics of evaluate_outputs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_pipeline import TINY
+
+from gen3dface.core.cameras import ring_azimuths
+from gen3dface.core.errors import InputError, NoFaceError
+from gen3dface.core.images import load_image
+from gen3dface.core.samples import sample_photo
+from gen3dface.evaluation import real_photos
+from gen3dface.evaluation.identity import embed_faces, id_consistency_input, id_consistency_output
+from gen3dface.evaluation.outputs import REAL_PHOTO, evaluate_outputs
+from gen3dface.evaluation.real_photos import (
+    MANIFEST,
+    faces_found_per_input,
+    near_frontal_match_rate,
+    near_frontal_views,
+    real_photo_set,
+    view_cosines,
+)
+from gen3dface.evaluation.tables import results_markdown
+from gen3dface.faces.detect import MultipleFacesWarning, align_crop, crop_face, detect_faces, find_face
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def photo_set(tmp_path_factory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("real") / "photos"
+    return folder, real_photo_set(folder)
+
+
+def _t1() -> Path:
+    """insightface's group photo."""
+    return Path(importlib.util.find_spec("insightface").submodule_search_locations[0]) / "data/images/t1.jpg"
+
+
+# ------------------------------------------------------------------ the photo set
+def test_the_group_photo_is_cut_into_single_face_photos_the_pipeline_can_crop(photo_set):
+    folder, manifest = photo_set
+    files = sorted(p.name for p in folder.glob("*.png"))
+    assert files == sorted(p["file"] for p in manifest["photos"])
+    assert json.loads((folder / MANIFEST).read_text()) == manifest
+    t1 = [p for p in manifest["photos"] if p["file"].startswith("insightface_t1_")]
+    assert len(t1) >= 4, t1  # a group photo of six people
+    assert [p["file"] for p in t1] == [f"insightface_t1_{k:02d}.png" for k in range(len(t1))]
+    xs = [float(p["source"].rsplit("x=", 1)[1]) for p in t1]
+    assert xs == sorted(xs) and min(np.diff(xs)) > 50  # left to right, different people
+    assert all(p["head_px"] >= manifest["min_head_px"] for p in manifest["photos"])
+    for p in manifest["photos"]:
+        photo = load_image(folder / p["file"])
+        assert len(detect_faces(photo)) == 1, p["file"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", MultipleFacesWarning)
+            _, face, crop = crop_face(photo, size=64)
+        assert crop.image.shape == (64, 64, 3) and ((crop.keypoints > 0) & (crop.keypoints < 64)).all()
+    # the group photo's cuts hold the faces found in it, each once
+    rgb = load_image(_t1()).rgb
+    for p in t1:
+        x0, y0, x1, y1 = p["cut_box"]
+        assert 0 <= x0 < x1 <= rgb.shape[1] and 0 <= y0 < y1 <= rgb.shape[0]
+    # photos with no face (insightface's mask pictures) and the same photo shipped twice are left out, said why
+    reasons = {s["source"].split(",")[0]: s["reason"] for s in manifest["skipped"]}
+    assert any(r == "no face found" for r in reasons.values())
+    assert reasons["gen3dface data/samples/astronaut.jpg"].startswith("the same photo as scikit-image")
+    assert "skimage_astronaut.png" in files and not any(f.startswith("samples_") for f in files)
+
+
+def test_the_set_is_rebuilt_identically_and_a_foreign_folder_is_refused(photo_set, tmp_path):
+    folder, manifest = photo_set
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert real_photo_set(folder) == manifest  # an earlier set is replaced
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # same names, same pixels
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "holiday.png").write_bytes(b"x")
+    with pytest.raises(InputError, match="not empty"):
+        real_photo_set(other)
+    assert [p.name for p in other.iterdir()] == ["holiday.png"]
+
+
+def test_faces_too_small_are_left_out_and_counted(photo_set, tmp_path, monkeypatch):
+    _, manifest = photo_set
+    sizes = sorted(p["head_px"] for p in manifest["photos"] if p["file"].startswith("insightface_t1_"))
+    limit = (sizes[1] + sizes[2]) / 2  # two faces of the group photo are smaller than this
+    t1 = _t1()
+    monkeypatch.setattr(real_photos, "source_photos", lambda: ([("t1", "the group photo", lambda: t1)], []))
+    got = real_photo_set(tmp_path / "few", min_head_px=limit)
+    small = [s for s in got["skipped"] if s["reason"].startswith("too small")]
+    assert len(small) == got["n_too_small"] == 2 and len(got["photos"]) == len(sizes) - 2
+    assert all(f"< {limit} px" in s["reason"] for s in small)
+    with pytest.raises(NoFaceError, match=f"{len(sizes)} too small"):
+        real_photo_set(tmp_path / "none", min_head_px=10_000)
+    assert not (tmp_path / "none").exists()
+
+
+# ------------------------------------------------------------------ the measures
+def test_near_frontal_views_follow_the_input_pose():
+    az = ring_azimuths(16).numpy()  # view 8 faces the camera
+    near = near_frontal_views(az, [0.0, 30.0, 170.0, -60.0])
+    assert near.shape == (4, 16)
+    assert np.flatnonzero(near[0]).tolist() == [6, 7, 8, 9, 10]  # -45 .. +45, both ends included
+    assert np.flatnonzero(near[1]).tolist() == [8, 9, 10, 11]  # 0 .. 67.5 for a face turned by 30
+    assert np.flatnonzero(near[2]).tolist() == [0, 1, 14, 15]  # around the back: angles wrap
+    assert np.flatnonzero(near[3]).tolist() == [4, 5, 6, 7]  # -105 .. -15
+    assert np.flatnonzero(near_frontal_views(az, [0.0], within=20.0)[0]).tolist() == [8]
+
+
+def test_match_rate_and_faces_found_on_hand_made_embeddings():
+    nan = [np.nan, np.nan]
+    inputs = np.array([[1.0, 0.0], [0.0, 2.0], nan])
+    views = np.array(
+        [
+            [[3.0, 0.0], [1.0, 1.0], [0.0, 1.0], nan],  # cosines 1, 0.707, 0, no face
+            [[0.0, 1.0], [1.0, -0.2], nan, [-1.0, 1.0]],  # cosines 1, -0.196, no face, 0.707
+            [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]],  # its input has no face
+        ]
+    )
+    cos = view_cosines(inputs, views)
+    np.testing.assert_allclose(cos[0], [1.0, np.sqrt(0.5), 0.0, np.nan])
+    np.testing.assert_allclose(cos[1], [1.0, -0.2 / np.hypot(1, 0.2), np.nan, np.sqrt(0.5)])
+    assert np.isnan(cos[2]).all()
+    near = np.array([[True, True, True, True], [True, True, True, False], [True] * 4])
+    found = ~np.isnan(inputs).any(1)
+    r = near_frontal_match_rate(cos, near, found)  # threshold 0.30
+    # input 0: 1 and 0.707 match, 0 and the faceless view do not; input 1: 1 matches of its three near views;
+    # input 2 has no face of its own and is left out
+    assert r == {"value": 3 / 7, "n_views": 7, "n_matched": 3, "n_without_face": 2}
+    assert near_frontal_match_rate(cos, near, found, threshold=0.8)["n_matched"] == 2
+    assert np.isnan(near_frontal_match_rate(cos, near, [False, False, False])["value"])
+    views_found = ~np.isnan(views).any(-1)
+    assert faces_found_per_input(views_found) == pytest.approx((3 + 3 + 4) / 3)
+
+
+# ------------------------------------------------------------------ evaluate_outputs
+@pytest.fixture(scope="module")
+def crops(astronaut, hopper) -> dict[str, np.ndarray]:
+    return {
+        name: align_crop(img, find_face(img), size=128, mask=False).image
+        for name, img in (("astronaut", astronaut), ("hopper", hopper))
+    }
+
+
+def test_evaluate_outputs_reports_identity_on_real_photos(crops):
+    a, h = crops["astronaut"], crops["hopper"]
+    blank = np.full_like(a, 255)
+    rng = np.random.default_rng(0)
+    a2 = np.clip(a + rng.normal(0, 4, a.shape), 0, 255).astype(np.uint8)
+    inputs = np.stack([a, h])
+    outputs = np.stack([np.stack([a, a2, blank, h]), np.stack([h, h, h, a])])
+    common = dict(
+        backend="dlib", metrics=["id_consistency_input", *REAL_PHOTO], view_azimuths=[-30, 0, 30, 180]
+    )
+    res = evaluate_outputs(inputs, outputs, match_threshold=0.95, **common)
+    m = res["metrics"]
+    assert list(m) == ["id_consistency_input", *REAL_PHOTO]
+    emb, found = embed_faces(np.concatenate([inputs, outputs.reshape(-1, *a.shape)]), backend="dlib")
+    assert found.tolist() == [True] * 4 + [False] + [True] * 5
+    ex, ey = emb[:2], emb[2:].reshape(2, 4, -1)
+    # taken as frontal: the three views at -30, 0, 30; a: itself, its noisy copy (dlib: cosine ~0.99), no face
+    near = m["near_frontal_match"]
+    assert near["yaw_source"].startswith("unknown") and near["input_yaw_deg"] == [0.0, 0.0]
+    want = sum(int(id_consistency_input(ex[i], ey[i, k : k + 1]) >= 0.95) for i in range(2) for k in range(3))
+    assert near["n"] == 6 and near["n_faces_missing"] == 1 and near["value"] == pytest.approx(want / 6)
+    assert want >= 4  # each input matches itself; dlib tells these two people apart at 0.95
+    assert (
+        m["faces_found"]["value"] == pytest.approx((3 + 4) / 2) and m["faces_found"]["n_faces_missing"] == 1
+    )
+    assert (
+        m["id_impostor"]["value"] == pytest.approx(id_consistency_output(ex))
+        and m["id_impostor"]["n_pairs"] == 1
+    )
+    assert "dlib" in near["note"] and "dlib" in m["id_impostor"]["note"]
+    # the second input turned to the back: its only near view (180) shows the other person
+    turned = evaluate_outputs(inputs, outputs, match_threshold=0.95, input_yaw=[0.0, 170.0], **common)
+    t = turned["metrics"]["near_frontal_match"]
+    assert t["n"] == 3 + 1 and t["input_yaw_deg"] == [0.0, 170.0] and t["yaw_source"] == "given"
+    assert t["n_matched"] == want - 3 and id_consistency_input(ex[1], ey[1, 3:]) < 0.95
+    table = results_markdown(turned, paper=False)
+    assert "### Identity on real photos" in table and f"({want - 3} of 4)" in table
+    with pytest.raises(InputError, match="input_yaw"):
+        evaluate_outputs(inputs, outputs, input_yaw=[0.0], **common)
+    with pytest.raises(InputError, match="view_azimuths"):
+        evaluate_outputs(inputs, outputs, **{**common, "view_azimuths": [0.0, 90.0]})
+
+
+# ------------------------------------------------------------------ the script
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    from gen3dface.generation.model import Gen3DFaceModel
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny"
+    Gen3DFaceModel(**TINY).save_pretrained(path, safe_serialization=True)
+    return path
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location(
+        "bench_real_photos", ROOT / "scripts" / "bench_real_photos.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmark_script_prints_the_table(tiny_checkpoint, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("astronaut", "grace_hopper"):
+        (photos / f"{name}.jpg").write_bytes(sample_photo(name).read_bytes())
+    out = tmp_path / "r.json"
+    args = ["--photos", str(photos), "-o", str(out), "--checkpoint", str(tiny_checkpoint), "--steps", "2"]
+    assert _script().main([*args, "--quiet", "--workers", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "real-photo benchmark: 2 photos x 4 views" in text
+    for row in (
+        "| input-to-output ID",
+        "| near-frontal views (within 45°",
+        "| output-to-output ID",
+        "of 4 |",
+    ):
+        assert row in text, row
+    assert "0.1716" in text and "0.4536" in text and "FID (generated views vs the input crops)" in text
+    res = json.loads(out.read_text())
+    assert set(REAL_PHOTO) <= set(res["metrics"])
+    assert _script().main(["--photos", str(tmp_path / "nowhere"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bench_real_photos: error:")
