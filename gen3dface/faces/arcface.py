@@ -57,8 +57,8 @@ FETCH_TIMEOUT_S = 60.0
 
 # Calibration of the npm model on real faces that the installed packages ship (insightface's t1.jpg cut into
 # its six faces, its Tom_Hanks_54745.png, scikit-image's astronaut and camera, matplotlib's Grace Hopper:
-# 10 people; gen3dface.evaluation.identity.shipped_face_photos), measured by
-# `python scripts/calibrate_identity.py` (gen3dface.evaluation.identity.identity_calibration):
+# 10 people; gen3dface.evaluation.identity_calibration.shipped_face_photos), measured by
+# `python scripts/calibrate_identity.py` (gen3dface.evaluation.identity_calibration.identity_calibration):
 #   different people, 45 pairs:                      cosine mean 0.044, 95th percentile 0.208, max 0.318;
 #   different people, every pair of their photos and
 #   variants (mirror, 60 % size, 85 % crop), 1125:    mean 0.044, p95 0.225, max 0.371 (1.7 % reach 0.30);
