@@ -198,3 +198,24 @@ def test_arcface_loading_code_on_a_small_model_the_test_saves(tmp_path, monkeypa
     with pytest.raises(BackendUnavailable, match="ArcFace model not found"):
         embed(astronaut, backend="insightface")
     load_arcface.cache_clear()
+
+
+def test_a_face_the_segmentation_misses_keeps_its_background():
+    """insightface ships a tight 112 px face crop in which the selfie segmentation finds nobody: the input view
+    then keeps the photo (with a note) instead of becoming a white square; a normal portrait is unaffected."""
+    from pathlib import Path
+
+    import insightface
+
+    from gen3dface.core.samples import sample_photo
+    from gen3dface.faces.detect import BackgroundKeptNote, InputNote, MultipleFacesWarning, crop_face
+
+    tight = Path(insightface.__file__).parent / "data" / "images" / "Tom_Hanks_54745.png"
+    with pytest.warns(BackgroundKeptNote, match="background is kept"):
+        _, _, crop = crop_face(tight, size=128)
+    assert (crop.mask > 0.99).mean() > 0.15  # all of the photo is foreground (it was 0 everywhere)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BackgroundKeptNote)
+        _, _, crop = crop_face(sample_photo("astronaut"), size=128)
+    assert 0.2 < crop.mask.mean() < 0.8  # the portrait's background is still removed
+    assert issubclass(BackgroundKeptNote, InputNote) and issubclass(MultipleFacesWarning, InputNote)

@@ -47,14 +47,14 @@ def _write_mesh(mesh, out: Path, photo) -> str:
 def _cmd_mesh(args) -> int:
     import warnings
 
-    from gen3dface.faces.detect import MultipleFacesWarning
+    from gen3dface.faces.detect import InputNote
     from gen3dface.mesh.facemesh import check_mesh_path
     from gen3dface.mesh.estimate import estimate_mesh
 
     out = Path(args.output)
     check_mesh_path(out)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", MultipleFacesWarning)
+        warnings.simplefilter("always", InputNote)
         mesh = estimate_mesh(
             args.photo,
             args.backend,

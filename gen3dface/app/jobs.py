@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from gen3dface.core.errors import OutputError
-from gen3dface.faces.detect import MultipleFacesWarning, crop_face
+from gen3dface.faces.detect import InputNote, crop_face
 from gen3dface.core.images import save_png
 from gen3dface.core.viz import crop_summary_figure, draw_landmarks
 
@@ -57,9 +57,9 @@ def crop_job(photo_path, outdir, size: int = 256, backend: str = "mediapipe", su
     outdir = Path(outdir)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", MultipleFacesWarning)
+        warnings.simplefilter("always", InputNote)
         photo, face, crop = crop_face(photo_path, size=size, backend=backend)
-    notes = [str(w.message) for w in caught if issubclass(w.category, MultipleFacesWarning)]
+    notes = [str(w.message) for w in caught if issubclass(w.category, InputNote)]
     seconds = time.perf_counter() - t0
     overlay = draw_landmarks(photo.rgb, face.landmarks, crop.quad, face.keypoints, face.box)
     record = {

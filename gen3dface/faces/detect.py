@@ -28,8 +28,20 @@ BACKENDS = ("mediapipe", "dlib", "insightface")
 HEAD_SCALE = 1.6
 
 
-class MultipleFacesWarning(UserWarning):
+#: below this mean foreground over the face's landmark box, background segmentation has missed the person
+MIN_FACE_FOREGROUND = 0.5
+
+
+class InputNote(UserWarning):
+    """Something about the photo the user should know; the command line prints it as a ``note:`` line."""
+
+
+class MultipleFacesWarning(InputNote):
     """Several faces were found; the largest is used."""
+
+
+class BackgroundKeptNote(InputNote):
+    """Background segmentation did not find the person in the crop, so the photo's background is kept."""
 
 
 @dataclass
@@ -210,9 +222,8 @@ def align_crop(
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0,
     )
-    if not mask:
-        fg = inside
-    elif photo.alpha is not None:
+    fg = inside
+    if mask and photo.alpha is not None:
         fg = cv2.warpAffine(
             photo.alpha,
             M,
@@ -221,11 +232,22 @@ def align_crop(
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=0,
         )
-    else:
-        fg = fb.selfie_mask(out) * inside
     scale_xy = float(np.sqrt(abs(np.linalg.det(M[:, :2]))))
     lm = face.landmarks.astype(np.float64)
     lm_xy = lm[:, :2] @ M[:, :2].T + M[:, 2]
+    if mask and photo.alpha is None:
+        fg = fb.selfie_mask(out) * inside
+        x0, y0 = np.clip(np.floor(lm_xy.min(0)).astype(int), 0, size - 1)
+        x1, y1 = np.clip(np.ceil(lm_xy.max(0)).astype(int), x0 + 1, size)
+        if float(fg[y0:y1, x0:x1].mean()) < MIN_FACE_FOREGROUND:  # e.g. a tight, low-resolution face crop
+            warnings.warn(
+                BackgroundKeptNote(
+                    "background segmentation did not find the person in the crop, so the photo's "
+                    "background is kept"
+                ),
+                stacklevel=2,
+            )
+            fg = inside
     lm_crop = np.c_[lm_xy, lm[:, 2] * scale_xy].astype(np.float32)
     kps = (face.keypoints.astype(np.float64) @ M[:, :2].T + M[:, 2]).astype(np.float32)
     return AlignedCrop(out, fg.astype(np.float32), M, lm_crop, kps, quad)

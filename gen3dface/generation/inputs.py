@@ -27,14 +27,14 @@ def photo_condition(photo, size: int, mesh_backend: str = "mediapipe", mask: boo
     face."""
     import warnings
 
-    from gen3dface.faces.detect import MultipleFacesWarning, align_crop, as_photo, find_face
+    from gen3dface.faces.detect import InputNote, align_crop, as_photo, find_face
     from gen3dface.mesh.estimate import estimate_mesh
 
     img = as_photo(photo)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", MultipleFacesWarning)
+        warnings.simplefilter("always", InputNote)
         face = find_face(img)
         crop = align_crop(img, face, size=size, mask=mask)
         mesh = estimate_mesh(img, mesh_backend)
-    notes = sorted({str(w.message) for w in caught if issubclass(w.category, MultipleFacesWarning)})
+    notes = sorted({str(w.message) for w in caught if issubclass(w.category, InputNote)})
     return {"input": input_tensor(crop, mask), "crop": crop, "mesh": mesh, "notes": notes}
