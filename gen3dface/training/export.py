@@ -37,7 +37,7 @@ def run_weights(model: Gen3DFaceModel, run_dir: str | Path, ema: bool = True) ->
     model.load_state_dict(load_file(ckpt / "model.safetensors"))
     ema_file = sorted(ckpt.glob("custom_checkpoint_*.pkl"))
     if ema and ema_file:
-        state = torch.load(ema_file[0], map_location="cpu", weights_only=False)
+        state = torch.load(ema_file[0], map_location="cpu", weights_only=True)
         if "shadow_params" in state:
             for p, s in zip(model.parameters(), state["shadow_params"]):
                 p.copy_(s)
