@@ -8,27 +8,11 @@ import pytest
 import torch
 
 from gen3dface.app.cli import main
-from gen3dface.core.profiles import get_profile
 from gen3dface.generation.model import Gen3DFaceModel
 from gen3dface.generation.pipeline import DEFAULT_CHECKPOINT, Gen3DFacePipeline, contact_sheet
 from gen3dface.core.samples import sample_photo
 
-TINY = dict(
-    unet_config=dict(
-        get_profile("smoke").model["unet_config"],
-        block_out_channels=(16, 32, 32),
-        cross_attention_dim=32,
-        attention_head_dim=(1, 2, 2),
-        norm_num_groups=8,
-    ),
-    image_size=32,
-    codec="pixel",
-    codec_factor=1,
-    volume_size=8,
-    volume_channels=4,
-    frustum_depth=8,
-    n_views=4,
-)
+from test_model import TINY  # the tiny model config, written once
 
 
 @pytest.fixture(scope="module")
