@@ -4,6 +4,8 @@
     python scripts/prepare_training.py -o outputs/train_prep/train_gt.npz --identities 1000 --seed 1 \
         --meshes ground_truth                    # the estimated-vs-ground-truth mesh ablation (issue #8)
     python scripts/prepare_training.py -o OUT.npz --folder SYNTH_DIR   # a synth dataset (honours pruning.json)
+    python scripts/prepare_training.py -o outputs/train_prep/train_varied.npz --identities 1200 --seed 2 \
+        --varied 0.75 --per-identity 3               # the reprojection model's data (issue #18)
 
 CPU work (mediapipe on every candidate view): about 20 minutes for 1000 procedural identities on 2 cores.
 The views themselves are not stored: ``gen3dface.training.data.load_train_data`` re-renders them on the training
@@ -36,8 +38,18 @@ def main() -> None:
         default=0.0,
         help="procedural: rate of identities with Janus / drift defects (as `gen3dface synth --defects`)",
     )
+    ap.add_argument(
+        "--varied",
+        type=float,
+        default=0.0,
+        help="procedural: fraction of identities repainted with random patterns (gen3dface.synth.appearance)",
+    )
     args = ap.parse_args()
-    source = str(args.folder) if args.folder else procedural_source(args.seed, defect_rate=args.defects)
+    source = (
+        str(args.folder)
+        if args.folder
+        else procedural_source(args.seed, defect_rate=args.defects, varied_appearance=args.varied)
+    )
     ids = None if args.folder else list(range(args.identities))
     t = time.perf_counter()
     prep = build_training_inputs(

@@ -18,19 +18,21 @@ from pathlib import Path
 import torch
 
 from gen3dface.core.images import save_png
-from gen3dface.generation.model import Gen3DFaceModel
+from gen3dface.generation.model import Gen3DFaceModel, add_reprojection
 from gen3dface.training.data import PreparedInputs, TrainData, load_train_data
 from gen3dface.training.export import export_checkpoint, preview_sheet, run_weights
 from gen3dface.training.loop import TrainConfig, train
 
 
-def load_data(prepared: Path, size: int, views: int, device: str, cache: Path | None) -> TrainData:
+def load_data(
+    prepared: Path, size: int, views: int, device: str, cache: Path | None, reprojection: bool = False
+) -> TrainData:
     if cache is not None and cache.exists():
         d = torch.load(cache, map_location=device, weights_only=False)
         print(f"training data from cache {cache}: {len(d.identities)} identities, {len(d)} inputs")
         return d
     t = time.perf_counter()
-    d = load_train_data(PreparedInputs.load(prepared), size, views, device=device)
+    d = load_train_data(PreparedInputs.load(prepared), size, views, device=device, reprojection=reprojection)
     print(f"rendered {len(d.identities)} identities ({len(d)} inputs) in {time.perf_counter() - t:.1f} s")
     if cache is not None:
         torch.save(d, cache)
@@ -62,6 +64,12 @@ def main() -> None:
         help="prediction type (default: the profile's, or --init's)",
     )
     ap.add_argument("--zero-snr", action="store_true", help="zero-terminal-SNR schedule (needs v_prediction)")
+    ap.add_argument(
+        "--reprojection",
+        action="store_true",
+        help="train a model that also reads the input view reprojected through the estimated mesh (an --init "
+        "model without it gets its input layer widened with zeros); the paper's model is without",
+    )
     ap.add_argument("--export", type=Path, default=None)
     ap.add_argument(
         "--profile-steps", type=int, default=0, help="first profile so many steps (CUDA op table)"
@@ -76,7 +84,9 @@ def main() -> None:
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
     model = build_model(args)
-    data = load_data(args.prepared, model.image_size, model.config.n_views, dev, args.cache)
+    data = load_data(
+        args.prepared, model.image_size, model.config.n_views, dev, args.cache, model.config.reprojection
+    )
     cfg = TrainConfig(
         steps=args.steps,
         batch_size=args.batch,
@@ -108,8 +118,10 @@ def build_model(args) -> Gen3DFaceModel:
     if args.zero_snr:
         over["zero_terminal_snr"] = True
     if args.init is not None:
-        return Gen3DFaceModel.from_pretrained(args.init, torch_dtype=torch.float32, **over)
-    return Gen3DFaceModel.from_profile(args.profile, attention=args.attention, **over)
+        model = Gen3DFaceModel.from_pretrained(args.init, torch_dtype=torch.float32, **over)
+    else:
+        model = Gen3DFaceModel.from_profile(args.profile, attention=args.attention, **over)
+    return add_reprojection(model) if args.reprojection else model
 
 
 def profile_steps(model, data, cfg, n: int, dev: str) -> None:

@@ -146,8 +146,9 @@ def ddim_step(
     return out
 
 
-#: keys of a dict condition that classifier-free guidance blanks (the input view); others (the mesh) stay
-NULL_KEYS = ("latent", "image")
+#: keys of a dict condition that classifier-free guidance blanks (the input view and what is reprojected from it);
+#: others (the mesh) stay
+NULL_KEYS = ("latent", "image", "reprojection")
 
 
 def null_like(y: Any) -> Any:

@@ -22,13 +22,16 @@ def input_tensor(crop, mask: bool = True) -> torch.Tensor:
 
 def photo_condition(photo, size: int, mesh_backend: str = "mediapipe", mask: bool = True) -> dict:
     """The model's condition of a photo (path, array, PIL image): its head crop and face mesh, for a model of
-    ``size`` px views: ``{"input": (1, 3, S, S) in [-1, 1], "crop": AlignedCrop, "mesh": FaceMesh, "notes": [str]}``.
+    ``size`` px views: ``{"input": (1, 3, S, S) in [-1, 1], "crop": AlignedCrop, "mesh": FaceMesh, "camera": the
+    input view's estimated camera in crop pixels (``()``-shaped Cameras, None when the mesh backend has none),
+    "notes": [str]}``.
     Needs no model, so it can run in worker processes. Raises the package's errors for unreadable photos or no
     face."""
     import warnings
 
     from gen3dface.faces.detect import InputNote, align_crop, as_photo, find_face
     from gen3dface.mesh.estimate import estimate_mesh
+    from gen3dface.volume.reprojection import crop_cameras
 
     img = as_photo(photo)
     with warnings.catch_warnings(record=True) as caught:
@@ -37,4 +40,5 @@ def photo_condition(photo, size: int, mesh_backend: str = "mediapipe", mask: boo
         crop = align_crop(img, face, size=size, mask=mask)
         mesh = estimate_mesh(img, mesh_backend)
     notes = sorted({str(w.message) for w in caught if issubclass(w.category, InputNote)})
-    return {"input": input_tensor(crop, mask), "crop": crop, "mesh": mesh, "notes": notes}
+    camera = None if mesh.camera is None else crop_cameras(mesh.camera, crop.transform[None], size)[0]
+    return {"input": input_tensor(crop, mask), "crop": crop, "mesh": mesh, "camera": camera, "notes": notes}

@@ -5,7 +5,9 @@ One :class:`Gen3DFaceModel` call denoises every target view of a sample at once:
 * backbone: a diffusers ``UNet2DConditionModel`` (Stable Diffusion's when the user has it, via
   :meth:`Gen3DFaceModel.from_stable_diffusion`; a random-init small config otherwise);
 * frames: the UNet runs on ``1 + N`` frames per sample, the clean input view first, then the N noisy
-  target views; every frame also gets the input view concatenated on its channels (zero123-style);
+  target views; every frame also gets the input view concatenated on its channels (zero123-style) and, in a
+  model configured with ``reprojection=True``, the input view carried into that target view through the
+  estimated mesh with its visibility (:mod:`gen3dface.volume.reprojection`; not in the paper: see there);
 * camera + time: a camera encoder's output is added to the UNet's time embedding of each frame (the input
   frame gets an "input view" flag instead of a camera);
 * volume conditioning: :class:`gen3dface.volume.conditioning.HybridVolume` builds F_H from the noisy views and the
@@ -39,58 +41,13 @@ from gen3dface.core.cameras import Cameras
 from gen3dface.volume.conditioning import DepthWiseAttention, FrustumNet, HybridVolume, camera_embedding
 from gen3dface.core.errors import InputError
 from gen3dface.core.profiles import get_profile
+from gen3dface.generation.codecs import PixelCodec, VAECodec
 from gen3dface.volume.grid import voxelize_mesh
+from gen3dface.volume.reprojection import reproject
 
 ATTENTION_MODES = ("joint", "sequential")
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 CAMERA_DIM = 7  # camera_embedding's 6 values + an "input view" flag
-
-
-# --------------------------------------------------------------------------------------------- codecs
-class PixelCodec(nn.Module):
-    """Images <-> "latents" by pixel-unshuffle: ``(.., 3, H, W)`` <-> ``(.., 3 f², H/f, W/f)``, lossless.
-
-    ``factor=1`` is plain pixel-space diffusion; ``factor=2`` halves the UNet's resolution (as patchifying
-    "simple diffusion" models do) at no loss.
-    """
-
-    def __init__(self, factor: int = 1):
-        super().__init__()
-        self.factor = factor
-        self.channels = 3 * factor * factor
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        lead = x.shape[:-3]
-        return F.pixel_unshuffle(x.reshape(-1, *x.shape[-3:]), self.factor).reshape(
-            *lead, self.channels, x.shape[-2] // self.factor, x.shape[-1] // self.factor
-        )
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        lead = z.shape[:-3]
-        return F.pixel_shuffle(z.reshape(-1, *z.shape[-3:]), self.factor).reshape(
-            *lead, 3, z.shape[-2] * self.factor, z.shape[-1] * self.factor
-        )
-
-
-class VAECodec(nn.Module):
-    """Stable Diffusion's AutoencoderKL: ``(.., 3, H, W)`` <-> ``(.., 4, H/8, W/8)`` scaled latents."""
-
-    def __init__(self, vae):
-        super().__init__()
-        self.vae = vae
-        self.factor = 2 ** (len(vae.config.block_out_channels) - 1)
-        self.channels = vae.config.latent_channels
-        self.scale = vae.config.scaling_factor
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        lead = x.shape[:-3]
-        z = self.vae.encode(x.reshape(-1, *x.shape[-3:]).to(self.vae.dtype)).latent_dist.mode() * self.scale
-        return z.reshape(*lead, *z.shape[1:])
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        lead = z.shape[:-3]
-        x = self.vae.decode(z.reshape(-1, *z.shape[-3:]).to(self.vae.dtype) / self.scale).sample
-        return x.reshape(*lead, *x.shape[1:])
 
 
 # ------------------------------------------------------------------------------------ 3D self-attention
@@ -187,6 +144,8 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         prediction_type: what the network predicts, ``"epsilon"`` (the paper's Eq. 4) or ``"v_prediction"``.
         zero_terminal_snr: train and sample with SD's betas rescaled to reach zero SNR at t = T (needs
             v-prediction); see :meth:`noise_scheduler`.
+        reprojection: also read the input view reprojected into every target view through the estimated mesh
+            (``y["reprojection"]``, :meth:`condition`); ``False`` is the paper's model.
     """
 
     config_name = "config.json"
@@ -208,6 +167,7 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         latent_channels: int = 4,
         prediction_type: str = "epsilon",
         zero_terminal_snr: bool = False,
+        reprojection: bool = False,
     ):
         super().__init__()
         if attention not in ATTENTION_MODES:
@@ -236,7 +196,8 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         self.channels = channels
         self.latent_size = image_size // codec_factor
         cfg = dict(get_profile("smoke").model["unet_config"] if unet_config is None else unet_config)
-        cfg.update(sample_size=self.latent_size, in_channels=2 * channels, out_channels=channels)
+        extra = channels + 1 if reprojection else 0  # the reprojected input view's latent and its visibility
+        cfg.update(sample_size=self.latent_size, in_channels=2 * channels + extra, out_channels=channels)
         self.unet = UNet2DConditionModel(**cfg)
         temb_dim = self.unet.time_embedding.linear_2.out_features
         self.camera_encoder = nn.Sequential(
@@ -350,17 +311,42 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
             raise InputError("this model works in a VAE's latent space: call set_vae(AutoencoderKL...) first")
         return self.codec.encode(images)
 
-    def condition(self, images: torch.Tensor, vertices, faces) -> dict:
+    def condition(
+        self,
+        images: torch.Tensor,
+        vertices,
+        faces,
+        cameras: Cameras | None = None,
+        input_cameras: Cameras | None = None,
+        reprojected: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> dict:
         """The condition ``y`` of :meth:`forward` for input views ``images (B, 3, S, S)`` in [-1, 1] and the meshes
         estimated from them: ``vertices (B, P, 3)`` (or a list of ``(P_b, 3)``) sharing ``faces (T, 3)``. Each mesh
-        is voxelised where its vertices are (on the CPU for a NumPy mesh) and moved to the images' device."""
+        is voxelised where its vertices are (on the CPU for a NumPy mesh) and moved to the images' device.
+
+        A ``reprojection`` model also needs the target ``cameras (B, N)`` and the ``input_cameras (B,)`` (in the
+        input views' pixels, :func:`gen3dface.volume.reprojection.crop_cameras`), or the already computed
+        ``reprojected = (warped (B, N, 3, S, S), visible (B, N, 1, S, S))``; it adds ``y["reprojection"]``
+        ``(B, N, C + 1, h, w)``: the warped views' latents and the visibility averaged to latent pixels."""
         V = self.config.volume_size
         voxels = []
         for v in vertices:
             v = torch.as_tensor(v, dtype=torch.float32)
             f = torch.as_tensor(faces, dtype=torch.long, device=v.device)
             voxels.append(voxelize_mesh(v, f, V).to(images.device))
-        return {"latent": self.encode(images), "mesh_voxels": voxels}
+        y = {"latent": self.encode(images), "mesh_voxels": voxels}
+        if self.config.reprojection:
+            if reprojected is None:
+                if cameras is None or input_cameras is None:
+                    raise InputError("a reprojection model needs the target cameras and the input cameras")
+                verts = torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in vertices])
+                reprojected = reproject(images, input_cameras, verts, torch.as_tensor(faces), cameras)
+            warped, visible = (r.to(images.device, images.dtype) for r in reprojected)
+            vis = F.adaptive_avg_pool2d(visible.flatten(0, 1), self.latent_size).unflatten(
+                0, visible.shape[:2]
+            )
+            y["reprojection"] = torch.cat([self.encode(warped), vis], 2)
+        return y
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents ``(..., C, h, w)`` -> images ``(..., 3, H, W)`` (about [-1, 1])."""
@@ -386,7 +372,8 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
             t: timesteps ``(B,)``.
             y: the condition: ``{"latent": (B, C, h, w)`` input-view latent (zeros = unconditional),
                 ``"mesh_voxels": [ (n_b, 3) ]`` voxel indices of each sample's estimated mesh at
-                ``volume_size`` (:func:`gen3dface.volume.grid.voxelize_mesh`)}.
+                ``volume_size`` (:func:`gen3dface.volume.grid.voxelize_mesh`), and for a ``reprojection`` model
+                ``"reprojection": (B, N, C + 1, h, w)`` (:meth:`condition`; zeros = unconditional)}.
             cameras: the N target cameras ``(B, N)`` at image resolution.
             views: ``None`` for every view in one call (joint); a ``(K,)`` index for those views only (the
                 volume still sees all of ``x_t``).
@@ -418,7 +405,11 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         frustum = {lv.shape[-1]: lv.repeat(G, *([1] * (lv.dim() - 1))) if G > 1 else lv for lv in levels}
         y_lat = y["latent"].to(dtype)
         frames = torch.cat([y_lat[:, None], x_t[:, views]], 1)  # (B, 1 + K, C, h, w)
-        unet_in = torch.cat([frames, y_lat[:, None].expand_as(frames)], 2).flatten(0, 1)
+        parts = [frames, y_lat[:, None].expand_as(frames)]
+        if self.config.reprojection:  # the input frame gets zeros: it is the input view itself
+            rep = y["reprojection"][:, views].to(dtype)
+            parts.append(torch.cat([torch.zeros_like(rep[:, :1]), rep], 1))
+        unet_in = torch.cat(parts, 2).flatten(0, 1)
         tf = torch.cat([torch.zeros_like(t)[:, None], t[:, None].expand(B, K)], 1).flatten()
         cam = torch.zeros(B, 1 + K, CAMERA_DIM, device=x_t.device, dtype=dtype)
         cam[:, 0, -1] = 1
@@ -478,7 +469,7 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         )
         state = copy.copy(sd_unet.state_dict())
         w = state["conv_in.weight"]
-        wide = torch.zeros(w.shape[0], 2 * w.shape[1], *w.shape[2:], dtype=w.dtype)
+        wide = torch.zeros(w.shape[0], model.unet.conv_in.in_channels, *w.shape[2:], dtype=w.dtype)
         wide[:, : w.shape[1]] = w
         state["conv_in.weight"] = wide
         missing, unexpected = model.unet.load_state_dict(state, strict=False)
@@ -489,6 +480,23 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         if vae is not None:
             model.set_vae(vae)
         return model
+
+
+def add_reprojection(model: Gen3DFaceModel) -> Gen3DFaceModel:
+    """``model`` as a ``reprojection=True`` model: the same weights, ``conv_in`` widened for the reprojected
+    view's channels with zeros, so it starts out computing exactly what ``model`` computes (fine-tuning a trained
+    paper-faithful model into one that reads the reprojection)."""
+    if model.config.reprojection:
+        return model
+    new = Gen3DFaceModel(**{**dict(model.config), "reprojection": True})
+    state = copy.copy(model.state_dict())
+    w = state["unet.conv_in.weight"]
+    wide = torch.zeros(w.shape[0], new.unet.conv_in.in_channels, *w.shape[2:], dtype=w.dtype)
+    wide[:, : w.shape[1]] = w
+    state["unet.conv_in.weight"] = wide
+    new.load_state_dict(state)
+    new.to(w.device)
+    return new if w.dtype == torch.float32 else new.to(dtype=w.dtype)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -197,10 +197,16 @@ class Gen3DFacePipeline(DiffusionPipeline):
             p["mesh"].faces.shape != faces.shape or (p["mesh"].faces != faces).any() for p in prepared[1:]
         ):
             raise InputError("the photos' meshes must share one topology (one mesh backend) to be batched")
+        cams = None
+        if self.model.config.reprojection:
+            if any(p.get("camera") is None for p in prepared):
+                raise InputError("this model reprojects the photo: its mesh backend must estimate the camera")
+            cams = batch_cameras([p["camera"] for p in prepared])
         views = self.generate_views(
             torch.cat([p["input"] for p in prepared]),
             [p["mesh"].vertices for p in prepared],
             faces,
+            input_cameras=cams,
             num_views=N,
             steps=steps,
             guidance=guidance,
@@ -223,6 +229,7 @@ class Gen3DFacePipeline(DiffusionPipeline):
         images: torch.Tensor | np.ndarray,
         vertices,
         faces,
+        input_cameras: Cameras | None = None,
         num_views: int | None = None,
         steps: int = 50,
         guidance: float = 2.0,
@@ -240,6 +247,8 @@ class Gen3DFacePipeline(DiffusionPipeline):
         Args:
             images: the input views, ``(B, 3, S, S)`` float in [-1, 1] or ``(B, S, S, 3)`` uint8 (tensor or array).
             vertices: their meshes ``(B, P, 3)`` (or a list of ``(P, 3)``), sharing ``faces (T, 3)``.
+            input_cameras: ``(B,)`` the input views' cameras in their pixels (``prepare(...)["camera"]``, a
+                training batch's ``"input_cameras"``); needed by ``reprojection`` models only.
             num_views: target views on :func:`gen3dface.core.cameras.target_ring` (default: the model's).
             steps: DDIM steps; guidance: classifier-free guidance weight (1 = off); sampler: ``"joint"``
                 (the paper) or ``"sequential"``; init: ``"input"`` (see :func:`start_latents`) or ``"noise"``.
@@ -275,7 +284,7 @@ class Gen3DFacePipeline(DiffusionPipeline):
         if isinstance(images, np.ndarray) and images.dtype == np.uint8:
             images = to_tensor(images)
         x = torch.as_tensor(images).to(dev, dtype)
-        y = model.condition(x, vertices, faces)
+        y = model.condition(x, vertices, faces, cameras=ring.batched(B), input_cameras=input_cameras)
         x_T = start_latents(model, self.scheduler, x, noise, steps) if init == "input" else noise
         z = sample(
             model,
@@ -292,6 +301,14 @@ class Gen3DFacePipeline(DiffusionPipeline):
             callback=callback,
         )
         return to_uint8(model.decode(z))
+
+
+def batch_cameras(cameras: list[Cameras]) -> Cameras:
+    """One-camera :class:`Cameras` (each of shape ``()`` or ``(1,)``) of the same size as one ``(B,)`` batch."""
+    c0 = cameras[0]
+    K = torch.stack([c.K.reshape(3, 3) for c in cameras])
+    c2w = torch.stack([c.c2w.reshape(4, 4) for c in cameras])
+    return Cameras(K, c2w, c0.height, c0.width)
 
 
 def contact_sheet(views: np.ndarray, input_view: np.ndarray | None = None, columns: int = 8) -> np.ndarray:

@@ -254,20 +254,20 @@ def _paint_face(
 
 
 #: Face region covered by the head's texture: x0, x1, y0, y1 in the head frame.
-_TEX_BOX = (-0.56, 0.56, -0.9, 0.62)
+FACE_TEXTURE_BOX = (-0.56, 0.56, -0.9, 0.62)
 
 
 def _face_uv(pos: torch.Tensor) -> torch.Tensor:
     """Planar texture coordinates ``(N, 3)`` (u, v, weight) of head vertices: the front is textured."""
-    x0, x1, y0, y1 = _TEX_BOX
+    x0, x1, y0, y1 = FACE_TEXTURE_BOX
     u = 2 * (pos[:, 0] - x0) / (x1 - x0) - 1
     v = 2 * (y1 - pos[:, 1]) / (y1 - y0) - 1
     return torch.stack([u, v, _smoothstep(0.1, 0.3, pos[:, 2])], 1)
 
 
 def _face_texture(p: HeadParams, height: int) -> torch.Tensor:
-    """The painted face ``(4, H, W)`` RGBA over :data:`_TEX_BOX`, in the style's palette."""
-    x0, x1, y0, y1 = _TEX_BOX
+    """The painted face ``(4, H, W)`` RGBA over :data:`FACE_TEXTURE_BOX`, in the style's palette."""
+    x0, x1, y0, y1 = FACE_TEXTURE_BOX
     width = round(height * (x1 - x0) / (y1 - y0))
     ys = y1 - (torch.arange(height) + 0.5) / height * (y1 - y0)
     xs = x0 + (torch.arange(width) + 0.5) / width * (x1 - x0)

@@ -35,6 +35,7 @@ from gen3dface.core.progress import progress_bar
 
 from gen3dface.core.cameras import Cameras, orbit_cameras, ring_azimuths, synthesis_grid
 from gen3dface.core.errors import InputError
+from gen3dface.synth.appearance import vary_appearance
 from gen3dface.synth.heads import HeadMesh, build_head
 from gen3dface.synth.head_params import sample_head_params
 from gen3dface.core.images import save_png, to_uint8
@@ -60,6 +61,9 @@ class SynthConfig:
         seed: base seed of the whole dataset.
         ssaa: supersampling factor of the renderer (2 = anti-aliased).
         mesh_resolution: :func:`gen3dface.synth.heads.build_head` resolution.
+        varied_appearance: fraction of identities whose skin, hair and clothing are repainted with random
+            patterns (:func:`gen3dface.synth.appearance.vary_appearance`; training data a model cannot
+            memorise the colours of).
     """
 
     views: int = 48
@@ -69,6 +73,7 @@ class SynthConfig:
     seed: int = 0
     ssaa: int = 2
     mesh_resolution: int = 96
+    varied_appearance: float = 0.0
 
     def __post_init__(self):
         if self.views < 1 or self.views > 512:
@@ -79,6 +84,8 @@ class SynthConfig:
             raise InputError(f"unknown style {self.style!r}; choose one of {', '.join(STYLES)}")
         if not 0.0 <= self.defect_rate <= 1.0:
             raise InputError(f"--defects is a rate in [0, 1], got {self.defect_rate}")
+        if not 0.0 <= self.varied_appearance <= 1.0:
+            raise InputError(f"varied_appearance is a rate in [0, 1], got {self.varied_appearance}")
         if self.ssaa not in (1, 2, 3, 4):
             raise InputError(f"ssaa must be 1..4, got {self.ssaa}")
 
@@ -114,6 +121,14 @@ def identity_defect(cfg: SynthConfig, index: int) -> str | None:
     return DEFECTS[int(rng.integers(len(DEFECTS)))]
 
 
+def identity_varied(cfg: SynthConfig, index: int) -> bool:
+    """Whether identity ``index`` is repainted with random patterns (deterministic per dataset seed and index)."""
+    return (
+        cfg.varied_appearance > 0
+        and np.random.default_rng([cfg.seed, index, 13]).random() < cfg.varied_appearance
+    )
+
+
 def turned(mesh: HeadMesh, degrees: float) -> HeadMesh:
     """The same head turned by ``degrees`` about +Y (a Janus head shows its face at the back)."""
     a = np.radians(degrees)
@@ -135,6 +150,9 @@ def render_identity(cfg: SynthConfig, index: int, views=None, device=None) -> di
     seed = identity_seed(cfg, index)
     params = sample_head_params(seed, cfg.style)
     mesh = build_head(params, cfg.mesh_resolution)
+    varied = identity_varied(cfg, index)
+    if varied:
+        mesh = vary_appearance(mesh, seed)
     all_cams = cfg.cameras()
     defect = identity_defect(cfg, index)
     az = all_cams.azimuth_deg
@@ -152,6 +170,7 @@ def render_identity(cfg: SynthConfig, index: int, views=None, device=None) -> di
             other = turned(mesh, 180.0)
         else:
             other = build_head(sample_head_params(seed + 500_000_009, cfg.style), cfg.mesh_resolution)
+            other = vary_appearance(other, seed + 500_000_009) if varied else other
         sub = render(other, cams[hit], ssaa=cfg.ssaa, device=device)
         dev_hit = hit.to(rgb.device)
         rgb[dev_hit], alpha[dev_hit] = sub["rgb"][0], sub["alpha"][0]
@@ -162,6 +181,7 @@ def render_identity(cfg: SynthConfig, index: int, views=None, device=None) -> di
         "res": cfg.res,
         "views": len(all_cams),
         "defect": defect,
+        "varied_appearance": varied,
         "defect_views": [int(i) for i in torch.nonzero(affected).flatten()],
         "azimuth_deg": [round(float(a), 4) for a in az],
         "elevation_deg": [round(float(e), 4) for e in all_cams.elevation_deg],

@@ -32,6 +32,7 @@ from gen3dface.core.errors import InputError, NoFaceError
 from gen3dface.core.images import load_image, to_tensor, to_uint8_tensor
 from gen3dface.core.storage import atomic_path
 from gen3dface.synth.pruning import kept_identities
+from gen3dface.volume.reprojection import crop_cameras
 
 MAX_INPUT_AZIMUTH = 67.5  # front-hemisphere input views: |azimuth| <= this (mediapipe loses faces beyond ~70)
 
@@ -108,6 +109,9 @@ class PreparedInputs:
         identity: ``(M,)`` identity index in the dataset; view: ``(M,)`` view index in its grid.
         crop_M: ``(M, 2, 3)`` crop transforms at ``input_res``; vertices: ``(M, P, 3)`` estimated meshes.
         faces: ``(T, 3)`` the meshes' triangles; source: how to get the views back (JSON-able dict).
+        camera_K, camera_c2w: ``(M, 3, 3)``, ``(M, 4, 4)`` each input view's camera as estimated with its mesh
+            (``FaceMesh.camera``, in the rendered view's pixels), or ``None`` in files written before they were
+            kept (a ``reprojection`` model cannot train on those).
     """
 
     identity: np.ndarray
@@ -116,6 +120,8 @@ class PreparedInputs:
     vertices: np.ndarray
     faces: np.ndarray
     source: dict
+    camera_K: np.ndarray | None = None
+    camera_c2w: np.ndarray | None = None
 
     def save(self, path: str | Path) -> None:
         with atomic_path(path) as tmp:
@@ -128,6 +134,11 @@ class PreparedInputs:
                     vertices=self.vertices.astype(np.float16),
                     faces=self.faces,
                     source=np.array(json.dumps(self.source)),
+                    **(
+                        {}
+                        if self.camera_K is None
+                        else {"camera_K": self.camera_K, "camera_c2w": self.camera_c2w}
+                    ),
                 )
 
     def subset(self, identities) -> "PreparedInputs":
@@ -141,6 +152,8 @@ class PreparedInputs:
             view=self.view[rows],
             crop_M=self.crop_M[rows],
             vertices=self.vertices[rows],
+            camera_K=None if self.camera_K is None else self.camera_K[rows],
+            camera_c2w=None if self.camera_c2w is None else self.camera_c2w[rows],
         )
 
     @classmethod
@@ -154,17 +167,23 @@ class PreparedInputs:
                 z["vertices"].astype(np.float32),
                 z["faces"],
                 json.loads(str(z["source"])),
+                z["camera_K"] if "camera_K" in z else None,
+                z["camera_c2w"] if "camera_c2w" in z else None,
             )
         except (OSError, KeyError, ValueError) as e:
             raise InputError(f"{path} is not a prepared-inputs file ({e})") from None
 
 
 def procedural_source(
-    seed: int, style: str = "photo", defect_rate: float = 0.0, input_res: int = 256
+    seed: int,
+    style: str = "photo",
+    defect_rate: float = 0.0,
+    input_res: int = 256,
+    varied_appearance: float = 0.0,
 ) -> dict:
     """A procedural source for :func:`build_training_inputs`: identities of ``SynthConfig(seed=seed, style=style,
-    defect_rate=defect_rate)`` (48-view grid at 128 px, ssaa 2: the shipped model's data), input views
-    rendered at ``input_res``."""
+    defect_rate=defect_rate, varied_appearance=varied_appearance)`` (48-view grid at 128 px, ssaa 2: the
+    shipped model's data), input views rendered at ``input_res``."""
     return {
         "kind": "procedural",
         "input_res": input_res,
@@ -175,6 +194,7 @@ def procedural_source(
             "ssaa": 2,
             "style": style,
             "defect_rate": defect_rate,
+            "varied_appearance": varied_appearance,
         },
     }
 
@@ -236,7 +256,7 @@ def build_training_inputs(
         raise InputError(f"meshes must be 'estimated' or 'ground_truth', got {meshes!r}")
     cams = cfg.cameras()
     cands = input_candidates(cams)
-    rows = {k: [] for k in ("identity", "view", "crop_M", "vertices")}
+    rows = {k: [] for k in ("identity", "view", "crop_M", "vertices", "K", "c2w")}
     faces = None
     for index in progress_bar(identities, desc="input views + meshes", disable=not progress):
         rng = np.random.default_rng([seed, index, 11])
@@ -267,6 +287,8 @@ def build_training_inputs(
                 rows["view"].append(v)
                 rows["crop_M"].append(M)
                 rows["vertices"].append(mesh.vertices)
+                rows["K"].append(mesh.camera.K.reshape(3, 3).numpy())
+                rows["c2w"].append(mesh.camera.c2w.reshape(4, 4).numpy())
                 faces = mesh.faces
                 got += 1
     if not rows["identity"]:
@@ -281,6 +303,8 @@ def build_training_inputs(
         np.stack(rows["vertices"]),
         np.asarray(faces),
         src,
+        np.stack(rows["K"]).astype(np.float32),
+        np.stack(rows["c2w"]).astype(np.float32),
     )
 
 
@@ -292,6 +316,10 @@ class TrainData:
         targets: ``(I, N, 3, S, S)`` uint8 ring views per identity; inputs: ``(M, 3, S, S)`` uint8 crops;
         input_identity: ``(M,)`` row of ``targets`` each input belongs to; vertices: ``(M, P, 3)``;
         faces: ``(T, 3)``; cameras: the N target cameras at S; identities: ``(I,)`` dataset indices.
+        input_cameras: ``(M,)`` each input's estimated camera in its crop's pixels (None for prepared files
+            without cameras); warped, visible: ``(M, N, 3, S, S)`` and ``(M, N, 1, S, S)`` uint8, each input
+            reprojected into the target views (:func:`gen3dface.volume.reprojection.reproject`), when loaded
+            for a ``reprojection`` model.
     """
 
     targets: torch.Tensor
@@ -301,6 +329,9 @@ class TrainData:
     faces: torch.Tensor
     cameras: Cameras
     identities: list[int]
+    input_cameras: Cameras | None = None
+    warped: torch.Tensor | None = None
+    visible: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -311,16 +342,22 @@ class TrainData:
 
     def batch(self, rows: torch.Tensor) -> dict:
         """Examples ``rows (B,)``: ``targets (B, N, 3, S, S)`` and ``input (B, 3, S, S)`` in [-1, 1],
-        ``vertices (B, P, 3)``, ``cameras (B, N)``."""
+        ``vertices (B, P, 3)``, ``cameras (B, N)``, ``input_cameras (B,)`` (or None) and ``reprojected``
+        (``(warped, visible)`` in [-1, 1] and {0, 1}, or None)."""
         rows = rows.to(self.inputs.device)
         to_float = lambda u: u.float() / 127.5 - 1  # noqa: E731
         B = len(rows)
         cams = self.cameras.batched(B)
+        ic = self.input_cameras
         return {
             "targets": to_float(self.targets[self.input_identity[rows]]),
             "input": to_float(self.inputs[rows]),
             "vertices": self.vertices[rows],
             "cameras": cams,
+            "input_cameras": None if ic is None else Cameras(ic.K[rows], ic.c2w[rows], ic.height, ic.width),
+            "reprojected": None
+            if self.warped is None
+            else (to_float(self.warped[rows]) * self.visible[rows], self.visible[rows].float()),
         }
 
 
@@ -335,10 +372,16 @@ def _render_float(cfg, index: int, views: list[int], device) -> torch.Tensor:
 
 
 def load_train_data(
-    prepared: PreparedInputs, image_size: int, n_views: int = 16, device="cpu", progress: bool = True
+    prepared: PreparedInputs,
+    image_size: int,
+    n_views: int = 16,
+    device="cpu",
+    progress: bool = True,
+    reprojection: bool = False,
 ) -> TrainData:
     """Build :class:`TrainData` at ``image_size`` on ``device`` from :func:`build_training_inputs`' output:
-    re-rendered from seeds (procedural source) or read from the dataset folder."""
+    re-rendered from seeds (procedural source) or read from the dataset folder. ``reprojection``: also carry
+    every input into its target views (for a ``reprojection`` model; needs a prepared file with cameras)."""
     from gen3dface.synth.synthesis import SynthConfig
 
     src = prepared.source
@@ -381,7 +424,7 @@ def load_train_data(
         for m, c in zip(ms, to_uint8_tensor(crops)):
             inputs[m] = c
     cams = target_ring(n_views, image_size=image_size).to(device)
-    return TrainData(
+    data = TrainData(
         torch.stack(targets),
         torch.stack(inputs),
         torch.tensor([row_of[int(i)] for i in prepared.identity], device=device),
@@ -390,3 +433,39 @@ def load_train_data(
         cams,
         ids,
     )
+    if prepared.camera_K is not None:
+        res = int(src["input_res"])
+        photo = Cameras(torch.as_tensor(prepared.camera_K), torch.as_tensor(prepared.camera_c2w), res, res)
+        M = torch.as_tensor(prepared.crop_M, dtype=torch.float32) * (image_size / src["crop_size"])
+        data.input_cameras = crop_cameras(photo, M, image_size).to(device)
+    if reprojection:
+        if data.input_cameras is None:
+            raise InputError(
+                "this prepared file has no input cameras: prepare it again (build_training_inputs) to train a "
+                "reprojection model"
+            )
+        data.warped, data.visible = reproject_inputs(data, progress=progress)
+    return data
+
+
+def reproject_inputs(
+    data: TrainData, chunk: int = 32, progress: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every input of ``data`` carried into its target views: ``warped (M, N, 3, S, S)`` and ``visible
+    (M, N, 1, S, S)``, uint8 on the data's device."""
+    from gen3dface.volume.reprojection import reproject
+
+    warped, visible = [], []
+    ic = data.input_cameras
+    for lo in progress_bar(range(0, len(data), chunk), desc="reprojecting inputs", disable=not progress):
+        rows = torch.arange(lo, min(lo + chunk, len(data)), device=data.inputs.device)
+        w, v = reproject(
+            data.inputs[rows].float() / 127.5 - 1,
+            Cameras(ic.K[rows], ic.c2w[rows], ic.height, ic.width),
+            data.vertices[rows],
+            data.faces,
+            data.cameras.batched(len(rows)),
+        )
+        warped.append(to_uint8_tensor(w))
+        visible.append(v.to(torch.uint8))
+    return torch.cat(warped), torch.cat(visible)

@@ -98,7 +98,14 @@ def preview_sheet(
     example: its input view, the N generated views, the N target views. ``(k * S, (1 + 2N) * S, 3)`` uint8."""
     b = data.batch(rows)
     views = Gen3DFacePipeline.from_model(model).generate_views(
-        b["input"], b["vertices"], data.faces, steps=steps, guidance=guidance, sampler=sampler, seed=seed
+        b["input"],
+        b["vertices"],
+        data.faces,
+        input_cameras=b["input_cameras"],
+        steps=steps,
+        guidance=guidance,
+        sampler=sampler,
+        seed=seed,
     )
     grid = np.concatenate(
         [to_uint8(b["input"][:, None]), views, to_uint8(b["targets"])], 1

@@ -128,7 +128,14 @@ def training_loss(
     batch = data.batch(draw["rows"][lo:hi])
     net = model.module if hasattr(model, "module") else model
     x0 = net.encode(batch["targets"])
-    y = net.condition(batch["input"], batch["vertices"], data.faces)
+    y = net.condition(
+        batch["input"],
+        batch["vertices"],
+        data.faces,
+        cameras=batch["cameras"],
+        input_cameras=batch["input_cameras"],
+        reprojected=batch["reprojected"],
+    )
     y = drop_condition(y, draw["drop"][lo:hi].to(x0.device))
     t = draw["t"][lo:hi].to(x0.device)
     x_t, noise = q_sample(scheduler, x0, t, noise=draw["noise"][lo:hi].to(x0.device))

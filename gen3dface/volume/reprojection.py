@@ -1,0 +1,187 @@
+"""Mesh-guided reprojection of the input view into the target views (an appearance condition beside Sec. 3.2).
+
+The paper's model copies the photo's appearance into new views with a pretrained Stable Diffusion UNet and
+25k photoreal PanoHead identities; the offline models here have neither. What they do have is the paper's own
+face geometry prior: the face mesh estimated from the photo, in the canonical head frame, together with the
+camera that sees it (:class:`gen3dface.mesh.facemesh.FaceMesh` ``.camera``). Put behind it a fixed head proxy
+(an ellipsoid for the skull and hair with a hole where the face is, :func:`head_proxy`), and every pixel of a
+target view that shows a part of the head the photo also shows can be traced back to the photo's pixel:
+
+1. rasterise the proxy (face mesh + skull) in the input camera: the depth the photo sees at every pixel;
+2. rasterise it in each target camera: the 3D point ``X`` each target pixel shows;
+3. project ``X`` into the input camera; it is *visible* when it is in the crop, not hidden behind a nearer
+   part of the proxy there (depth test) and not seen at a grazing angle; its colour is the input's at that pixel.
+
+The result is the warped input ``(B, N, 3, S, S)`` and its visibility ``(B, N, 1, S, S)``; a model configured
+with ``reprojection=True`` (:class:`gen3dface.generation.model.Gen3DFaceModel`) reads both beside the
+zero123-style input frame, so near-frontal views can keep the photo's pixels and the model only has to make
+what the photo does not show. The paper-faithful model (``reprojection=False``) does not use it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gen3dface.core.cameras import Cameras
+from gen3dface.synth.raster import barycentrics, rasterize, take
+
+#: The skull ellipsoid of the head proxy in the canonical head frame: centre and radii (the procedural heads
+#: span x +-0.58, y -0.97..0.84 with the neck, z +-0.8; the face template's front is at z ~ 0.56..0.77).
+PROXY_CENTRE = (0.0, 0.04, -0.06)
+PROXY_RADII = (0.6, 0.84, 0.74)
+#: Depth tolerance of the visibility test, in canonical head units (the head is ~1.6 wide).
+DEPTH_TOLERANCE = 0.04
+#: Surfaces seen from the input camera at an angle whose cosine is below this are not copied (stretched).
+MIN_COSINE = 0.15
+
+
+@lru_cache(maxsize=1)
+def _skull() -> tuple[np.ndarray, np.ndarray]:
+    """The skull ellipsoid with the face region cut out: ``(E, 3)`` vertices, ``(F, 3)`` outward triangles."""
+    import trimesh
+    from matplotlib.path import Path as Polygon
+    from scipy.spatial import ConvexHull
+
+    from gen3dface.mesh.facemesh import face_template
+
+    sphere = trimesh.creation.icosphere(subdivisions=4)
+    v = np.asarray(sphere.vertices) * np.asarray(PROXY_RADII) + np.asarray(PROXY_CENTRE)
+    f = np.asarray(sphere.faces)
+    tmpl = face_template()[:, :2].astype(np.float64)
+    hull = tmpl[ConvexHull(tmpl).vertices]
+    centre = hull.mean(0)
+    hull = centre + (hull - centre) * 0.92  # the hole sits just inside the face's outline: no gap
+    in_face = Polygon(hull).contains_points(v[:, :2]) & (v[:, 2] > 0)
+    keep = ~in_face[f].any(1)
+    f = f[keep]
+    used = np.unique(f)
+    remap = np.full(len(v), -1)
+    remap[used] = np.arange(len(used))
+    return v[used].astype(np.float32), remap[f].astype(np.int64)
+
+
+def head_proxy(face_vertices: torch.Tensor, face_triangles: torch.Tensor):
+    """The head proxy of estimated face meshes: the face mesh in front of the skull ellipsoid.
+
+    Args:
+        face_vertices: ``(B, P, 3)`` face meshes in the canonical head frame; face_triangles: ``(T, 3)``.
+    Returns:
+        ``vertices (B, P + E, 3)``, ``triangles (T + F, 3)`` (every triangle counter-clockwise seen from outside:
+        mediapipe's tesselation faces +Z in the canonical frame) and ``two_sided (T + F,)``, all false: seen from
+        behind, a surface hides nothing (through the face mesh's eye and mouth holes the input camera sees
+        no skull wall, so the back of the skull can never be taken for a visible surface).
+    """
+    sv, sf = _skull()
+    dev, dtype = face_vertices.device, face_vertices.dtype
+    B, P = face_vertices.shape[:2]
+    skull = torch.as_tensor(sv, device=dev, dtype=dtype)[None].expand(B, -1, -1)
+    verts = torch.cat([face_vertices, skull], 1)
+    ft = torch.as_tensor(face_triangles, device=dev, dtype=torch.long)
+    tris = torch.cat([ft, torch.as_tensor(sf, device=dev) + P], 0)
+    two_sided = torch.zeros(len(tris), dtype=torch.bool, device=dev)
+    return verts, tris, two_sided
+
+
+def _surface(verts: torch.Tensor, tris: torch.Tensor, two_sided: torch.Tensor, cams: Cameras):
+    """Rasterise ``verts (B, Q, 3)`` in cameras ``(B, K)``: the world point ``(B, K, H, W, 3)`` and camera depth
+    ``(B, K, H, W)`` each pixel sees (depth ``inf`` and point 0 where nothing is), and its triangle's unit normal
+    ``(B, K, H, W, 3)``."""
+    B, K = cams.shape
+    H, W = cams.height, cams.width
+    Q, T = verts.shape[1], len(tris)
+    uv, z = cams.project(verts[:, None].expand(B, K, Q, 3))  # (B, K, Q, 2), (B, K, Q)
+    screen = torch.cat([uv, z[..., None]], -1).reshape(B * K * Q, 3).float()
+    offs = (torch.arange(B * K, device=verts.device) * Q)[:, None, None]
+    all_tris = (tris[None] + offs).reshape(-1, 3)
+    slots = torch.arange(B * K, device=verts.device).repeat_interleave(T)
+    face = rasterize(screen, all_tris, slots, B * K, H, W, two_sided.repeat(B * K))  # (BK, H, W)
+    hit = face.reshape(-1) >= 0
+    idx = face.reshape(-1)[hit]
+    pix = torch.stack(
+        torch.meshgrid(
+            torch.arange(H, device=verts.device), torch.arange(W, device=verts.device), indexing="ij"
+        )[::-1],
+        -1,
+    ).float()
+    pix = (pix + 0.5).reshape(1, H * W, 2).expand(B * K, -1, -1).reshape(-1, 2)[hit]
+    tri = take(all_tris, idx)
+    bary, depth = barycentrics(screen, tri, pix)
+    world = verts[:, None].expand(B, K, Q, 3).reshape(-1, 3).float()
+    corners = take(world, tri)  # (n, 3, 3)
+    point = (bary[..., None] * corners).sum(1)
+    normal = F.normalize(
+        torch.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0], dim=-1), dim=-1
+    )
+    n_pix = B * K * H * W
+    out_p = torch.zeros(n_pix, 3, device=verts.device)
+    out_n = torch.zeros(n_pix, 3, device=verts.device)
+    out_d = torch.full((n_pix,), float("inf"), device=verts.device)
+    out_p[hit], out_n[hit], out_d[hit] = point, normal, depth
+    return out_p.view(B, K, H, W, 3), out_d.view(B, K, H, W), out_n.view(B, K, H, W, 3)
+
+
+def reproject(
+    images: torch.Tensor,
+    input_cameras: Cameras,
+    face_vertices: torch.Tensor,
+    face_triangles: torch.Tensor,
+    cameras: Cameras,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Carry the input views' pixels to the target views through the head proxy.
+
+    Args:
+        images: input views ``(B, 3, S, S)`` in [-1, 1].
+        input_cameras: their cameras ``(B,)`` in the views' pixels (:func:`crop_cameras` of the estimated
+            camera of each :class:`gen3dface.mesh.facemesh.FaceMesh`).
+        face_vertices: the estimated face meshes ``(B, P, 3)`` in the canonical head frame, sharing
+            ``face_triangles (T, 3)``.
+        cameras: target cameras ``(B, N)`` at any resolution ``H x W``.
+    Returns:
+        ``warped (B, N, 3, H, W)`` in [-1, 1] (0 where not visible) and ``visible (B, N, 1, H, W)`` in {0, 1}.
+    """
+    B = images.shape[0]
+    dev = images.device
+    fv = torch.as_tensor(face_vertices, dtype=torch.float32).to(dev)
+    verts, tris, two = head_proxy(fv, torch.as_tensor(face_triangles).to(dev))
+    cin = input_cameras.to(dev)
+    cin = Cameras(cin.K.reshape(B, 1, 3, 3), cin.c2w.reshape(B, 1, 4, 4), cin.height, cin.width)
+    _, depth_in, _ = _surface(verts, tris, two, cin)  # (B, 1, S, S)
+    cams = cameras.to(dev)
+    N, H, W = cams.shape[1], cams.height, cams.width
+    point, depth, normal = _surface(verts, tris, two, cams)  # (B, N, H, W, 3)
+    pts = point.reshape(B, 1, N * H * W, 3)
+    uv, z = cin.project(pts)  # (B, 1, NHW, 2), (B, 1, NHW)
+    grid = (uv / torch.tensor([cin.width, cin.height], device=dev) * 2 - 1).reshape(B, N * H, W, 2)
+    seen = F.grid_sample(
+        torch.nan_to_num(depth_in, posinf=1e4),
+        grid,
+        mode="nearest",
+        padding_mode="border",
+        align_corners=False,
+    ).reshape(B, N, H, W)
+    colour = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    colour = colour.reshape(B, 3, N, H, W).permute(0, 2, 1, 3, 4)
+    eye = cin.centers.reshape(B, 1, 1, 1, 3)
+    to_eye = F.normalize(eye - point, dim=-1)
+    cos = (normal * to_eye).sum(-1)  # outward normals: negative = facing away
+    inside = (grid.abs() <= 1).all(-1).reshape(B, N, H, W)
+    zz = z.reshape(B, N, H, W)
+    vis = torch.isfinite(depth) & inside & (zz > 0) & (zz <= seen + DEPTH_TOLERANCE) & (cos >= MIN_COSINE)
+    vis = vis[:, :, None].to(images.dtype)
+    return colour.to(images.dtype) * vis, vis
+
+
+def crop_cameras(cameras: Cameras, transforms, size: int) -> Cameras:
+    """Cameras of photos ``(B,)`` (``FaceMesh.camera``) as cameras of their ``size`` px crops: ``transforms``
+    ``(B, 2, 3)`` map photo pixels to crop pixels (``AlignedCrop.transform``, a similarity), so the crop's
+    intrinsics are ``A @ K`` with ``A`` the transform as a 3 x 3 matrix (a rotated crop gives a rotated K; the
+    projection ``K X / z`` stays exact)."""
+    M = torch.as_tensor(np.asarray(transforms), dtype=torch.float32).reshape(-1, 2, 3)
+    K = cameras.K.reshape(-1, 3, 3).float()
+    A = torch.zeros(len(M), 3, 3)
+    A[:, :2], A[:, 2, 2] = M, 1
+    return Cameras(A.to(K.device) @ K, cameras.c2w.reshape(-1, 4, 4), size, size)
