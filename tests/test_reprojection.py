@@ -98,3 +98,19 @@ def test_add_reprojection_starts_as_the_same_model():
         assert torch.allclose(base(x, t, y0, ring), wide(x, t, y1, ring), atol=1e-5)
     with pytest.raises(Exception, match="input cameras"):
         wide.condition(img, fv, ft)
+
+
+def test_crop_cameras_project_where_the_crop_shows_a_point():
+    """A rotated, scaled, shifted crop: its camera is an ordinary pinhole (upper-triangular K) that projects every
+    point to the crop transform of its photo pixel, and unprojects back to the same point."""
+    cam = orbit_cameras(torch.tensor([25.0]), -10.0, image_size=200)
+    th, s = np.radians(17.0), 0.6
+    M = np.array([[s * np.cos(th), -s * np.sin(th), 13.0], [s * np.sin(th), s * np.cos(th), -21.0]])
+    crop = crop_cameras(cam, M[None], 120)
+    assert torch.allclose(crop.K[0].tril(-1), torch.zeros(3, 3))
+    pts = torch.rand(50, 3) - 0.5
+    uv, z = cam[0].project(pts)
+    want = uv.double() @ torch.as_tensor(M[:, :2]).T + torch.as_tensor(M[:, 2])
+    got, z2 = crop[0].project(pts)
+    assert torch.allclose(got.double(), want, atol=1e-3)
+    assert torch.allclose(crop[0].unproject(got, z2), pts, atol=1e-4)

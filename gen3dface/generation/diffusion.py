@@ -273,6 +273,23 @@ def predict_noise(
     return eps
 
 
+def keep_known(
+    scheduler: Scheduler, x: torch.Tensor, keep: tuple[torch.Tensor, torch.Tensor], i: int, generator=None
+) -> torch.Tensor:
+    """``x`` (just stepped to the timestep after ``scheduler.timesteps[i]``) with the known ``keep = (x0,
+    weight)`` put back: ``weight * q(x0, t_next) + (1 - weight) * x``; after the last step, ``x0`` itself."""
+    x0, w = keep
+    ts = scheduler.timesteps
+    if i + 1 < len(ts):
+        t_next = int(ts[i + 1])
+        a = scheduler.alphas_cumprod.to(x.device)[t_next].to(x.dtype)
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        known = a.sqrt() * x0.to(x.dtype) + (1 - a).sqrt() * noise
+    else:
+        known = x0.to(x.dtype)
+    return w.to(x.dtype) * known + (1 - w.to(x.dtype)) * x
+
+
 @torch.no_grad()
 def sample(
     model: Callable,
@@ -293,6 +310,8 @@ def sample(
     device: torch.device | str | None = None,
     progress: bool = False,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
+    keep: tuple[torch.Tensor, torch.Tensor] | None = None,
+    keep_until: float = 1.0,
 ) -> torch.Tensor:
     """Generate all target views from pure noise: ``(B, V, C, H, W)``.
 
@@ -309,6 +328,10 @@ def sample(
         eta: DDIM's η (0 = deterministic).
         x_T: start noise; drawn from ``generator`` when ``None``.
         callback: called as ``callback(i, t, x_t)`` after every step.
+        keep: ``(x0 (B, V, C, H, W), weight (B, V, 1, H, W))``: known content to keep (inpainting in the manner
+            of RePaint, Lugmayr et al. 2022): after each of the first ``keep_until`` of the steps, ``x_t`` becomes
+            ``weight * q(x0, t) + (1 - weight) * x_t`` at the step's new timestep, so where the weight is 1 the
+            views follow ``x0`` and elsewhere the model fills in what fits it.
     """
     if sampler not in ("joint", "sequential"):
         raise InputError(f"unknown sampler {sampler!r}; choose 'joint' or 'sequential'")
@@ -339,6 +362,8 @@ def sample(
         x_in = scheduler.scale_model_input(x, t)
         eps = predict_noise(model, x_in, tb, y, cameras, sampler=sampler, guidance=guidance, null_y=null_y)
         x = scheduler.step(eps, t, x, generator=generator, **extra).prev_sample
+        if keep is not None and i < round(keep_until * steps):
+            x = keep_known(scheduler, x, keep, i, generator)
         if callback is not None:
             callback(i, int(t), x)
     return x

@@ -147,6 +147,7 @@ class Gen3DFacePipeline(DiffusionPipeline):
         prepared: dict | None = None,
         init: str = "input",
         callback=None,
+        keep_photo: float | None = None,
     ) -> Gen3DFaceOutput:
         """Generate ``num_views`` (default: what the model was trained for) views of the head in ``photo``.
 
@@ -169,6 +170,7 @@ class Gen3DFacePipeline(DiffusionPipeline):
             progress=progress,
             init=init,
             callback=callback,
+            keep_photo=keep_photo,
         )[0]
 
     @torch.no_grad()
@@ -184,6 +186,7 @@ class Gen3DFacePipeline(DiffusionPipeline):
         progress: bool = False,
         init: str = "input",
         callback=None,
+        keep_photo: float | None = None,
     ) -> list[Gen3DFaceOutput]:
         """Generate the views of several prepared photos (:meth:`prepare` / :func:`photo_condition`) in one
         sampling run (:meth:`generate_views`: the seeding rule, settings and sampling are its).
@@ -216,6 +219,7 @@ class Gen3DFacePipeline(DiffusionPipeline):
             progress=progress,
             init=init,
             callback=callback,
+            keep_photo=keep_photo,
         )
         ring = target_ring(N, image_size=self.model.image_size)
         return [
@@ -232,6 +236,7 @@ class Gen3DFacePipeline(DiffusionPipeline):
         input_cameras: Cameras | None = None,
         num_views: int | None = None,
         steps: int = 50,
+        keep_photo: float | None = None,
         guidance: float = 2.0,
         sampler: str = "joint",
         seed: int | None = 0,
@@ -249,6 +254,10 @@ class Gen3DFacePipeline(DiffusionPipeline):
             vertices: their meshes ``(B, P, 3)`` (or a list of ``(P, 3)``), sharing ``faces (T, 3)``.
             input_cameras: ``(B,)`` the input views' cameras in their pixels (``prepare(...)["camera"]``, a
                 training batch's ``"input_cameras"``); needed by ``reprojection`` models only.
+            keep_photo: ``reprojection`` models only: in [0, 1], how firmly the views keep the photo's pixels where
+                the mesh says the photo sees them (:func:`keep_weights`; sampling then inpaints the rest, see
+                :func:`gen3dface.generation.diffusion.sample`'s ``keep``); 0 leaves it to the model alone; ``None``:
+                :data:`KEEP_PHOTO` for reprojection models, else 0.
             num_views: target views on :func:`gen3dface.core.cameras.target_ring` (default: the model's).
             steps: DDIM steps; guidance: classifier-free guidance weight (1 = off); sampler: ``"joint"``
                 (the paper) or ``"sequential"``; init: ``"input"`` (see :func:`start_latents`) or ``"noise"``.
@@ -286,6 +295,11 @@ class Gen3DFacePipeline(DiffusionPipeline):
         x = torch.as_tensor(images).to(dev, dtype)
         y = model.condition(x, vertices, faces, cameras=ring.batched(B), input_cameras=input_cameras)
         x_T = start_latents(model, self.scheduler, x, noise, steps) if init == "input" else noise
+        if keep_photo is None:
+            keep_photo = KEEP_PHOTO if model.config.reprojection else 0.0
+        if not 0.0 <= keep_photo <= 1.0:
+            raise InputError(f"keep_photo must be in [0, 1], got {keep_photo}")
+        keep = keep_weights(model, y, keep_photo) if keep_photo > 0 else None
         z = sample(
             model,
             y,
@@ -299,8 +313,28 @@ class Gen3DFacePipeline(DiffusionPipeline):
             device=dev,
             progress=progress,
             callback=callback,
+            keep=keep,
+            keep_until=KEEP_UNTIL,
         )
         return to_uint8(model.decode(z))
+
+
+#: keep_photo's default for reprojection models (paper-faithful models: 0)
+KEEP_PHOTO = 1.0
+#: keep_photo holds the photo's pixels for this fraction of the sampling steps; the last steps let the model
+#: blend the seams between the photo's pixels and what it generates.
+KEEP_UNTIL = 0.8
+
+
+def keep_weights(model: Gen3DFaceModel, y: dict, strength: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """What ``keep_photo`` keeps: the reprojected photo's latents ``(B, N, C, h, w)`` and a weight ``(B, N, 1, h,
+    w)``: ``strength`` where a latent pixel is wholly visible from the photo, falling to 0 where at most half
+    of it is (silhouettes and grazing surfaces, where the head proxy is least trustworthy)."""
+    if not model.config.reprojection:
+        raise InputError("keep_photo needs a model trained with the reprojected photo (reprojection=True)")
+    rep = y["reprojection"]
+    C = model.channels
+    return rep[:, :, :C], strength * (2 * rep[:, :, C:] - 1).clamp(0, 1)
 
 
 def batch_cameras(cameras: list[Cameras]) -> Cameras:

@@ -45,6 +45,8 @@ NATURAL_IMAGES = (
     "horse",
     "cell",
 )
+#: Fraction of repainted heads that also get decals over the face (:func:`_decals`).
+DECAL_RATE = 0.6
 PATTERN_KINDS = ("natural", "noise", "stripes", "checks", "spots", "gradient", "flat")
 #: How strongly each part is repainted: a (low, high) range of the blend weight, drawn per identity.
 PART_STRENGTH = {SKIN: (0.25, 0.85), HAIR: (0.45, 1.0), CLOTH: (0.5, 1.0), LIP: (0.1, 0.5), BROW: (0.0, 0.3)}
@@ -136,6 +138,21 @@ def triplanar(patterns: list[torch.Tensor], points: torch.Tensor, scale: float =
     return w[:, 2:3] * front + w[:, 0:1] * side + w[:, 1:2] * top
 
 
+def _decals(rgb: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """1-4 patterns pasted over the face painting ``(3, H, W)`` in soft ellipses of random place, size and opacity:
+    eyes, brows and mouth are sometimes covered, so the face's details cannot be drawn from memory."""
+    _, H, W = rgb.shape
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, H), torch.linspace(-1, 1, W), indexing="ij")
+    for _ in range(int(rng.integers(1, 5))):
+        pat = F.interpolate(random_pattern(rng)[None], size=(H, W), mode="bilinear", align_corners=False)[0]
+        cx, cy = rng.uniform(-0.6, 0.6), rng.uniform(-0.6, 0.6)
+        rx, ry = rng.uniform(0.1, 0.5), rng.uniform(0.1, 0.5)
+        d = ((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2
+        alpha = float(rng.uniform(0.6, 1.0)) * torch.clamp((1.2 - d) / 0.4, 0, 1)
+        rgb = rgb + alpha * (pat - rgb)
+    return rgb
+
+
 def vary_appearance(mesh: HeadMesh, seed: int) -> HeadMesh:
     """``mesh`` with its skin, hair, clothing, lips and brows repainted by random patterns (deterministic in
     ``seed``), eyes kept, under a random colour cast; geometry, shading and labels unchanged."""
@@ -164,6 +181,9 @@ def vary_appearance(mesh: HeadMesh, seed: int) -> HeadMesh:
         pts = torch.stack([X.reshape(-1), Y.reshape(-1), torch.full((H * W,), 0.6)], -1)
         pat = triplanar(patterns, pts, scale).T.reshape(3, H, W)
         k = 0.8 * float(strength[SKIN])
-        rgb = ((texture[:3] + k * (pat - texture[:3])) * cast[:, None, None]).clamp(0, 1)
+        rgb = texture[:3] + k * (pat - texture[:3])
+        if rng.random() < DECAL_RATE:
+            rgb = _decals(rgb, rng)
+        rgb = (rgb * cast[:, None, None]).clamp(0, 1)
         texture = torch.cat([rgb, texture[3:]], 0)
     return dataclasses.replace(mesh, colors=colors, texture=texture)

@@ -10,7 +10,8 @@ target view that shows a part of the head the photo also shows can be traced bac
 1. rasterise the proxy (face mesh + skull) in the input camera: the depth the photo sees at every pixel;
 2. rasterise it in each target camera: the 3D point ``X`` each target pixel shows;
 3. project ``X`` into the input camera; it is *visible* when it is in the crop, not hidden behind a nearer
-   part of the proxy there (depth test) and not seen at a grazing angle; its colour is the input's at that pixel.
+   part of the proxy there (depth test), not seen at a grazing angle and not on the input's (white) background;
+   its colour is the input's at that pixel.
 
 The result is the warped input ``(B, N, 3, S, S)`` and its visibility ``(B, N, 1, S, S)``; a model configured
 with ``reprojection=True`` (:class:`gen3dface.generation.model.Gen3DFaceModel`) reads both beside the
@@ -37,6 +38,10 @@ PROXY_RADII = (0.6, 0.84, 0.74)
 DEPTH_TOLERANCE = 0.04
 #: Surfaces seen from the input camera at an angle whose cosine is below this are not copied (stretched).
 MIN_COSINE = 0.15
+#: Input pixels whose every channel is above this (in [-1, 1]) are background: the input views' backgrounds are
+#: made white (photos by their foreground mask, training renders on white), and the head proxy, wider than some
+#: heads, must not paint that white onto the head.
+BACKGROUND_LEVEL = 0.94
 
 
 @lru_cache(maxsize=1)
@@ -170,18 +175,32 @@ def reproject(
     cos = (normal * to_eye).sum(-1)  # outward normals: negative = facing away
     inside = (grid.abs() <= 1).all(-1).reshape(B, N, H, W)
     zz = z.reshape(B, N, H, W)
+    foreground = (colour <= BACKGROUND_LEVEL).any(2)
     vis = torch.isfinite(depth) & inside & (zz > 0) & (zz <= seen + DEPTH_TOLERANCE) & (cos >= MIN_COSINE)
+    vis &= foreground
     vis = vis[:, :, None].to(images.dtype)
     return colour.to(images.dtype) * vis, vis
 
 
 def crop_cameras(cameras: Cameras, transforms, size: int) -> Cameras:
-    """Cameras of photos ``(B,)`` (``FaceMesh.camera``) as cameras of their ``size`` px crops: ``transforms``
-    ``(B, 2, 3)`` map photo pixels to crop pixels (``AlignedCrop.transform``, a similarity), so the crop's
-    intrinsics are ``A @ K`` with ``A`` the transform as a 3 x 3 matrix (a rotated crop gives a rotated K; the
-    projection ``K X / z`` stays exact)."""
-    M = torch.as_tensor(np.asarray(transforms), dtype=torch.float32).reshape(-1, 2, 3)
-    K = cameras.K.reshape(-1, 3, 3).float()
-    A = torch.zeros(len(M), 3, 3)
-    A[:, :2], A[:, 2, 2] = M, 1
-    return Cameras(A.to(K.device) @ K, cameras.c2w.reshape(-1, 4, 4), size, size)
+    """Cameras of photos ``(B,)`` (``FaceMesh.camera``: square pixels, no skew) as cameras of their ``size`` px
+    crops. ``transforms (B, 2, 3)`` map photo pixels to crop pixels (``AlignedCrop.transform``): a similarity
+    ``x' = s R x + t``. Applied after ``K`` it is ``K' Rz`` with ``K'`` the photo's intrinsics scaled by ``s``
+    and re-centred at ``s R c + t``, and ``Rz`` a roll of the camera about its optical axis; the roll goes into
+    the camera's pose, so the crop camera is an ordinary pinhole (``unproject`` and ``rays`` hold) that projects
+    every world point exactly where the crop shows it."""
+    M = torch.as_tensor(np.asarray(transforms), dtype=torch.float64).reshape(-1, 2, 3)
+    K = cameras.K.reshape(-1, 3, 3).double().cpu()
+    c2w = cameras.c2w.reshape(-1, 4, 4).double().cpu()
+    U, sv, Vh = torch.linalg.svd(M[:, :, :2])
+    R2 = U @ Vh  # the rotation nearest the linear part (exact for a similarity)
+    s = sv.mean(-1)
+    Rz = torch.zeros(len(M), 3, 3, dtype=torch.float64)
+    Rz[:, :2, :2], Rz[:, 2, 2] = R2, 1
+    Kc = torch.zeros_like(Rz)
+    Kc[:, 0, 0], Kc[:, 1, 1], Kc[:, 2, 2] = s * K[:, 0, 0], s * K[:, 1, 1], 1
+    Kc[:, :2, 2] = s[:, None] * (R2 @ K[:, :2, 2:3])[..., 0] + M[:, :, 2]
+    new = c2w.clone()
+    new[:, :3, :3] = c2w[:, :3, :3] @ Rz.transpose(1, 2)  # w2c' = Rz w2c
+    dev = cameras.K.device
+    return Cameras(Kc.float().to(dev), new.float().to(dev), size, size)
