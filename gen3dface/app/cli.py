@@ -167,6 +167,7 @@ def _cmd_reconstruct(args) -> int:
 
     out = check_output_path(args.output)
     turntable = check_output_path(args.turntable, VIDEO_FORMATS, "turntable") if args.turntable else None
+    summary = check_output_path(args.summary, (".json",), "summary") if args.summary else None
     stages = config_for(args.profile).iters
     changes = {"seed": args.seed}
     if args.iters:
@@ -181,14 +182,22 @@ def _cmd_reconstruct(args) -> int:
             )
     cfg = config_for(args.profile, **changes)
     views = load_views(args.views)
-    result = reconstruct_views(views, config=cfg, device=args.device, progress=not args.quiet)
+    photo = None if args.no_photo else "auto"
+    result = reconstruct_views(views, config=cfg, device=args.device, progress=not args.quiet, photo=photo)
     save_mesh(result.mesh, out)
-    seconds = result.seconds["fit"] + result.seconds["mesh"]
+    seconds = sum(result.seconds.values())
     psnr = f"; training PSNR {result.history[-1]['psnr']:.1f} dB" if result.history else ""
+    n = result.photo.get("vertices_coloured")
+    painted = f"; {n} vertices coloured from the input photo" if result.photo["used"] else ""
     print(
         f"wrote {out} ({len(result.mesh.vertices)} vertices, {len(result.mesh.faces)} faces) from "
-        f"{len(views)} views in {seconds:.1f} s{psnr}"
+        f"{len(views)} views in {seconds:.1f} s{psnr}{painted}"
     )
+    if summary is not None:
+        from gen3dface.recon.report import write_report
+
+        write_report(result, summary)
+        print(f"wrote {summary}")
     if turntable is not None:
         result.save_turntable(turntable)
         print(f"wrote {turntable}")
@@ -212,6 +221,7 @@ def _cmd_generate(args) -> int:
         recon_profile=args.recon_profile,
         progress=not args.quiet,
         fast=args.fast,
+        photo=not args.no_photo,
     )
     for note in report["notes"]:
         print(f"note: {note}", file=sys.stderr)
@@ -394,6 +404,17 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument(
         "--turntable", default=None, help="also write a turntable of the fitted head (.gif or .mp4)"
     )
+    rc.add_argument(
+        "--no-photo",
+        action="store_true",
+        help="do not colour the mesh from the input photo (input_photo.png + input_camera.json, which "
+        "`generate` writes beside the views; used by default when present)",
+    )
+    rc.add_argument(
+        "--summary",
+        default=None,
+        help="also write the fit's summary (.json): sizes, losses, timings, the photo's vertices",
+    )
     rc.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     rc.add_argument("--seed", type=int, default=0)
     rc.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -431,7 +452,14 @@ def build_parser() -> argparse.ArgumentParser:
         "the first photo waits a minute or two for compilation)",
     )
     g.add_argument(
-        "--mesh", action="store_true", help="also reconstruct head.glb + turntable.gif from the views"
+        "--mesh",
+        action="store_true",
+        help="also reconstruct head.glb + turntable.gif from the views (the front coloured from the photo)",
+    )
+    g.add_argument(
+        "--no-photo",
+        action="store_true",
+        help="with --mesh: colour head.glb from the generated views only, not from the input photo",
     )
     g.add_argument(
         "--recon-profile",

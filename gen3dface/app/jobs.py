@@ -126,13 +126,18 @@ def generate_job(
     progress: bool = True,
     log=print,
     fast: bool = False,
+    photo: bool = True,
 ) -> dict:
     """Photo -> ``views`` generated views in ``outdir`` (and, with ``mesh``, the reconstructed head).
 
     Files: ``view_00.png`` .. (``N`` views, view ``N/2`` frontal), ``contact_sheet.png`` (input crop + views),
     ``cameras.json`` (:mod:`gen3dface.core.cameras` format), ``input.png`` (the crop the model saw),
     ``input_mesh.obj`` + ``input_mesh.json`` (the estimated face mesh that conditioned the model, with pose),
-    ``generate.json`` (settings and timings) and, with ``mesh``, ``head.glb`` + ``turntable.gif``.
+    ``input_photo.png`` + ``input_photo_mask.png`` + ``input_camera.json`` (the photo's head crop at
+    :data:`gen3dface.recon.photo.PHOTO_SIZE` px, its foreground and its estimated camera in the views' head frame),
+    ``generate.json`` (settings and timings) and, with ``mesh``, ``head.glb`` + ``turntable.gif``; unless
+    ``photo`` is false, head.glb's vertices that the photo sees are coloured from it
+    (:func:`gen3dface.recon.photo.paint_from_photo`).
     ``fast``: on a GPU, fp16 weights and a compiled UNet (:meth:`Gen3DFaceModel.speed_up`).
     Everything is written to a staging folder first: a failure leaves no output folder behind.
     """
@@ -174,6 +179,11 @@ def generate_job(
         progress=progress,
     )
     t_sample = time.perf_counter() - t1
+    photo_view = None
+    if prep["mesh"].camera is not None:
+        from gen3dface.recon.photo import input_photo_view
+
+        photo_view = input_photo_view(photo_path, prep["crop"], prep["mesh"].camera)
     stage = staging_dir(outdir)
     try:
         for k, v in enumerate(out.views):
@@ -185,7 +195,11 @@ def generate_job(
         (stage / "input_mesh.json").write_text(
             json.dumps({"photo": str(photo_path), **out.mesh.to_dict()}, indent=1)
         )
-        t_mesh = None
+        if photo_view is not None:
+            from gen3dface.recon.photo import save_photo_view
+
+            save_photo_view(photo_view, stage)
+        t_mesh, painted = None, None
         if mesh:
             from gen3dface.recon.config import config_for
             from gen3dface.recon.fit import reconstruct_views
@@ -194,8 +208,16 @@ def generate_job(
             log(f"[generate] reconstructing the head from the {len(out.views)} views ({recon_profile} fit)")
             t2 = time.perf_counter()
             result = reconstruct_views(
-                out.views, out.cameras, config=config_for(recon_profile), device=dev, progress=progress
+                out.views,
+                out.cameras,
+                config=config_for(recon_profile),
+                device=dev,
+                progress=progress,
+                photo=photo_view if photo else None,
             )
+            painted = result.photo
+            if painted["used"]:
+                log(f"[generate] {painted['vertices_coloured']} vertices of head.glb coloured from the photo")
             save_mesh(result.mesh, stage / "head.glb")
             result.save_turntable(stage / "turntable.gif")
             t_mesh = time.perf_counter() - t2
@@ -210,6 +232,11 @@ def generate_job(
             "device": dev,
             "fast": gpu_fast,
             "notes": out.notes,
+            "input_photo": {
+                "written": photo_view is not None,
+                "size": None if photo_view is None else photo_view.camera.height,
+                "on_mesh": painted,
+            },
             "seconds": {
                 "crop_and_mesh": round(t_prep, 2),
                 "sampling": round(t_sample, 2),

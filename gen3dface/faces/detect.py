@@ -183,19 +183,20 @@ def crop_quad(keypoints: np.ndarray, scale: float = HEAD_SCALE) -> np.ndarray:
     return np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
 
 
-def align_crop(
-    image, face: Face, size: int = 256, scale: float = HEAD_SCALE, mask: bool = True
-) -> AlignedCrop:
-    """Warp the head around ``face`` to an upright ``size x size`` square (the input view y).
+def warp_quad(
+    image, quad: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Warp the square ``quad (4, 2)`` of a photo (corners in photo pixels, as :attr:`AlignedCrop.quad`) to an
+    upright ``size x size`` image; a large photo is box-filtered down first so the result is not aliased.
 
-    Large photos are box-filtered down first so the crop is not aliased.
+    Returns:
+        ``rgb (S, S, 3)`` uint8 (white outside the photo), ``transform (2, 3)`` photo px -> these pixels,
+        ``inside (S, S)`` float32 (1 inside the photo, 0 outside) and ``alpha (S, S)`` float32, the photo's
+        alpha channel warped the same way (``None`` when it has none).
     """
     import cv2
 
-    if size < 16:
-        raise InputError(f"crop size must be at least 16 px, got {size}")
     photo = as_photo(image)
-    quad = crop_quad(face.keypoints, scale)
     src = np.float32(quad[[0, 3, 1]])  # top-left, top-right, bottom-left
     dst = np.float32([[0, 0], [size, 0], [0, size]])
     rgb = photo.rgb
@@ -214,24 +215,32 @@ def align_crop(
         borderValue=(255, 255, 255),
     )
     M = cv2.getAffineTransform(np.float32(quad[[0, 3, 1]]), dst).astype(np.float64)  # photo px -> crop px
-    inside = cv2.warpAffine(
-        np.ones(photo.rgb.shape[:2], np.float32),
-        M,
-        (size, size),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=0,
-    )
-    fg = inside
-    if mask and photo.alpha is not None:
-        fg = cv2.warpAffine(
-            photo.alpha,
-            M,
-            (size, size),
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=0,
+
+    def warp(channel: np.ndarray) -> np.ndarray:
+        return cv2.warpAffine(
+            channel, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
         )
+
+    inside = warp(np.ones(photo.rgb.shape[:2], np.float32))
+    alpha = None if photo.alpha is None else warp(photo.alpha)
+    return out, M, inside, alpha
+
+
+def align_crop(
+    image, face: Face, size: int = 256, scale: float = HEAD_SCALE, mask: bool = True
+) -> AlignedCrop:
+    """Warp the head around ``face`` to an upright ``size x size`` square (the input view y).
+
+    Large photos are box-filtered down first so the crop is not aliased (:func:`warp_quad`).
+    """
+    if size < 16:
+        raise InputError(f"crop size must be at least 16 px, got {size}")
+    photo = as_photo(image)
+    quad = crop_quad(face.keypoints, scale)
+    out, M, inside, alpha = warp_quad(photo, quad, size)
+    fg = inside
+    if mask and alpha is not None:
+        fg = alpha
     scale_xy = float(np.sqrt(abs(np.linalg.det(M[:, :2]))))
     lm = face.landmarks.astype(np.float64)
     lm_xy = lm[:, :2] @ M[:, :2].T + M[:, 2]

@@ -11,6 +11,7 @@ a laptop CPU. Along the data path:
 - :mod:`~gen3dface.recon.rendering`: NeuS-style volume rendering of the field;
 - :mod:`~gen3dface.recon.fit`: fitting, and :func:`reconstruct_views`, the whole step in one call;
 - :mod:`~gen3dface.recon.export`: marching cubes to a coloured mesh, mesh and turntable files;
+- :mod:`~gen3dface.recon.photo`: the input photo at its estimated camera, colouring the vertices it sees;
 - :mod:`~gen3dface.recon.quality`: PSNR and Chamfer distance against the truth;
 - :mod:`~gen3dface.recon.report`: a 3D figure, comparison strips, a JSON summary.
 

@@ -34,6 +34,7 @@ from gen3dface.recon.export import (
     turntable_cameras,
 )
 from gen3dface.recon.field import SDFGrid, initial_field
+from gen3dface.recon.photo import PhotoView, paint_from_photo
 from gen3dface.recon.rendering import ray_box, render_field, render_rays
 from gen3dface.recon.views import ViewSet, as_views
 
@@ -154,8 +155,10 @@ class ReconResult:
         views: the :class:`ViewSet` it was fitted to.
         history: per-step losses (dicts).
         snapshots: ``(step, image (H, W, 3) float)`` renders of one input view during fitting.
-        seconds: wall time of ``fit`` and ``mesh``.
+        seconds: wall time of ``fit`` and ``mesh`` (and ``photo``, the colouring from the input photo).
         config: the :class:`ReconConfig` used.
+        photo: what the input photo did to the mesh's colours (:func:`paint_from_photo`'s record, or
+            ``{"used": False}``).
     """
 
     field: SDFGrid
@@ -166,6 +169,7 @@ class ReconResult:
     snapshots: list = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
     config: ReconConfig | None = None
+    photo: dict = field(default_factory=lambda: {"used": False})
 
     def render(self, cameras: Cameras, **kw) -> dict[str, np.ndarray]:
         """Render the fitted field from ``cameras`` (see :func:`render_field`)."""
@@ -207,6 +211,7 @@ class ReconResult:
             "faces": len(self.mesh.faces),
             "seconds": self.seconds,
             "config": self.config.to_dict() if self.config else None,
+            "photo": self.photo,
         }
 
 
@@ -222,6 +227,7 @@ def reconstruct_views(
     snapshot_every: int = 0,
     snapshot_view: int | None = None,
     callback: Callable[[FitState], None] | None = None,
+    photo: PhotoView | str | None = "auto",
 ) -> ReconResult:
     """Posed views -> fitted SDF field + coloured mesh (the whole recon step in one call).
 
@@ -233,6 +239,9 @@ def reconstruct_views(
         device: ``"cpu"``, ``"cuda"``...; default: CUDA when present.
         snapshot_every: every that many steps, render input view ``snapshot_view`` (default: the one
             nearest the face) into ``result.snapshots``.
+        photo: colour the mesh from the input photo at its camera too (:func:`paint_from_photo`): ``"auto"``
+            (default) uses the one beside a views folder (``input_photo.png`` + ``input_camera.json``, as
+            ``gen3dface generate`` writes them) when it is there; a :class:`PhotoView` uses that; ``None`` none.
     Raises:
         InputError: unusable views (missing folder, no cameras.json, counts that do not match, unreadable
         images, an empty visual hull).
@@ -274,6 +283,16 @@ def reconstruct_views(
     start = time.perf_counter()
     mesh = extract_mesh(fld, cfg.mesh_resolution, cfg.min_component)
     t_mesh = time.perf_counter() - start
+    seconds = {"fit": t_fit, "mesh": t_mesh}
+    if isinstance(photo, str) and photo == "auto":
+        photo = views.photo
+    elif photo is not None and not isinstance(photo, PhotoView):
+        raise InputError(f"reconstruct_views: photo must be 'auto', a PhotoView or None, got {photo!r}")
+    record = {"used": False}
+    if photo is not None:
+        start = time.perf_counter()
+        mesh, record = paint_from_photo(mesh, photo)
+        seconds["photo"] = time.perf_counter() - start
     return ReconResult(
-        fld, _sharpness(cfg, 1.0, fld.voxel), mesh, views, history, snaps, {"fit": t_fit, "mesh": t_mesh}, cfg
+        fld, _sharpness(cfg, 1.0, fld.voxel), mesh, views, history, snaps, seconds, cfg, record
     )

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from gen3dface.core.cameras import Cameras
 from gen3dface.core.errors import InputError
+from gen3dface.recon.photo import PhotoView, load_photo_view
 
 
 @dataclass
@@ -30,6 +31,8 @@ class ViewSet:
         source: where the views came from (a folder, or ``"arrays"``).
         mask_source: ``"files"``, ``"alpha"``, ``"background"`` or ``"given"``.
         gt_mesh: path of a ground-truth ``mesh.ply`` beside the views (``synth`` writes one), else ``None``.
+        photo: the input photo at its camera beside the views (``gen3dface generate`` writes one; see
+            :mod:`gen3dface.recon.photo`), else ``None``.
     """
 
     rgb: torch.Tensor
@@ -39,6 +42,7 @@ class ViewSet:
     source: str = "arrays"
     mask_source: str = "given"
     gt_mesh: Path | None = None
+    photo: PhotoView | None = None
 
     def __len__(self) -> int:
         return self.rgb.shape[0]
@@ -153,7 +157,8 @@ def _read_png(path: Path) -> np.ndarray:
 
 
 def load_views(folder) -> ViewSet:
-    """Read a views folder: ``view_*.png`` + ``cameras.json`` (+ optional ``mask_*.png``, ``mesh.ply``).
+    """Read a views folder: ``view_*.png`` + ``cameras.json`` (+ optional ``mask_*.png``, ``mesh.ply``, and the
+    input photo: ``input_photo.png`` + ``input_camera.json`` (+ ``input_photo_mask.png``)).
 
     That is one identity folder of ``gen3dface synth`` or the output folder of ``gen3dface generate``.
     Every problem raises :class:`InputError` with a one-line reason.
@@ -209,6 +214,7 @@ def load_views(folder) -> ViewSet:
         views.mask_source = "files"
     if (p / "mesh.ply").is_file():
         views.gt_mesh = p / "mesh.ply"
+    views.photo = load_photo_view(p)
     return views
 
 
