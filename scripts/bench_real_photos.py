@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> None:
         workers=args.workers,
         limit=args.limit,
         progress=not args.quiet,
+        keep_photo=args.keep_photo,
     )
     wall = time.perf_counter() - t0
     st, s, m = res["settings"], res["seconds"], res["metrics"]
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> None:
     print(
         f"\nreal-photo benchmark: {res['n_inputs']} photos x {res['n_views']} views "
         f"({len(res['skipped'])} skipped), {st['checkpoint']}, {st['steps']} DDIM steps, guidance "
-        f"{st['guidance']}, {dev} ({name})\n"
+        f"{st['guidance']}, keep_photo {st['keep_photo']}, {dev} ({name})\n"
     )
     for sk in res["skipped"]:
         print(f"skipped {sk['input']}: {sk['reason']}")
@@ -86,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=None, help="processes for cropping and face embedding")
     ap.add_argument("--limit", type=int, default=None, help="only the first N photos")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    ap.add_argument(
+        "--keep-photo",
+        type=float,
+        default=None,
+        help="reprojection models: how firmly views keep the photo's pixels, 0..1 (default: the model's)",
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not (args.make_photos or args.photos):

@@ -114,3 +114,55 @@ def test_crop_cameras_project_where_the_crop_shows_a_point():
     got, z2 = crop[0].project(pts)
     assert torch.allclose(got.double(), want, atol=1e-3)
     assert torch.allclose(crop[0].unproject(got, z2), pts, atol=1e-4)
+
+
+def test_keep_known_puts_the_known_content_back():
+    from gen3dface.generation.diffusion import keep_known, make_scheduler
+
+    sch = make_scheduler("ddim")
+    sch.set_timesteps(4)
+    x = torch.randn(1, 2, 3, 8, 8)
+    x0 = torch.rand(1, 2, 3, 8, 8)
+    w = torch.zeros(1, 2, 1, 8, 8)
+    w[..., :4] = 1
+    mid = keep_known(sch, x, (x0, w), 0, torch.Generator().manual_seed(0))
+    assert torch.equal(mid[..., 4:], x[..., 4:])  # weight 0: untouched
+    assert not torch.allclose(mid[..., :4], x0[..., :4])  # weight 1 mid-way: x0 noised to the next timestep
+    last = keep_known(sch, x, (x0, w), 3)
+    assert torch.equal(last[..., :4], x0[..., :4]) and torch.equal(last[..., 4:], x[..., 4:])
+
+
+def test_keep_photo_draws_the_views_towards_the_reprojected_photo(monkeypatch):
+    from gen3dface.core.errors import InputError
+    from gen3dface.core.cameras import target_ring
+    from gen3dface.generation.model import Gen3DFaceModel, add_reprojection
+    from gen3dface.generation.pipeline import Gen3DFacePipeline
+
+    torch.manual_seed(0)
+    base = Gen3DFaceModel.from_profile("smoke").eval()
+    S_ = base.image_size
+    fv, ft, mesh, shading = _proxy_scene()
+    cin = orbit_cameras(torch.tensor([0.0]), 0.0, image_size=S_)
+    image = render(mesh, cin, shading=shading)["rgb"][0]
+    with pytest.raises(InputError, match="keep-photo"):
+        Gen3DFacePipeline.from_model(base).generate_views(image, fv, ft, steps=2, num_views=3, keep_photo=0.5)
+    pipe = Gen3DFacePipeline.from_model(add_reprojection(base).eval())
+    assert pipe.keep_photo_for(None) == 1.0
+    with pytest.raises(InputError, match="between 0 and 1"):
+        pipe.keep_photo_for(1.5)
+    # an untrained model's free last steps would scramble what was kept: keep every step here, so that wholly
+    # visible latent pixels must come out as the reprojected photo
+    monkeypatch.setattr("gen3dface.generation.pipeline.KEEP_UNTIL", 1.0)
+    kw = dict(input_cameras=cin, steps=3, num_views=3, guidance=1.0)
+    free = pipe.generate_views(image, fv, ft, keep_photo=0.0, **kw)[0].astype(float)
+    kept = pipe.generate_views(image, fv, ft, keep_photo=1.0, **kw)[0].astype(float)
+    ring = target_ring(3, image_size=S_).batched(1)
+    warped, visible = reproject(image, cin, fv, ft, ring)
+    want = ((warped[0] + 1) * 127.5).permute(0, 2, 3, 1).numpy()
+    f = base.config.codec_factor
+    whole = torch.nn.functional.avg_pool2d(visible[0], f) == 1  # latent pixels wholly visible
+    core = torch.nn.functional.interpolate(whole.float(), scale_factor=f)[:, 0].numpy() > 0.5
+    assert core.sum() > 50
+    err_free = np.abs(free - want)[core].mean()
+    err_kept = np.abs(kept - want)[core].mean()
+    assert err_kept < 1.0 and err_free > 20, (err_kept, err_free)

@@ -222,6 +222,7 @@ def _cmd_generate(args) -> int:
         progress=not args.quiet,
         fast=args.fast,
         photo=not args.no_photo,
+        keep_photo=args.keep_photo,
     )
     for note in report["notes"]:
         print(f"note: {note}", file=sys.stderr)
@@ -254,6 +255,7 @@ def _cmd_eval(args) -> int:
         meshes=args.meshes,
         batch=args.batch,
         workers=args.workers,
+        keep_photo=args.keep_photo,
     )
     for s in res["skipped"]:
         print(f"note: skipped {s['input']}: {s['reason']}", file=sys.stderr)
@@ -444,6 +446,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="joint: one model call per step for all views (the paper); sequential: one per view",
     )
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument(
+        "--keep-photo",
+        type=float,
+        default=None,
+        help="how firmly the views keep the photo's own pixels where the estimated mesh says the photo sees "
+        "them, 0..1 (default: 1 for the shipped model; 0 leaves it to the model alone)",
+    )
     g.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     g.add_argument(
         "--fast",
@@ -489,6 +498,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance weight (default 2)")
     e.add_argument("--sampler", default="joint", choices=["joint", "sequential"])
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument(
+        "--keep-photo",
+        type=float,
+        default=None,
+        help="how firmly the views keep the photo's own pixels where the estimated mesh says the photo sees "
+        "them, 0..1 (default: 1 for the shipped model; 0 leaves it to the model alone)",
+    )
     e.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     e.add_argument("--limit", type=int, default=None, help="evaluate only the first N inputs")
     e.add_argument(

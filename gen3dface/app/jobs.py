@@ -126,6 +126,7 @@ def generate_job(
     progress: bool = True,
     log=print,
     fast: bool = False,
+    keep_photo: float | None = None,
     photo: bool = True,
 ) -> dict:
     """Photo -> ``views`` generated views in ``outdir`` (and, with ``mesh``, the reconstructed head).
@@ -138,7 +139,8 @@ def generate_job(
     ``generate.json`` (settings and timings) and, with ``mesh``, ``head.glb`` + ``turntable.gif``; unless
     ``photo`` is false, head.glb's vertices that the photo sees are coloured from it
     (:func:`gen3dface.recon.photo.paint_from_photo`).
-    ``fast``: on a GPU, fp16 weights and a compiled UNet (:meth:`Gen3DFaceModel.speed_up`).
+    ``fast``: on a GPU, fp16 weights and a compiled UNet (:meth:`Gen3DFaceModel.speed_up`). ``keep_photo``: see
+    :meth:`Gen3DFacePipeline.generate_views`.
     Everything is written to a staging folder first: a failure leaves no output folder behind.
     """
     import torch
@@ -161,6 +163,7 @@ def generate_job(
     pipe = Gen3DFacePipeline.from_checkpoint(
         checkpoint, device=dev, dtype=torch.float16 if gpu_fast else torch.float32, compile=gpu_fast
     )
+    keep_photo = pipe.keep_photo_for(keep_photo)  # a bad value fails before the photo is read
     prep = pipe.prepare(photo_path)  # bad photo / no face: raises before anything is written
     t_prep = time.perf_counter() - t0
     log(
@@ -177,6 +180,7 @@ def generate_job(
         seed=seed,
         prepared=prep,
         progress=progress,
+        keep_photo=keep_photo,
     )
     t_sample = time.perf_counter() - t1
     photo_view = None
@@ -229,6 +233,7 @@ def generate_job(
             "guidance": guidance,
             "sampler": sampler,
             "seed": seed,
+            "keep_photo": keep_photo,
             "device": dev,
             "fast": gpu_fast,
             "notes": out.notes,

@@ -167,6 +167,7 @@ def run_eval(
     meshes: str = "estimated",
     batch: int | None = None,
     workers: int | None = None,
+    keep_photo: float | None = None,
 ) -> dict:
     """Run one protocol and write ``out_json`` and the paper-layout table beside it (``.md``). Returns the results.
 
@@ -179,7 +180,8 @@ def run_eval(
     generating again.
 
     ``meshes``: ``"estimated"`` (from each input, the paper's method) or ``"ground_truth"`` (indomain only: the
-    estimate snapped onto the identity's true surface, ``mesh.ply`` in its folder)."""
+    estimate snapped onto the identity's true surface, ``mesh.ply`` in its folder). ``keep_photo``: see
+    :meth:`Gen3DFacePipeline.generate_views` (``None``: the model's default)."""
     import torch
 
     from gen3dface.core.parallel import WorkerPool, worker_count
@@ -221,6 +223,7 @@ def run_eval(
         S = pipe.model.image_size
         n_views = views or pipe.model.config.n_views
         pipe.check_settings(n_views, steps, guidance, "input")
+        keep_photo = pipe.keep_photo_for(keep_photo)
         settings = {
             "checkpoint": str(checkpoint or "shipped small model"),
             "views": n_views,
@@ -231,6 +234,7 @@ def run_eval(
             "device": dev,
             "dtype": str(dtype)[6:],
             "meshes": meshes,
+            "keep_photo": keep_photo,
         }
         cache = _ViewCache(out_json, {**settings, "inputs": str(folder.resolve()), "protocol": protocol})
         seconds = {"load_model": round(time.perf_counter() - t_start, 2)}
@@ -264,6 +268,7 @@ def run_eval(
                     guidance=guidance,
                     sampler=sampler,
                     seed=seed,
+                    keep_photo=keep_photo,
                 )
                 if on_gpu:
                     torch.cuda.synchronize()

@@ -119,6 +119,19 @@ class Gen3DFacePipeline(DiffusionPipeline):
         "notes"}``. Raises the package's errors for unreadable photos or no face. See :func:`photo_condition`."""
         return photo_condition(photo, self.model.image_size, mesh_backend, mask)
 
+    def keep_photo_for(self, keep_photo: float | None) -> float:
+        """The ``keep_photo`` a call uses: ``None`` -> :data:`KEEP_PHOTO` for a reprojection model, else 0; raises
+        :class:`InputError` outside [0, 1] or for a positive value with a model that does not reproject."""
+        if keep_photo is None:
+            return KEEP_PHOTO if self.model.config.reprojection else 0.0
+        if not 0.0 <= keep_photo <= 1.0:
+            raise InputError(f"--keep-photo must be between 0 and 1, got {keep_photo}")
+        if keep_photo > 0 and not self.model.config.reprojection:
+            raise InputError(
+                "--keep-photo needs a model trained with the reprojected photo (reprojection=True)"
+            )
+        return float(keep_photo)
+
     def check_settings(self, num_views: int | None, steps: int, guidance: float, init: str) -> int:
         """The number of views to generate; raises :class:`InputError` for settings out of range."""
         if init not in ("input", "noise"):
@@ -295,10 +308,7 @@ class Gen3DFacePipeline(DiffusionPipeline):
         x = torch.as_tensor(images).to(dev, dtype)
         y = model.condition(x, vertices, faces, cameras=ring.batched(B), input_cameras=input_cameras)
         x_T = start_latents(model, self.scheduler, x, noise, steps) if init == "input" else noise
-        if keep_photo is None:
-            keep_photo = KEEP_PHOTO if model.config.reprojection else 0.0
-        if not 0.0 <= keep_photo <= 1.0:
-            raise InputError(f"keep_photo must be in [0, 1], got {keep_photo}")
+        keep_photo = self.keep_photo_for(keep_photo)
         keep = keep_weights(model, y, keep_photo) if keep_photo > 0 else None
         z = sample(
             model,
