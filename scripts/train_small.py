@@ -7,6 +7,15 @@ The training views are re-rendered from the dataset's seeds on the training devi
 and cached in ``--cache``; the run resumes from ``RUN/checkpoint`` when it exists. ``--export DIR`` writes
 the current weights (EMA when on) as fp16 safetensors + config.json, the loss log and a contact sheet of
 samples for held-out inputs (``--heldout``) into DIR, splitting files larger than ``--split-mb``.
+
+``--reprojection`` trains a model that also reads the input view carried into every target view through the
+estimated mesh (``gen3dface.volume.reprojection``); with ``--init`` of a model without it, the input layer is
+widened with zeros (``gen3dface.generation.model.add_reprojection``). The shipped model's last two stages:
+
+    python scripts/prepare_training.py -o outputs/train_prep/varied.npz --identities 800 --seed 2 --varied 0.75 \
+        --per-identity 3                                          # CPU, ~20 min (mediapipe on every input view)
+    python scripts/train_small.py --prepared outputs/train_prep/varied.npz --run RUN --init PAPER_MODEL \
+        --reprojection --batch 16 --steps 100000 --max-seconds 330 --ema 0.995 --lr-backbone 1e-4 --export OUT
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ def test_keep_known_puts_the_known_content_back():
     assert torch.equal(last[..., :4], x0[..., :4]) and torch.equal(last[..., 4:], x[..., 4:])
 
 
-def test_keep_photo_draws_the_views_towards_the_reprojected_photo(monkeypatch):
+def test_keep_photo_draws_the_views_towards_the_reprojected_photo():
     from gen3dface.core.errors import InputError
     from gen3dface.core.cameras import target_ring
     from gen3dface.generation.model import Gen3DFaceModel, add_reprojection
@@ -150,9 +150,7 @@ def test_keep_photo_draws_the_views_towards_the_reprojected_photo(monkeypatch):
     assert pipe.keep_photo_for(None) == 1.0
     with pytest.raises(InputError, match="between 0 and 1"):
         pipe.keep_photo_for(1.5)
-    # an untrained model's free last steps would scramble what was kept: keep every step here, so that wholly
-    # visible latent pixels must come out as the reprojected photo
-    monkeypatch.setattr("gen3dface.generation.pipeline.KEEP_UNTIL", 1.0)
+    # the photo is kept at every step (KEEP_UNTIL), so wholly visible latent pixels come out as the reprojected photo
     kw = dict(input_cameras=cin, steps=3, num_views=3, guidance=1.0)
     free = pipe.generate_views(image, fv, ft, keep_photo=0.0, **kw)[0].astype(float)
     kept = pipe.generate_views(image, fv, ft, keep_photo=1.0, **kw)[0].astype(float)
