@@ -169,11 +169,15 @@ def test_the_shipped_model_reads_the_input_view():
     """At t = T (zero SNR: nothing of the targets left) the shipped model's one-step estimate of the frontal
     view must take its face brightness from the input view: over 6 held-out identities (a dataset seed never
     trained on) the two correlate. The first shipped model (SD's betas) drew one mean head for every input."""
-    from gen3dface.training.data import build_training_inputs, load_train_data
+    from gen3dface.training.data import HELDOUT_SEED, build_training_inputs, load_train_data
 
     net = Gen3DFacePipeline.from_checkpoint().model
     held = build_training_inputs(
-        {"kind": "procedural", "synth": {"views": 48, "res": 128, "seed": 2, "ssaa": 1}, "input_res": 256},
+        {
+            "kind": "procedural",
+            "synth": {"views": 48, "res": 128, "seed": HELDOUT_SEED, "ssaa": 1},
+            "input_res": 256,
+        },
         identities=list(range(6)),
         per_identity=1,
         crop_size=net.image_size,
@@ -187,9 +191,10 @@ def test_the_shipped_model_reads_the_input_view():
     x_T = torch.randn(
         len(data), net.config.n_views, *net.view_shape, generator=torch.Generator().manual_seed(0)
     )
-    v = net(
-        x_T, torch.full((len(data),), 999), net.condition(b["input"], b["vertices"], data.faces), b["cameras"]
+    y = net.condition(
+        b["input"], b["vertices"], data.faces, cameras=b["cameras"], input_cameras=b["input_cameras"]
     )
+    v = net(x_T, torch.full((len(data),), 999), y, b["cameras"])
     predicted = net.decode(-v)[:, 8, :, face, face].mean((1, 2, 3))  # x0 = -v where alpha_bar = 0
     given = b["input"][:, :, face, face].mean((1, 2, 3))
     assert given.std() > 0.1  # the identities differ in skin tone
