@@ -183,3 +183,17 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("recorded timings (seconds)")
         for name, seconds in sorted(rows):
             terminalreporter.write_line(f"{seconds:8.1f}  {name}")
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A random-init tiny model (``test_model.TINY``) saved as a checkpoint folder."""
+    import torch
+    from test_model import TINY
+
+    from gen3dface.generation.model import Gen3DFaceModel
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny"
+    Gen3DFaceModel(**TINY).save_pretrained(path, safe_serialization=True)
+    return path

@@ -5,20 +5,9 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
-from test_pipeline import TINY
 
 from gen3dface.app.cli import main
-from gen3dface.generation.model import Gen3DFaceModel
 from gen3dface.core.samples import sample_photo
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny"
-    Gen3DFaceModel(**TINY).save_pretrained(path, safe_serialization=True)
-    return path
 
 
 def test_ood_protocol_writes_every_metric_and_counts_skipped_inputs(tiny_checkpoint, tmp_path, capsys):

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from test_pipeline import TINY
 
 from gen3dface.core.cameras import ring_azimuths
 from gen3dface.core.errors import InputError, NoFaceError
@@ -196,16 +194,6 @@ def test_evaluate_outputs_reports_identity_on_real_photos(crops):
 
 
 # ------------------------------------------------------------------ the script
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    from gen3dface.generation.model import Gen3DFaceModel
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny"
-    Gen3DFaceModel(**TINY).save_pretrained(path, safe_serialization=True)
-    return path
-
-
 def _script():
     spec = importlib.util.spec_from_file_location(
         "bench_real_photos", ROOT / "scripts" / "bench_real_photos.py"

@@ -143,17 +143,6 @@ def test_photo_view_files_round_trip_and_load_views_reads_them(scene, tmp_path):
         PhotoView(view.image[:, :100], view.mask[:, :100], view.camera)
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    from gen3dface.generation.model import Gen3DFaceModel
-    from test_model import TINY
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny"
-    Gen3DFaceModel(**TINY).save_pretrained(path, safe_serialization=True)
-    return path
-
-
 def test_generate_mesh_and_reconstruct_use_the_photo(tiny_checkpoint, tmp_path, monkeypatch, capsys):
     import gen3dface.recon.config as rc
     from gen3dface.app.cli import main

@@ -468,10 +468,7 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
             **kw,
         )
         state = copy.copy(sd_unet.state_dict())
-        w = state["conv_in.weight"]
-        wide = torch.zeros(w.shape[0], model.unet.conv_in.in_channels, *w.shape[2:], dtype=w.dtype)
-        wide[:, : w.shape[1]] = w
-        state["conv_in.weight"] = wide
+        state["conv_in.weight"] = widened_input(state["conv_in.weight"], model.unet.conv_in.in_channels)
         missing, unexpected = model.unet.load_state_dict(state, strict=False)
         if unexpected or missing:
             raise InputError(
@@ -480,6 +477,14 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         if vae is not None:
             model.set_vae(vae)
         return model
+
+
+def widened_input(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """A conv weight ``(out, c, k, k)`` widened to ``in_channels`` inputs, the new ones zero: the layer computes what
+    it did for the old inputs and ignores the new ones until trained."""
+    wide = torch.zeros(weight.shape[0], in_channels, *weight.shape[2:], dtype=weight.dtype)
+    wide[:, : weight.shape[1]] = weight
+    return wide
 
 
 def add_reprojection(model: Gen3DFaceModel) -> Gen3DFaceModel:
@@ -491,9 +496,7 @@ def add_reprojection(model: Gen3DFaceModel) -> Gen3DFaceModel:
     new = Gen3DFaceModel(**{**dict(model.config), "reprojection": True})
     state = copy.copy(model.state_dict())
     w = state["unet.conv_in.weight"]
-    wide = torch.zeros(w.shape[0], new.unet.conv_in.in_channels, *w.shape[2:], dtype=w.dtype)
-    wide[:, : w.shape[1]] = w
-    state["unet.conv_in.weight"] = wide
+    state["unet.conv_in.weight"] = widened_input(w, new.unet.conv_in.in_channels)
     new.load_state_dict(state)
     new.to(w.device)
     return new if w.dtype == torch.float32 else new.to(dtype=w.dtype)
