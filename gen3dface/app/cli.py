@@ -7,15 +7,14 @@ import sys
 from pathlib import Path
 
 from gen3dface import __version__
+from gen3dface.app.options import OneLineParser, check_options
 from gen3dface.core.errors import Gen3DFaceError
+from gen3dface.core.logs import quiet_library_logs, silence_native_stderr
 from gen3dface.core.profiles import PROFILES
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (and status 2) like every other user error."""
-
-    def error(self, message: str):  # noqa: D401 - argparse API
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+#: --trust-pickle of the commands that load a model checkpoint
+TRUST_CHECKPOINT = "allow a checkpoint whose weights are a pickle (.bin: loading it can run code)"
 
 
 def _cmd_crop(args) -> int:
@@ -31,22 +30,10 @@ def _cmd_crop(args) -> int:
     return 0
 
 
-def _write_mesh(mesh, out: Path, photo) -> str:
-    """Write ``mesh`` to ``out`` and its pose/confidence record beside it as ``out.json``; returns the pose
-    as text for the console."""
-    import json
-
-    from gen3dface.core.storage import atomic_write_text
-
-    mesh.save(out)
-    record = {"photo": str(photo), "mesh": out.name, **mesh.to_dict()}
-    atomic_write_text(out.with_suffix(".json"), json.dumps(record, indent=1))
-    return ", ".join(f"{k} {v:+.1f}" for k, v in mesh.pose.items())
-
-
 def _cmd_mesh(args) -> int:
     import warnings
 
+    from gen3dface.app.jobs import write_mesh_record
     from gen3dface.faces.detect import InputNote
     from gen3dface.mesh.facemesh import check_mesh_path
     from gen3dface.mesh.estimate import estimate_mesh
@@ -65,7 +52,7 @@ def _cmd_mesh(args) -> int:
         )
     for w in caught:
         print(f"note: {w.message}", file=sys.stderr)
-    pose = _write_mesh(mesh, out, args.photo)
+    pose = write_mesh_record(mesh, out, args.photo)
     print(
         f"wrote {out} ({len(mesh.vertices)} vertices, {args.backend}) and {out.with_suffix('.json').name}: "
         f"pose {pose} deg, confidence {mesh.confidence:.2f}"
@@ -74,43 +61,26 @@ def _cmd_mesh(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    import time
-
-    import torch
-
-    from gen3dface.mesh.estimate import estimate_mesh
-    from gen3dface.app.jobs import crop_job, generate_job
+    from gen3dface.app.jobs import demo_job
     from gen3dface.core.samples import sample_photo
 
-    photo = args.photo or sample_photo("astronaut")
-    start = time.perf_counter()
-    print(f"[demo] step 1/4: face detection, landmarks and aligned crop of {photo}")
-    report = crop_job(photo, args.output, size=args.size, summary=True)
-    for note in report["notes"]:
-        print(f"note: {note}", file=sys.stderr)
-    for f in report["files"]:
-        print(f"  {f}")
-    print("[demo] step 2/4: face mesh estimated from the photo, in the canonical head frame")
-    mesh = estimate_mesh(photo)
-    out = Path(args.output)
-    pose = _write_mesh(mesh, out / "mesh.obj", photo)
-    print(f"  {out / 'mesh.obj'} ({len(mesh.vertices)} vertices; pose {pose} deg)")
-    if args.steps == 0:
-        print(
-            f"[demo] done in {time.perf_counter() - start:.1f} s (--steps 0: no generation); open {out / 'summary.png'}"
-        )
+    photo, out = args.photo or sample_photo("astronaut"), Path(args.output)
+    rep = demo_job(
+        photo,
+        out,
+        args.size,
+        args.steps,
+        not args.quiet,
+        args.trust_pickle,
+        note=lambda m: print(f"note: {m}", file=sys.stderr),
+    )
+    if rep["generated"] is None:
+        print(f"[demo] done in {rep['seconds']:.1f} s (--steps 0: no generation); open {out / 'summary.png'}")
         return 0
-    steps = args.steps or (50 if torch.cuda.is_available() else 20)
-    print(
-        f"[demo] step 3/4: 16 views with the shipped small model ({steps} DDIM steps), then step 4/4: head.glb"
-    )
-    rep = generate_job(
-        photo, out, steps=steps, mesh=True, progress=not args.quiet, log=lambda m: print("  " + m)
-    )
-    s = rep["seconds"]
+    s = rep["generated"]["seconds"]
     print(f"  views: sampling {s['sampling']:.1f} s; head.glb + turntable.gif: {s['reconstruction']:.1f} s")
     print(
-        f"[demo] done in {time.perf_counter() - start:.1f} s; open {out / 'summary.png'}, "
+        f"[demo] done in {rep['seconds']:.1f} s; open {out / 'summary.png'}, "
         f"{out / 'contact_sheet.png'} and {out / 'head.glb'}"
     )
     return 0
@@ -159,7 +129,6 @@ def _cmd_prune(args) -> int:
 
 
 def _cmd_reconstruct(args) -> int:
-    from gen3dface.core.errors import InputError
     from gen3dface.recon.export import VIDEO_FORMATS, check_output_path, save_mesh
     from gen3dface.recon.config import config_for
     from gen3dface.recon.views import load_views
@@ -168,19 +137,7 @@ def _cmd_reconstruct(args) -> int:
     out = check_output_path(args.output)
     turntable = check_output_path(args.turntable, VIDEO_FORMATS, "turntable") if args.turntable else None
     summary = check_output_path(args.summary, (".json",), "summary") if args.summary else None
-    stages = config_for(args.profile).iters
-    changes = {"seed": args.seed}
-    if args.iters:
-        try:
-            changes["iters"] = tuple(int(n) for n in args.iters.split(","))
-        except ValueError:
-            changes["iters"] = ()
-        if len(changes["iters"]) != len(stages) or min(changes["iters"]) < 0:
-            raise InputError(
-                f"--iters: give {len(stages)} counts >= 0, one per grid stage, e.g. "
-                f"{','.join(map(str, stages))}"
-            )
-    cfg = config_for(args.profile, **changes)
+    cfg = config_for(args.profile, seed=args.seed, **({"iters": args.iters} if args.iters else {}))
     views = load_views(args.views)
     photo = None if args.no_photo else "auto"
     result = reconstruct_views(views, config=cfg, device=args.device, progress=not args.quiet, photo=photo)
@@ -223,6 +180,7 @@ def _cmd_generate(args) -> int:
         fast=args.fast,
         photo=not args.no_photo,
         keep_photo=args.keep_photo,
+        trust_pickle=args.trust_pickle,
     )
     for note in report["notes"]:
         print(f"note: {note}", file=sys.stderr)
@@ -256,6 +214,7 @@ def _cmd_eval(args) -> int:
         batch=args.batch,
         workers=args.workers,
         keep_photo=args.keep_photo,
+        trust_pickle=args.trust_pickle,
     )
     for s in res["skipped"]:
         print(f"note: skipped {s['input']}: {s['reason']}", file=sys.stderr)
@@ -287,15 +246,15 @@ def _cmd_info(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog="gen3dface", description="Gen3D-Face: one face photo -> 16 consistent views -> a 3D head."
     )
     p.add_argument("--version", action="version", version=f"gen3dface {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
 
     c = sub.add_parser("crop", help="detect the face, fit landmarks, write the aligned input crop")
     c.add_argument("photo", help="a face photo (PNG, JPEG, WebP, BMP, TIFF)")
-    c.add_argument("-o", "--output", required=True, help="output folder (created; files inside are replaced)")
+    c.add_argument("-o", "--output", required=True, help="output folder (created, or replaced whole)")
     c.add_argument("--size", type=int, default=256, help="crop side in pixels (default 256)")
     c.add_argument(
         "--backend",
@@ -344,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="DDIM steps for the 16 views (default 50 on a GPU, 20 on a CPU; 0 = crop and mesh only)",
     )
+    d.add_argument("--trust-pickle", action="store_true", help=TRUST_CHECKPOINT)
     d.add_argument("--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=_cmd_demo)
 
@@ -426,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
         "generate", help="photo -> 16 views of the head with the multi-view model (+ --mesh: a .glb)"
     )
     g.add_argument("photo", help="a face photo (PNG, JPEG, WebP, BMP, TIFF)")
-    g.add_argument("-o", "--output", required=True, help="output folder (created; files inside are replaced)")
+    g.add_argument("-o", "--output", required=True, help="output folder (created, or replaced whole)")
     g.add_argument(
         "--checkpoint",
         default=None,
@@ -454,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
         "them, 0..1 (default: 1 for the shipped model; 0 leaves it to the model alone)",
     )
     g.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    g.add_argument("--trust-pickle", action="store_true", help=TRUST_CHECKPOINT)
     g.add_argument(
         "--fast",
         action="store_true",
@@ -506,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
         "them, 0..1 (default: 1 for the shipped model; 0 leaves it to the model alone)",
     )
     e.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    e.add_argument("--trust-pickle", action="store_true", help=TRUST_CHECKPOINT)
     e.add_argument("--limit", type=int, default=None, help="evaluate only the first N inputs")
     e.add_argument(
         "--batch", type=int, default=None, help="inputs per sampling run (default 16 on a GPU, 1 on the CPU)"
@@ -545,7 +507,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    quiet_library_logs()
+    if argv is None:  # this process is the command line: native log lines off too (see gen3dface.core.logs)
+        silence_native_stderr()
     try:
+        check_options(args)  # every option and the photo file, before any work
         return args.func(args)
     except Gen3DFaceError as e:
         print(f"gen3dface: error: {e}", file=sys.stderr)

@@ -1,60 +1,28 @@
-"""End-to-end jobs behind the CLI and ``make demo``: each reads user input, computes everything, then
-writes its outputs in one step (a temporary folder moved into place), so a failure leaves nothing behind."""
+"""End-to-end jobs behind the CLI and ``make demo``: each checks and locks its output folder, computes everything
+into a staging folder beside it, then swaps that folder in whole (:func:`gen3dface.core.storage.output_folder`):
+a failure leaves the output as it was, a rerun leaves no file of an earlier one, and a second run into the same
+folder is refused while the first one runs."""
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from gen3dface.core.errors import OutputError
-from gen3dface.faces.detect import InputNote, crop_face
 from gen3dface.core.images import save_png
+from gen3dface.core.storage import output_folder
 from gen3dface.core.viz import crop_summary_figure, draw_landmarks
+from gen3dface.faces.detect import InputNote, crop_face
 
 
-def publish(staging: Path, outdir: Path) -> list[Path]:
-    """Move every file of ``staging`` into ``outdir`` (each move atomic), then remove ``staging``."""
-    written = []
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-        for f in sorted(staging.iterdir()):
-            target = outdir / f.name
-            f.replace(target)
-            written.append(target)
-    except OSError as e:
-        raise OutputError(f"cannot write into {outdir}: {e.strerror or e}") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return written
-
-
-def staging_dir(outdir: Path) -> Path:
-    """A fresh temporary folder beside ``outdir`` (same file system, so moves are renames)."""
-    parent = outdir.resolve().parent
-    if parent.exists() and not parent.is_dir():
-        raise OutputError(f"{parent} is a file, not a folder")
-    if outdir.exists() and not outdir.is_dir():
-        raise OutputError(f"output {outdir} exists and is a file; give a folder")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", suffix=".part", dir=parent))
-    except OSError as e:
-        raise OutputError(f"cannot create {outdir}: {e.strerror or e}") from None
-
-
-def crop_job(photo_path, outdir, size: int = 256, backend: str = "mediapipe", summary: bool = False) -> dict:
-    """Photo -> aligned crop, mask, landmarks JSON and overlay in ``outdir``. Returns a report dict.
-
-    Files: ``crop.png`` (S x S RGB), ``mask.png`` (S x S gray), ``landmarks.json``, ``overlay.png`` (the photo
-    with landmarks, detector box and crop square) and, with ``summary``, ``summary.png`` (all three side by side).
-    """
-    outdir = Path(outdir)
+def write_crop(
+    photo_path, folder: Path, size: int = 256, backend: str = "mediapipe", summary: bool = False
+) -> dict:
+    """Crop the face of ``photo_path`` and write :func:`crop_job`'s files into ``folder`` (a staging folder).
+    Returns the report, ``files`` as names inside ``folder``."""
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InputNote)
@@ -78,32 +46,28 @@ def crop_job(photo_path, outdir, size: int = 256, backend: str = "mediapipe", su
         },
         "seconds": round(seconds, 3),
     }
-    stage = staging_dir(outdir)
-    try:
-        save_png(stage / "crop.png", crop.image)
-        save_png(stage / "mask.png", crop.mask)
-        save_png(stage / "overlay.png", overlay)
-        (stage / "landmarks.json").write_text(json.dumps(record, indent=1))
-        if summary:
-            import matplotlib
+    save_png(folder / "crop.png", crop.image)
+    save_png(folder / "mask.png", crop.mask)
+    save_png(folder / "overlay.png", overlay)
+    (folder / "landmarks.json").write_text(json.dumps(record, indent=1))
+    names = ["crop.png", "mask.png", "overlay.png", "landmarks.json"]
+    if summary:
+        import matplotlib
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
-            fig = crop_summary_figure(
-                overlay,
-                crop.image,
-                crop.mask,
-                title=f"{Path(photo_path).name}: {len(face.landmarks)} {face.backend} landmarks",
-            )
-            fig.savefig(stage / "summary.png", dpi=100)
-            plt.close(fig)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    files = publish(stage, outdir)
+        fig = crop_summary_figure(
+            overlay,
+            crop.image,
+            crop.mask,
+            title=f"{Path(photo_path).name}: {len(face.landmarks)} {face.backend} landmarks",
+        )
+        fig.savefig(folder / "summary.png", dpi=100)
+        plt.close(fig)
+        names.append("summary.png")
     return {
-        "files": [str(f) for f in files],
+        "files": names,
         "notes": notes,
         "seconds": seconds,
         "n_landmarks": int(len(face.landmarks)),
@@ -111,9 +75,91 @@ def crop_job(photo_path, outdir, size: int = 256, backend: str = "mediapipe", su
     }
 
 
-def generate_job(
-    photo_path,
+def crop_job(photo_path, outdir, size: int = 256, backend: str = "mediapipe", summary: bool = False) -> dict:
+    """Photo -> aligned crop, mask, landmarks JSON and overlay in ``outdir`` (replaced whole). Returns a report dict.
+
+    Files: ``crop.png`` (S x S RGB), ``mask.png`` (S x S gray), ``landmarks.json``, ``overlay.png`` (the photo
+    with landmarks, detector box and crop square) and, with ``summary``, ``summary.png`` (all three side by side).
+    """
+    with output_folder(outdir, [photo_path]) as stage:
+        report = write_crop(photo_path, stage, size, backend, summary)
+    report["files"] = [str(Path(outdir) / n) for n in report["files"]]
+    return report
+
+
+def write_mesh_record(mesh, out: Path, photo) -> str:
+    """Write ``mesh`` to ``out`` and its pose/confidence record beside it as ``out.json``; returns the pose as
+    text for the console."""
+    from gen3dface.core.storage import atomic_write_text
+
+    mesh.save(out)
+    record = {"photo": str(photo), "mesh": out.name, **mesh.to_dict()}
+    atomic_write_text(out.with_suffix(".json"), json.dumps(record, indent=1))
+    return ", ".join(f"{k} {v:+.1f}" for k, v in mesh.pose.items())
+
+
+def generate_job(photo_path, outdir, **settings) -> dict:
+    """Photo -> ``views`` generated views in ``outdir`` (replaced whole; and, with ``mesh``, the reconstructed
+    head). ``settings``: those of :func:`write_generation`, which lists the files. Returns a report dict."""
+    with output_folder(outdir, [photo_path]) as stage:
+        report = write_generation(photo_path, stage, **settings)
+    report["files"] = [str(Path(outdir) / n) for n in report["files"]]
+    return report
+
+
+def demo_job(
+    photo,
     outdir,
+    size: int = 256,
+    steps: int | None = None,
+    progress: bool = True,
+    trust_pickle: bool = False,
+    log=print,
+    note=print,
+) -> dict:
+    """The demo into ``outdir`` (replaced whole): :func:`crop_job`'s files with ``summary.png``, the face mesh
+    (``mesh.obj`` + ``mesh.json``) and, unless ``steps`` is 0, :func:`generate_job`'s files with ``head.glb``
+    (``steps`` DDIM steps; default 50 on a GPU, 20 on a CPU). ``log`` gets the progress lines, ``note`` the notes
+    on the photo. Returns ``{"seconds", "generated"}`` (generation's report, or ``None``)."""
+    import torch
+
+    from gen3dface.generation.pipeline import checkpoint_folder
+    from gen3dface.mesh.estimate import estimate_mesh
+
+    out = Path(outdir)
+    start = time.perf_counter()
+    if steps != 0:
+        checkpoint_folder(trust_pickle=trust_pickle)  # a checkpoint it would refuse: before any work
+    with output_folder(out, [photo]) as stage:
+        log(f"[demo] step 1/4: face detection, landmarks and aligned crop of {photo}")
+        report = write_crop(photo, stage, size, summary=True)
+        for n in report["notes"]:
+            note(n)
+        for f in report["files"]:
+            log(f"  {out / f}")
+        log("[demo] step 2/4: face mesh estimated from the photo, in the canonical head frame")
+        mesh = estimate_mesh(photo)
+        pose = write_mesh_record(mesh, stage / "mesh.obj", photo)
+        log(f"  {out / 'mesh.obj'} ({len(mesh.vertices)} vertices; pose {pose} deg)")
+        generated = None
+        if steps != 0:
+            steps = steps or (50 if torch.cuda.is_available() else 20)
+            log(f"[demo] step 3/4: 16 views with the model ({steps} DDIM steps), then step 4/4: head.glb")
+            generated = write_generation(
+                photo,
+                stage,
+                steps=steps,
+                mesh=True,
+                progress=progress,
+                trust_pickle=trust_pickle,
+                log=lambda m: log("  " + m),
+            )
+    return {"seconds": time.perf_counter() - start, "generated": generated}
+
+
+def write_generation(
+    photo_path,
+    folder: Path,
     checkpoint=None,
     views: int | None = None,
     steps: int = 50,
@@ -128,8 +174,10 @@ def generate_job(
     fast: bool = False,
     keep_photo: float | None = None,
     photo: bool = True,
+    trust_pickle: bool = False,
 ) -> dict:
-    """Photo -> ``views`` generated views in ``outdir`` (and, with ``mesh``, the reconstructed head).
+    """Photo -> ``views`` generated views written into ``folder`` (a staging folder; and, with ``mesh``, the
+    reconstructed head). Returns a report, ``files`` as names inside ``folder``.
 
     Files: ``view_00.png`` .. (``N`` views, view ``N/2`` frontal), ``contact_sheet.png`` (input crop + views),
     ``cameras.json`` (:mod:`gen3dface.core.cameras` format), ``input.png`` (the crop the model saw),
@@ -140,8 +188,8 @@ def generate_job(
     ``photo`` is false, head.glb's vertices that the photo sees are coloured from it
     (:func:`gen3dface.recon.photo.paint_from_photo`).
     ``fast``: on a GPU, fp16 weights and a compiled UNet (:meth:`Gen3DFaceModel.speed_up`). ``keep_photo``: see
-    :meth:`Gen3DFacePipeline.generate_views`.
-    Everything is written to a staging folder first: a failure leaves no output folder behind.
+    :meth:`Gen3DFacePipeline.generate_views`. ``trust_pickle``: allow a checkpoint whose weights are a pickle
+    (:func:`gen3dface.generation.pipeline.load_model`).
     """
     import torch
 
@@ -150,7 +198,6 @@ def generate_job(
 
     if sampler not in ("joint", "sequential"):
         raise InputError(f"unknown sampler {sampler!r}; choose joint or sequential")
-    outdir = Path(outdir)
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if dev not in ("cpu", "cuda") and not str(dev).startswith("cuda:"):
         raise InputError(f"unknown device {dev!r}; choose cpu or cuda")
@@ -161,7 +208,11 @@ def generate_job(
         "cuda"
     )  # fp16 + torch.compile: GPU only (on a CPU both are slower)
     pipe = Gen3DFacePipeline.from_checkpoint(
-        checkpoint, device=dev, dtype=torch.float16 if gpu_fast else torch.float32, compile=gpu_fast
+        checkpoint,
+        device=dev,
+        dtype=torch.float16 if gpu_fast else torch.float32,
+        compile=gpu_fast,
+        trust_pickle=trust_pickle,
     )
     keep_photo = pipe.keep_photo_for(keep_photo)  # a bad value fails before the photo is read
     prep = pipe.prepare(photo_path)  # bad photo / no face: raises before anything is written
@@ -188,69 +239,65 @@ def generate_job(
         from gen3dface.recon.photo import input_photo_view
 
         photo_view = input_photo_view(photo_path, prep["crop"], prep["mesh"].camera)
-    stage = staging_dir(outdir)
-    try:
-        for k, v in enumerate(out.views):
-            save_png(stage / f"view_{k:02d}.png", v)
-        save_png(stage / "input.png", out.input_view)
-        save_png(stage / "contact_sheet.png", contact_sheet(out.views, out.input_view, columns=9))
-        out.cameras.save(stage / "cameras.json")
-        out.mesh.save(stage / "input_mesh.obj")
-        (stage / "input_mesh.json").write_text(
-            json.dumps({"photo": str(photo_path), **out.mesh.to_dict()}, indent=1)
+    before = set(p.name for p in folder.iterdir())
+    for k, v in enumerate(out.views):
+        save_png(folder / f"view_{k:02d}.png", v)
+    save_png(folder / "input.png", out.input_view)
+    save_png(folder / "contact_sheet.png", contact_sheet(out.views, out.input_view, columns=9))
+    out.cameras.save(folder / "cameras.json")
+    out.mesh.save(folder / "input_mesh.obj")
+    (folder / "input_mesh.json").write_text(
+        json.dumps({"photo": str(photo_path), **out.mesh.to_dict()}, indent=1)
+    )
+    if photo_view is not None:
+        from gen3dface.recon.photo import save_photo_view
+
+        save_photo_view(photo_view, folder)
+    t_mesh, painted = None, None
+    if mesh:
+        from gen3dface.recon.config import config_for
+        from gen3dface.recon.export import save_mesh
+        from gen3dface.recon.fit import reconstruct_views
+
+        log(f"[generate] reconstructing the head from the {len(out.views)} views ({recon_profile} fit)")
+        t2 = time.perf_counter()
+        result = reconstruct_views(
+            out.views,
+            out.cameras,
+            config=config_for(recon_profile),
+            device=dev,
+            progress=progress,
+            photo=photo_view if photo else None,
         )
-        if photo_view is not None:
-            from gen3dface.recon.photo import save_photo_view
-
-            save_photo_view(photo_view, stage)
-        t_mesh, painted = None, None
-        if mesh:
-            from gen3dface.recon.config import config_for
-            from gen3dface.recon.fit import reconstruct_views
-            from gen3dface.recon.export import save_mesh
-
-            log(f"[generate] reconstructing the head from the {len(out.views)} views ({recon_profile} fit)")
-            t2 = time.perf_counter()
-            result = reconstruct_views(
-                out.views,
-                out.cameras,
-                config=config_for(recon_profile),
-                device=dev,
-                progress=progress,
-                photo=photo_view if photo else None,
-            )
-            painted = result.photo
-            if painted["used"]:
-                log(f"[generate] {painted['vertices_coloured']} vertices of head.glb coloured from the photo")
-            save_mesh(result.mesh, stage / "head.glb")
-            result.save_turntable(stage / "turntable.gif")
-            t_mesh = time.perf_counter() - t2
-        record = {
-            "photo": str(photo_path),
-            "checkpoint": str(checkpoint or "shipped small model"),
-            "views": len(out.views),
-            "steps": steps,
-            "guidance": guidance,
-            "sampler": sampler,
-            "seed": seed,
-            "keep_photo": keep_photo,
-            "device": dev,
-            "fast": gpu_fast,
-            "notes": out.notes,
-            "input_photo": {
-                "written": photo_view is not None,
-                "size": None if photo_view is None else photo_view.camera.height,
-                "on_mesh": painted,
-            },
-            "seconds": {
-                "crop_and_mesh": round(t_prep, 2),
-                "sampling": round(t_sample, 2),
-                "reconstruction": t_mesh and round(t_mesh, 2),
-            },
-        }
-        (stage / "generate.json").write_text(json.dumps(record, indent=1))
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    files = publish(stage, outdir)
-    return {"files": [str(f) for f in files], "notes": out.notes, "seconds": record["seconds"]}
+        painted = result.photo
+        if painted["used"]:
+            log(f"[generate] {painted['vertices_coloured']} vertices of head.glb coloured from the photo")
+        save_mesh(result.mesh, folder / "head.glb")
+        result.save_turntable(folder / "turntable.gif")
+        t_mesh = time.perf_counter() - t2
+    record = {
+        "photo": str(photo_path),
+        "checkpoint": str(checkpoint or "shipped small model"),
+        "views": len(out.views),
+        "steps": steps,
+        "guidance": guidance,
+        "sampler": sampler,
+        "seed": seed,
+        "keep_photo": keep_photo,
+        "device": dev,
+        "fast": gpu_fast,
+        "notes": out.notes,
+        "input_photo": {
+            "written": photo_view is not None,
+            "size": None if photo_view is None else photo_view.camera.height,
+            "on_mesh": painted,
+        },
+        "seconds": {
+            "crop_and_mesh": round(t_prep, 2),
+            "sampling": round(t_sample, 2),
+            "reconstruction": t_mesh and round(t_mesh, 2),
+        },
+    }
+    (folder / "generate.json").write_text(json.dumps(record, indent=1))
+    files = sorted(p.name for p in folder.iterdir() if p.name not in before)
+    return {"files": files, "notes": out.notes, "seconds": record["seconds"]}

@@ -31,10 +31,15 @@ from typing import Iterable, Sequence
 import torch
 
 from gen3dface.core.errors import InputError
+from gen3dface.core.limits import MAX_FOV_DEG, MIN_FOV_DEG
 
 #: Default orbit: at radius 4 a 30 degree field of view frames the [-1, 1]^3 head cube with a margin.
 DEFAULT_RADIUS = 4.0
 DEFAULT_FOV_DEG = 30.0
+#: a cameras.json larger than this is not one (thousands of cameras take a few MB)
+MAX_CAMERAS_BYTES = 64 * 2**20
+#: image sides a cameras record may give (pixels)
+MAX_IMAGE_SIDE = 16384
 #: The paper's synthesis grid: azimuth -180..180, elevation -40..40 (16 azimuths x 3 elevations = 48).
 SYNTHESIS_ELEVATIONS = (-40.0, 0.0, 40.0)
 SYNTHESIS_AZIMUTHS = 16
@@ -80,8 +85,24 @@ def look_at(eye: torch.Tensor, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0)) -> to
     return c2w
 
 
+def check_fov(fov_deg: float) -> float:
+    """``fov_deg`` as a float when it is a finite field of view in [:data:`MIN_FOV_DEG`, :data:`MAX_FOV_DEG`]
+    degrees; else a one-line :class:`InputError` (0 or 180 degrees has no pinhole camera)."""
+    try:
+        fov = float(fov_deg)
+    except (TypeError, ValueError):
+        raise InputError(f"the field of view must be a number of degrees, got {fov_deg!r}") from None
+    if not (math.isfinite(fov) and MIN_FOV_DEG <= fov <= MAX_FOV_DEG):
+        raise InputError(
+            f"the field of view must be between {MIN_FOV_DEG:g} and {MAX_FOV_DEG:g} degrees, got {fov_deg}"
+        )
+    return fov
+
+
 def intrinsics_from_fov(fov_deg: float, height: int, width: int | None = None) -> torch.Tensor:
-    """Pinhole intrinsics ``(3, 3)`` in pixels for a *vertical* field of view, square pixels, centred."""
+    """Pinhole intrinsics ``(3, 3)`` in pixels for a *vertical* field of view (:func:`check_fov`), square pixels,
+    centred."""
+    fov_deg = check_fov(fov_deg)
     width = height if width is None else width
     fy = 0.5 * height / math.tan(math.radians(fov_deg) / 2)
     return torch.tensor([[fy, 0.0, width / 2], [0.0, fy, height / 2], [0.0, 0.0, 1.0]])
@@ -253,8 +274,13 @@ class Cameras:
         try:
             K = torch.tensor(d["K"], dtype=torch.float32)
             c2w = torch.tensor(d["c2w"], dtype=torch.float32)
-            return cls(K, c2w, int(d["height"]), int(d["width"]))
-        except (KeyError, TypeError, ValueError) as e:
+            height, width = int(d["height"]), int(d["width"])
+            if not (0 < height <= MAX_IMAGE_SIDE and 0 < width <= MAX_IMAGE_SIDE):
+                raise ValueError(f"image size {width}x{height} is not within 1..{MAX_IMAGE_SIDE} pixels")
+            if not (bool(torch.isfinite(K).all()) and bool(torch.isfinite(c2w).all())):
+                raise ValueError("K or c2w holds NaN or infinite numbers")
+            return cls(K, c2w, height, width)
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise InputError(f"not a gen3dface cameras record ({e.__class__.__name__}: {e})") from None
 
     def save(self, path) -> None:
@@ -266,12 +292,14 @@ class Cameras:
     def load(cls, path) -> "Cameras":
         from pathlib import Path
 
+        from gen3dface.core.images import read_input_file
+
         p = Path(path)
         if not p.is_file():
             raise InputError(f"cameras file not found: {p}")
         try:
-            d = json.loads(p.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            d = json.loads(read_input_file(p, MAX_CAMERAS_BYTES, "cameras file"))
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise InputError(f"{p} is not valid JSON ({e})") from None
         return cls.from_dict(d)
 

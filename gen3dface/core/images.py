@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,15 @@ from gen3dface.core.storage import atomic_write_bytes
 MAX_PIXELS = 80_000_000
 #: A face needs some pixels; anything smaller on its short side is refused.
 MIN_SIDE = 32
+#: Photo files larger than this are refused before a byte is read (a 24 MP 8-bit TIFF fits; /dev/zero and a
+#: 20 GB sparse file do not).
+MAX_PHOTO_BYTES = 100 * 2**20
+_FILE_KINDS = {
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
 _PIL_LIMIT_LOCK = threading.Lock()
 
 
@@ -105,22 +115,68 @@ def _open_header(data: bytes) -> Image.Image:
             Image.MAX_IMAGE_PIXELS = saved
 
 
+def _size_text(n: int) -> str:
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+
+
+def check_input_file(path: str | os.PathLike, max_bytes: int, what: str = "photo") -> os.stat_result:
+    """Refuse, with a one-line :class:`InputError`, anything at ``path`` but a regular file of at most
+    ``max_bytes`` bytes: missing paths, folders, named pipes, devices, sockets, files too large. Reads nothing
+    (a named pipe would block a reader, a device or a sparse file would fill the memory)."""
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise InputError(f"{what} not found: {p}") from None
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read {p}: {getattr(e, 'strerror', None) or e}") from None
+    _check_stat(st, p, max_bytes, what)
+    return st
+
+
+def _check_stat(st: os.stat_result, p: Path, max_bytes: int, what: str) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{p} is a directory; give the path of a {what} file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = _FILE_KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        raise InputError(f"{p} is {kind}, not a file; give the path of a {what} file")
+    if st.st_size > max_bytes:
+        raise InputError(
+            f"{p} is {_size_text(st.st_size)}, over the {_size_text(max_bytes)} limit for a {what}; "
+            "give a smaller file"
+        )
+
+
+def read_input_file(path: str | os.PathLike, max_bytes: int = MAX_PHOTO_BYTES, what: str = "photo") -> bytes:
+    """The bytes of the user's file at ``path``, read only when it is a regular file of at most ``max_bytes``
+    (:func:`check_input_file`); every problem is a one-line :class:`InputError`. The file is opened without
+    blocking and checked again once open, so a path swapped for a pipe or grown meanwhile is refused too."""
+    p = Path(path)
+    check_input_file(p, max_bytes, what)
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as e:
+        raise InputError(f"cannot read {p}: {e.strerror or e}") from None
+    with os.fdopen(fd, "rb") as f:
+        _check_stat(os.fstat(fd), p, max_bytes, what)
+        try:
+            data = f.read(max_bytes + 1)
+        except OSError as e:
+            raise InputError(f"cannot read {p}: {e.strerror or e}") from None
+    if len(data) > max_bytes:
+        raise InputError(f"{p} grew past the {_size_text(max_bytes)} limit for a {what} while being read")
+    return data
+
+
 def load_image(path: str | os.PathLike) -> Photo:
     """Read and validate a photo. Every problem raises :class:`InputError` with a one-line reason.
 
     Accepts anything Pillow reads (PNG, JPEG, WebP, BMP, TIFF, GIF's first frame); refuses missing
-    files, directories, empty and non-image files, truncated data, headers claiming absurd sizes, and
-    images too small to hold a face.
+    files, directories, pipes and devices, files over :data:`MAX_PHOTO_BYTES`, empty and non-image files,
+    truncated data, headers claiming absurd sizes, and images too small to hold a face.
     """
     p = Path(path)
-    if not p.exists():
-        raise InputError(f"photo not found: {p}")
-    if p.is_dir():
-        raise InputError(f"{p} is a directory; give the path of an image file")
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise InputError(f"cannot read {p}: {e.strerror or e}") from None
+    data = read_input_file(p, MAX_PHOTO_BYTES, "photo")
     if not data:
         raise InputError(f"{p} is empty (0 bytes)")
     try:
@@ -133,6 +189,8 @@ def load_image(path: str | os.PathLike) -> Photo:
         raise InputError(f"{p} is not an image Pillow can read (PNG, JPEG, WebP, BMP, TIFF)") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise InputError(f"{p} is truncated or corrupt ({e})") from None
+    except MemoryError:
+        raise InputError(f"{p}: not enough memory to decode it; give a smaller photo") from None
     return photo_from_pil(img, p)
 
 

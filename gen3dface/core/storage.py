@@ -1,16 +1,18 @@
-"""Atomic output: a file or folder is either absent or complete, never half written."""
+"""Atomic output: a file or folder is either absent or complete, never half written; output folders are built
+aside, locked against a second run and swapped in whole (:func:`output_folder`)."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
-from gen3dface.core.errors import OutputError
+from gen3dface.core.errors import InputError, OutputError
 
 #: Mesh file formats read and written (trimesh): binary glTF, Wavefront OBJ, PLY.
 MESH_FORMATS = (".glb", ".obj", ".ply")
@@ -80,3 +82,127 @@ def atomic_dir(final: str | os.PathLike, write: Callable[[Path], object]) -> Pat
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return final
+
+
+#: Record files by which an existing folder is known to be a gen3dface output (crop: ``landmarks.json``, generate:
+#: ``generate.json``; demo writes both): :func:`output_folder` replaces only such folders, or empty ones.
+OUTPUT_RECORDS = ("landmarks.json", "generate.json")
+
+
+@contextmanager
+def exclusive_lock(lock_file: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock (``flock`` on ``lock_file``, created and removed here) for the block; a second
+    holder is refused at once with :class:`OutputError` naming ``what``. The kernel drops the lock of a killed
+    process, so a lock file left by a kill never blocks a later run."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): no guard against a concurrent run
+        yield
+        return
+    while True:
+        try:
+            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        except OSError as e:
+            raise OutputError(f"cannot write to {lock_file.parent}: {e.strerror or e}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise OutputError(
+                f"another gen3dface run is writing {what} (it holds {lock_file}); wait for it to end or "
+                "write elsewhere"
+            ) from None
+        try:  # the holder before us may have removed the file on release: lock the file that is there
+            if os.stat(lock_file).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        lock_file.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def stale_staging(final: Path) -> list[Path]:
+    """Staging folders of :func:`output_folder` for ``final`` (``.NAME.XXXXXXXX.part`` beside it) and its
+    ``.NAME.old``: under ``final``'s lock, all are left by runs that died."""
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.[a-z0-9_]{{8}}\.part")
+    if not final.parent.is_dir():
+        return []
+    return [p for p in final.parent.iterdir() if pattern.fullmatch(p.name) or p.name == f".{final.name}.old"]
+
+
+def check_output_folder(final: Path, inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Refuse, before any work, an output folder that :func:`output_folder` cannot replace whole: a file, a folder
+    under a file, the current folder or one above it, a folder that holds one of ``inputs`` (it would be lost), or
+    a non-empty folder gen3dface did not write (none of :data:`OUTPUT_RECORDS` in it)."""
+    try:
+        where = final.resolve()
+        names = sorted(p.name for p in where.iterdir()) if where.is_dir() else []
+    except (OSError, RuntimeError) as e:  # unreadable, or a loop of symbolic links
+        raise OutputError(
+            f"cannot use the output folder {final}: {getattr(e, 'strerror', None) or e}"
+        ) from None
+    for parent in [where, *where.parents]:
+        if parent.exists() and not parent.is_dir():
+            what = "output" if parent == where else "its parent"
+            raise OutputError(f"cannot write the output folder {final}: {what} {parent} is a file")
+    cwd = Path.cwd().resolve()
+    if cwd == where or where in cwd.parents:
+        raise OutputError(
+            f"-o {final} is the current folder or holds it; the output folder is replaced whole: give a new one"
+        )
+    for f in inputs:
+        p = Path(f)
+        if any(where in q.parents for q in (p.resolve(), p.absolute().parent.resolve() / p.name)):
+            raise InputError(
+                f"the input {f} is inside the output folder {final}, which this run replaces whole; "
+                "give another -o or move the input out of it"
+            )
+    if names and not any(n in names for n in OUTPUT_RECORDS):
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        raise OutputError(
+            f"{final} holds files gen3dface did not write ({shown}); the output folder is replaced whole: "
+            "give a new or empty folder"
+        )
+
+
+@contextmanager
+def output_folder(final: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
+    """Build an output folder aside and swap it in whole: yields a fresh staging folder beside ``final``; when the
+    block ends without error it replaces ``final`` (which then holds exactly what the block wrote), otherwise it
+    is removed and ``final`` is left as it was.
+
+    Before the block: :func:`check_output_folder`; ``final``'s lock is taken (:func:`exclusive_lock`, a second
+    run into the same folder is refused) and held until the swap, and staging folders of runs that died
+    (:func:`stale_staging`) are removed (a ``.NAME.old`` left by a kill between the two renames of a swap is
+    put back first when ``final`` is missing)."""
+    check_output_folder(Path(final), inputs)
+    shown, final = str(final), Path(final).resolve()  # through a symbolic link: the folder it points to
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create {final.parent}: {e.strerror or e}") from None
+    with exclusive_lock(final.with_name(f".{final.name}.lock"), shown):
+        old = final.with_name(f".{final.name}.old")
+        if old.is_dir() and not final.exists():
+            old.rename(final)
+        for stale in stale_staging(final):
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+        except OSError as e:
+            raise OutputError(f"cannot create {shown}: {e.strerror or e}") from None
+        try:
+            yield stage
+            os.chmod(stage, 0o777 & ~_UMASK)  # mkdtemp makes 0700 folders; give the usual permissions
+            try:
+                swap_in(stage, final)
+            except OSError as e:
+                if old.is_dir() and not final.exists():
+                    old.rename(final)
+                raise OutputError(f"cannot replace {shown}: {e.strerror or e}") from None
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)

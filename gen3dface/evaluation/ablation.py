@@ -251,7 +251,9 @@ def train_arm(
         prep = prep.subset(json.loads((data / "kept.json").read_text()))
     torch.manual_seed(0)
     if init is not None:
-        model = Gen3DFaceModel.from_pretrained(init, torch_dtype=torch.float32, attention=spec["attention"])
+        from gen3dface.generation.pipeline import load_model
+
+        model = load_model(init, torch_dtype=torch.float32, attention=spec["attention"])
     else:
         model = Gen3DFaceModel.from_profile(profile, attention=spec["attention"])
     t = time.perf_counter()

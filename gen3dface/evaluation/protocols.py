@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,40 +33,53 @@ PROTOCOLS = ("ood", "indomain")
 PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
-def _photos(folder: Path) -> list[Path]:
+@dataclass(frozen=True)
+class EvalItem:
+    """One input of a protocol: ``name`` (the photo's file name, or the identity's folder inside the dataset),
+    ``path`` (the photo or identity folder), ``root`` (the dataset; ``None`` for photos), ``meta`` (the identity's
+    validated meta.json)."""
+
+    name: str
+    path: Path
+    root: Path | None = None
+    meta: dict | None = None
+
+
+def _photos(folder: Path) -> list[EvalItem]:
     if not folder.is_dir():
         raise InputError(f"--inputs {folder} is not a folder")
     photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
     if not photos:
         raise InputError(f"--inputs {folder} holds no photos ({', '.join(PHOTO_SUFFIXES)})")
-    return photos
+    return [EvalItem(p.name, p) for p in photos]
 
 
-def _identities(folder: Path) -> list[Path]:
-    if not (folder / "manifest.json").exists():
+def _identities(folder: Path) -> list[EvalItem]:
+    """The identities of a synth dataset, its manifest and every meta.json checked before any work
+    (:mod:`gen3dface.synth.dataset`)."""
+    from gen3dface.synth.dataset import MANIFEST, dataset_identities, read_meta
+
+    if folder.is_dir() and not (folder / MANIFEST).exists():
         raise InputError(
-            f"--inputs {folder} is not a gen3dface synth dataset (no manifest.json); the indomain "
+            f"--inputs {folder} is not a gen3dface synth dataset (no {MANIFEST}); the indomain "
             "protocol needs held-out identities with ground-truth views"
         )
-    ids = sorted(p for p in folder.glob("id_[0-9]*") if p.is_dir())
-    if not ids:
-        raise InputError(f"--inputs {folder} holds no identities")
-    return ids
+    return [EvalItem(i.folder, i.path, folder, read_meta(i.path)) for i in dataset_identities(folder)]
 
 
-def _ground_truth(identity: Path, n_views: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+def _ground_truth(item: EvalItem, n_views: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """The identity's frontal grid view (the input) and its ``n_views`` ring views at ``size`` px."""
     import cv2
 
     from gen3dface.core.images import load_image
+    from gen3dface.synth.dataset import view_file
     from gen3dface.training.data import target_views
 
-    meta = json.loads((identity / "meta.json").read_text())
     try:
-        ring = target_views(meta["views"], n_views)
+        ring = target_views(item.meta["views"], n_views)
     except InputError as e:
-        raise InputError(f"{identity}: {e}") from None
-    views = [load_image(identity / f"view_{v:02d}.png").rgb for v in ring]
+        raise InputError(f"{item.path}: {e}") from None
+    views = [load_image(view_file(item.root, item.path, v)).rgb for v in ring]
     gt = np.stack(
         [
             v if v.shape[0] == size else cv2.resize(v, (size, size), interpolation=cv2.INTER_AREA)
@@ -74,7 +89,7 @@ def _ground_truth(identity: Path, n_views: int, size: int) -> tuple[np.ndarray, 
     return views[len(ring) // 2], gt
 
 
-def _prepare_chunk(items: list[Path], protocol: str, n_views: int, size: int, meshes: str) -> list[dict]:
+def _prepare_chunk(items: list[EvalItem], protocol: str, n_views: int, size: int, meshes: str) -> list[dict]:
     """Crop and mesh each input (and load its ground truth, in-domain); runs in worker processes.
     Returns per item ``{"name", "prep", "gt"}`` or ``{"name", "skipped": reason}`` when no face is found."""
     from gen3dface.generation.inputs import photo_condition
@@ -83,7 +98,7 @@ def _prepare_chunk(items: list[Path], protocol: str, n_views: int, size: int, me
     for item in items:
         try:
             if protocol == "ood":
-                photo, gt = item, None
+                photo, gt = item.path, None
             else:
                 photo, gt = _ground_truth(item, n_views, size)
             prep = photo_condition(photo, size)
@@ -91,7 +106,7 @@ def _prepare_chunk(items: list[Path], protocol: str, n_views: int, size: int, me
                 from gen3dface.mesh.surface import snap_to_surface
                 from gen3dface.training.data import identity_surface
 
-                prep["mesh"] = snap_to_surface(prep["mesh"], identity_surface(item))
+                prep["mesh"] = snap_to_surface(prep["mesh"], identity_surface(item.path))
         except NoFaceError as e:
             out.append({"name": item.name, "skipped": str(e)})
             continue
@@ -109,17 +124,23 @@ def _warm_worker() -> None:
     warm_face_models()
 
 
-class _ViewCache:
+class ViewCache:
     """Generated views per input in ``.NAME.views/`` beside the results, so a killed run resumes where it
-    stopped; valid only for the same settings (``settings.json``) and removed once the results are written."""
+    stopped; valid only for the same settings (``settings.json``) and removed once the results are written.
+    An entry is used only when it holds exactly the arrays a run with these settings makes (``shapes``: the input
+    view's ``(S, S, 3)`` and the views' ``(N, S, S, 3)``, uint8); any other is generated again. Entries are named
+    by :func:`gen3dface.synth.dataset.cache_name` of the input's name."""
 
-    def __init__(self, out_json: Path, settings: dict):
+    def __init__(self, out_json: Path, settings: dict, shapes: dict[str, tuple[int, ...]]):
+        import shutil
+
         self.dir = out_json.with_name(f".{out_json.stem}.views")
+        self.shapes = shapes
         key = json.dumps(settings, sort_keys=True)
         stamp = self.dir / "settings.json"
-        if self.dir.exists() and (not stamp.exists() or stamp.read_text() != key):
-            import shutil
-
+        if self.dir.exists() and not self.dir.is_dir() or self.dir.is_symlink():
+            self.dir.unlink()
+        elif self.dir.exists() and (not stamp.is_file() or stamp.read_text() != key):
             shutil.rmtree(self.dir)
         if not self.dir.exists():
             try:
@@ -129,14 +150,21 @@ class _ViewCache:
             atomic_write_text(stamp, key)
 
     def _path(self, name: str) -> Path:
-        return self.dir / f"{name}.npz"
+        from gen3dface.synth.dataset import cache_name
+
+        return self.dir / f"{cache_name(name)}.npz"
 
     def get(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
         try:
             with np.load(self._path(name)) as z:
-                return z["input_view"], z["views"]
-        except (OSError, ValueError, KeyError):  # missing, or cut short by a kill (then redone)
-            return None
+                if set(z.files) != set(self.shapes):
+                    return None
+                got = {k: z[k] for k in self.shapes}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            return None  # missing, or not an npz (cut short by a kill)
+        if any(a.dtype != np.uint8 or a.shape != self.shapes[k] for k, a in got.items()):
+            return None  # from an older run or another model: generated again
+        return got["input_view"], got["views"]
 
     def put(self, name: str, input_view: np.ndarray, views: np.ndarray) -> None:
         import io
@@ -168,6 +196,7 @@ def run_eval(
     batch: int | None = None,
     workers: int | None = None,
     keep_photo: float | None = None,
+    trust_pickle: bool = False,
 ) -> dict:
     """Run one protocol and write ``out_json`` and the paper-layout table beside it (``.md``). Returns the results.
 
@@ -181,7 +210,8 @@ def run_eval(
 
     ``meshes``: ``"estimated"`` (from each input, the paper's method) or ``"ground_truth"`` (indomain only: the
     estimate snapped onto the identity's true surface, ``mesh.ply`` in its folder). ``keep_photo``: see
-    :meth:`Gen3DFacePipeline.generate_views` (``None``: the model's default)."""
+    :meth:`Gen3DFacePipeline.generate_views` (``None``: the model's default). ``trust_pickle``: allow a checkpoint
+    whose weights are a pickle (:func:`gen3dface.generation.pipeline.load_model`)."""
     import torch
 
     from gen3dface.core.parallel import WorkerPool, worker_count
@@ -219,7 +249,9 @@ def run_eval(
     pool = WorkerPool(worker_count(workers, len(items) * 17), warm_up=_warm_worker)
     cache = None
     try:
-        pipe = Gen3DFacePipeline.from_checkpoint(checkpoint, device=dev, dtype=dtype)
+        pipe = Gen3DFacePipeline.from_checkpoint(
+            checkpoint, device=dev, dtype=dtype, trust_pickle=trust_pickle
+        )
         S = pipe.model.image_size
         n_views = views or pipe.model.config.n_views
         pipe.check_settings(n_views, steps, guidance, "input")
@@ -236,7 +268,11 @@ def run_eval(
             "meshes": meshes,
             "keep_photo": keep_photo,
         }
-        cache = _ViewCache(out_json, {**settings, "inputs": str(folder.resolve()), "protocol": protocol})
+        cache = ViewCache(
+            out_json,
+            {**settings, "inputs": str(folder.resolve()), "protocol": protocol},
+            {"input_view": (S, S, 3), "views": (n_views, S, S, 3)},
+        )
         seconds = {"load_model": round(time.perf_counter() - t_start, 2)}
         from functools import partial
 

@@ -135,6 +135,12 @@ def _mp_detect(rgb: np.ndarray, x0: int = 0, y0: int = 0) -> list[tuple[np.ndarr
     return found
 
 
+def mediapipe_face_score(rgb: np.ndarray) -> float:
+    """BlazeFace's best face score ``[0, 1]`` on the whole of ``rgb (H, W, 3)`` (0 when it sees no face); on a
+    head crop, how much it looks like an upright face."""
+    return max((s for _, s in _mp_detect(np.ascontiguousarray(rgb))), default=0.0)
+
+
 def _tiles(h: int, w: int, n: int) -> list[tuple[int, int, int, int]]:
     """An ``n x n`` grid of overlapping square-ish tiles ``(y0, y1, x0, x1)`` covering the image."""
     th, tw = int(np.ceil(h / n * 1.5)), int(np.ceil(w / n * 1.5))

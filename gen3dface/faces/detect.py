@@ -19,7 +19,7 @@ import numpy as np
 
 from gen3dface.faces import backends as fb
 from gen3dface.faces.arcface import arcface_embedding
-from gen3dface.core.errors import InputError, NoFaceError
+from gen3dface.core.errors import BackendUnavailable, InputError, NoFaceError
 from gen3dface.core.images import Photo, as_photo
 
 BACKENDS = ("mediapipe", "dlib", "insightface")
@@ -30,6 +30,14 @@ HEAD_SCALE = 1.6
 
 #: below this mean foreground over the face's landmark box, background segmentation has missed the person
 MIN_FACE_FOREGROUND = 0.5
+#: Orientation (:func:`upright_faces`): a face whose up direction (mouth to eyes) is turned more than this many
+#: degrees from the photo's up is searched for again on the photo turned by a multiple of 90 degrees.
+MAX_ROLL_DEG = 45.0
+#: Face Mesh fits an upright face to an upside-down one; its crop is then recognised as upside down when the
+#: face detector scores the crop turned by 180 degrees at least this high, and this much above the crop as it is.
+UPSIDE_DOWN_SCORE, UPSIDE_DOWN_MARGIN = 0.7, 0.2
+#: side in pixels of the head crop that the orientation check looks at
+ORIENTATION_CROP = 160
 
 
 class InputNote(UserWarning):
@@ -42,6 +50,11 @@ class MultipleFacesWarning(InputNote):
 
 class BackgroundKeptNote(InputNote):
     """Background segmentation did not find the person in the crop, so the photo's background is kept."""
+
+
+class TurnedPhotoNote(InputNote):
+    """The face was sideways or upside down: it was found on the photo turned upright (the landmarks are still
+    given in the photo as it is, and the crop is upright)."""
 
 
 @dataclass
@@ -109,12 +122,27 @@ def detect_faces(image, backend: str = "mediapipe") -> list[Face]:
     return sorted(faces, key=lambda f: -f.area)
 
 
-def find_face(image, backend: str = "mediapipe") -> Face:
+def find_face(image, backend: str = "mediapipe", upright: bool | None = None) -> Face:
     """The largest face in ``image``. Raises :class:`NoFaceError`; warns with
-    :class:`MultipleFacesWarning` when there are several."""
+    :class:`MultipleFacesWarning` when there are several. With ``upright``, a face lying on its side or upside
+    down is found on the photo turned upright (:func:`upright_faces`), with a :class:`TurnedPhotoNote`; by
+    default for a photo read from a file (a phone's photo may have lost its orientation), not for an array (a
+    render or a view, upright by construction, and often many of them: the check costs a few detections)."""
     photo = as_photo(image)
     faces = detect_faces(photo, backend)
     name = str(photo.path) if photo.path else "the image"
+    turn = 0
+    if upright or (upright is None and photo.path is not None):
+        faces, turn = upright_faces(photo, faces, backend)
+    if turn:
+        how = {1: "90 deg counterclockwise", 2: "180 deg", 3: "90 deg clockwise"}[turn]
+        warnings.warn(
+            TurnedPhotoNote(
+                f"the photo was rotated by {how} to put the face upright ({name} shows it "
+                f"{'upside down' if turn == 2 else 'on its side'}); the crop is upright"
+            ),
+            stacklevel=2,
+        )
     if not faces:
         h, w = photo.size
         hint = (
@@ -134,6 +162,72 @@ def find_face(image, backend: str = "mediapipe") -> Face:
             stacklevel=2,
         )
     return faces[0]
+
+
+def face_roll(face: Face) -> float:
+    """Degrees by which the face's up direction (mouth to eyes) is turned clockwise from the image's up: 0 for
+    an upright face, 90 for one whose head points right, +-180 upside down."""
+    k = face.keypoints.astype(np.float64)
+    up = (k[0] + k[1]) / 2 - (k[3] + k[4]) / 2
+    return float(np.degrees(np.arctan2(up[0], -up[1])))
+
+
+def upright_scores(rgb: np.ndarray, face: Face) -> tuple[float, float]:
+    """The face detector's scores on the face's head crop (levelled by its landmarks) as it is and turned by
+    180 degrees: ``(upright, upside_down)``. Face Mesh fits an upright face to an upside-down one, and then the
+    second score is the higher."""
+    crop, *_ = warp_quad(Photo(rgb), crop_quad(face.keypoints), ORIENTATION_CROP)
+    return fb.mediapipe_face_score(crop), fb.mediapipe_face_score(np.rot90(crop, 2))
+
+
+def turned_points(xy: np.ndarray, turn: int, height: int, width: int) -> np.ndarray:
+    """Points ``(..., 2)`` of the photo turned by ``np.rot90(rgb, turn)`` (``turn`` quarter turns
+    counterclockwise) back in the pixels of the ``height x width`` photo."""
+    x, y = xy[..., 0], xy[..., 1]
+    back = {0: (x, y), 1: (width - y, x), 2: (width - x, height - y), 3: (y, height - x)}[turn % 4]
+    return np.stack(back, -1).astype(xy.dtype)
+
+
+def _face_back(face: Face, turn: int, height: int, width: int) -> Face:
+    lm = face.landmarks.copy()
+    lm[:, :2] = turned_points(lm[:, :2], turn, height, width)
+    corners = turned_points(face.box.reshape(2, 2), turn, height, width)
+    box = np.r_[corners.min(0), corners.max(0)]
+    kps = turned_points(face.keypoints, turn, height, width)
+    return Face(box, face.score, lm, kps, face.backend, face.embedding)
+
+
+def upright_faces(photo: Photo, faces: list[Face], backend: str) -> tuple[list[Face], int]:
+    """``faces`` (of ``photo``, largest first) found again on the photo turned upright when the largest lies on
+    its side or upside down, or when there is none; returns the faces, in ``photo``'s pixels, and the quarter
+    turns (counterclockwise, 0..3) that put the photo upright (0: ``faces`` as given).
+
+    The largest face's roll (:func:`face_roll`) says which way is up, except that Face Mesh fits an upright face
+    to an upside-down one: :func:`upright_scores` tells those apart. A face found on a turned photo is taken only
+    when it is upright there and the face detector is confident of it.
+    """
+    h, w = photo.size
+    try:
+        if faces:
+            up, down = upright_scores(photo.rgb, faces[0])
+            roll = face_roll(faces[0]) + (
+                180.0 if down >= max(UPSIDE_DOWN_SCORE, up + UPSIDE_DOWN_MARGIN) else 0.0
+            )
+            turn = int(np.round(roll / 90.0)) % 4
+            candidates = [turn] if turn else []
+        else:
+            candidates = [2, 1, 3]
+        for turn in candidates:
+            rgb = np.ascontiguousarray(np.rot90(photo.rgb, turn))
+            found = detect_faces(Photo(rgb), backend)
+            if not found or abs(face_roll(found[0])) > MAX_ROLL_DEG:
+                continue
+            up, down = upright_scores(rgb, found[0])
+            if up >= UPSIDE_DOWN_SCORE and up > down:
+                return [_face_back(f, turn, h, w) for f in found], turn
+    except BackendUnavailable:  # no mediapipe to judge by: take the faces as found
+        pass
+    return faces, 0
 
 
 @dataclass

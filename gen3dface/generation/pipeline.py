@@ -20,6 +20,7 @@ from diffusers import DDIMScheduler, DiffusionPipeline
 from gen3dface.core.cameras import Cameras, target_ring
 from gen3dface.generation.diffusion import sample
 from gen3dface.core.errors import InputError
+from gen3dface.core.limits import check_model_config_file
 from gen3dface.core.images import to_tensor, to_uint8
 from gen3dface.generation.inputs import photo_condition
 from gen3dface.generation.model import Gen3DFaceModel
@@ -75,6 +76,50 @@ def start_latents(
     return a.sqrt() * prior + (1 - a).sqrt() * noise
 
 
+#: weight files that are pickles (loading one can run code), as diffusers and torch name them
+PICKLE_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def check_weights(folder: str | os.PathLike, trust_pickle: bool = False) -> bool:
+    """Whether the model ``folder`` holds safetensors weights; :class:`InputError` when it holds no weights, or
+    pickles only (``diffusion_pytorch_model.bin``, ...) and ``trust_pickle`` (CLI: ``--trust-pickle``) is not
+    set, since unpickling can run any code the file holds. Cheap: call it before any work."""
+    folder = Path(folder)
+    files = [f.name for f in folder.iterdir() if f.is_file()] if folder.is_dir() else []
+    safe = any(n.endswith(".safetensors") for n in files)
+    pickles = sorted(n for n in files if n.endswith(PICKLE_WEIGHTS))
+    if not safe and not pickles:
+        raise InputError(f"no model weights in {folder} (expected a .safetensors file beside config.json)")
+    if not safe and not trust_pickle:
+        raise InputError(
+            f"the model weights in {folder} are a pickle ({pickles[0]}), which can run code when loaded; pass "
+            "--trust-pickle (trust_pickle=True) only for a file whose source you trust, or convert it to "
+            "safetensors"
+        )
+    return safe
+
+
+def checkpoint_folder(path: str | os.PathLike | None = None, trust_pickle: bool = False) -> Path:
+    """The model folder of checkpoint ``path`` (default :func:`default_checkpoint`; the folder itself or its
+    ``model/``), its config and weights checked (:func:`check_weights`) without loading them."""
+    path = Path(path) if path is not None else default_checkpoint()
+    folder = path / "model" if (path / "model" / "config.json").exists() else path
+    if not (folder / "config.json").exists():
+        raise InputError(f"no gen3dface model in {path} (expected config.json and a .safetensors file)")
+    check_weights(folder, trust_pickle)
+    return folder
+
+
+def load_model(folder: str | os.PathLike, trust_pickle: bool = False, **kw) -> Gen3DFaceModel:
+    """``Gen3DFaceModel.from_pretrained(folder, **kw)``, safetensors weights only unless ``trust_pickle``
+    (:func:`check_weights`)."""
+    safe = check_weights(folder, trust_pickle)
+    try:
+        return Gen3DFaceModel.from_pretrained(folder, use_safetensors=safe, **kw)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f"cannot load the model in {folder}: {str(e).splitlines()[0]}") from None
+
+
 class Gen3DFacePipeline(DiffusionPipeline):
     """``pipe(photo) -> Gen3DFaceOutput``; load with :meth:`from_checkpoint` (or diffusers'
     ``from_pretrained`` on a saved pipeline folder)."""
@@ -90,18 +135,15 @@ class Gen3DFacePipeline(DiffusionPipeline):
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
         compile: bool = False,
+        trust_pickle: bool = False,
     ) -> "Gen3DFacePipeline":
         """A pipeline around a trained model folder (``config.json`` + safetensors, or a folder holding
-        ``model/``). Raises :class:`InputError` when it is missing or not a model. The UNet runs in channels-last
-        memory format (faster on CPU and GPU); ``compile`` also compiles it (:meth:`Gen3DFaceModel.speed_up`)."""
-        path = Path(path) if path is not None else default_checkpoint()
-        folder = path / "model" if (path / "model" / "config.json").exists() else path
-        if not (folder / "config.json").exists():
-            raise InputError(f"no gen3dface model in {path} (expected config.json and a .safetensors file)")
-        try:
-            model = Gen3DFaceModel.from_pretrained(folder, torch_dtype=dtype)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise InputError(f"cannot load the model in {folder}: {str(e).splitlines()[0]}") from None
+        ``model/``). Raises :class:`InputError` when it is missing or not a model, or holds pickle weights only
+        and ``trust_pickle`` is not set (:func:`load_model`). The UNet runs in channels-last memory format
+        (faster on CPU and GPU); ``compile`` also compiles it (:meth:`Gen3DFaceModel.speed_up`)."""
+        folder = checkpoint_folder(path, trust_pickle)
+        check_model_config_file(folder / "config.json")  # absurd sizes fail here, not in an allocation
+        model = load_model(folder, trust_pickle, torch_dtype=dtype)
         pipe = cls(model.eval(), model.noise_scheduler("ddim"))
         if device is not None:
             pipe.to(device)

@@ -37,7 +37,7 @@ from torch import nn
 
 from gen3dface.core.cameras import DEFAULT_FOV_DEG, Cameras, intrinsics_from_fov
 from gen3dface.core.errors import BackendUnavailable, InputError
-from gen3dface.core.images import as_photo
+from gen3dface.core.images import as_photo, check_input_file
 from gen3dface.mesh.align import axis_angle_to_matrix, pose_from_rotation, rotation_from_pose
 from gen3dface.mesh.facemesh import FaceMesh, face_template, mediapipe_mesh
 from gen3dface.mesh.flame import CANONICAL_HEAD_WIDTH
@@ -48,6 +48,8 @@ N_PARAMS = sum(PARAM_SIZES.values())  # 236
 #: DECA's input resolution (``cfg.dataset.image_size``) and crop rule (``TestData``: scale, 68-point margin).
 IMAGE_SIZE = 224
 CROP_SCALE, KPT68_MARGIN = 1.25, 1.1
+#: DECA's deca_model.tar is about 430 MB; a file far larger is not one (and is not read)
+MAX_DECA_BYTES = 4 * 2**30
 #: mediapipe face-mesh points whose bounding box stands in for the 68-point one: the jaw line from ear to
 #: ear (dlib 0..16) and the upper eyebrow edges (dlib 17..26); the rest of the 68 points lie inside.
 MP_BOX_POINTS = (
@@ -201,6 +203,7 @@ def load_deca(path: str | os.PathLike) -> DecaEncoder:
             f"DECA checkpoint not found at {path}; download deca_model.tar from DECA's authors "
             "(github.com/YadiraF/DECA, after accepting the FLAME licence) and pass its path"
         )
+    check_input_file(path, MAX_DECA_BYTES, "DECA checkpoint")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch.load raises many kinds on foreign bytes; all mean the same

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 
-from gen3dface.core.cameras import DEFAULT_FOV_DEG, Cameras
+from gen3dface.core.cameras import DEFAULT_FOV_DEG, Cameras, check_fov
 from gen3dface.core.errors import InputError
 from gen3dface.mesh.deca import cached_deca, deca_mesh
 from gen3dface.mesh.facemesh import FaceMesh, ground_truth_mesh, mediapipe_mesh
@@ -83,6 +83,7 @@ def estimate_mesh(
         raise InputError(f"unknown mesh backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "ground_truth":
         return ground_truth_mesh(head, camera)
+    fov_deg = check_fov(fov_deg)  # before any file is read or face searched for
     if backend == "flame":
         layer = FlameLayer.from_file(flame_path(flame_model), trust_pickle=trust_pickle)
         if deca_model is not None:

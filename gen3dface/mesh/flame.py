@@ -15,11 +15,14 @@ import numpy as np
 import torch
 
 from gen3dface.core.errors import BackendUnavailable, InputError
+from gen3dface.core.images import read_input_file
 from gen3dface.mesh.align import axis_angle_to_matrix
 from gen3dface.mesh.facemesh import CONFIDENCE_SCALE, FaceMesh
 
 #: Where the FLAME model is looked for when ``flame_model`` is not given.
 FLAME_ENV = "GEN3DFACE_FLAME_MODEL"
+#: FLAME 2020's generic_model.pkl is about 55 MB; a file far larger is not one (and is not read whole)
+MAX_FLAME_BYTES = 1 * 2**30
 
 
 # --------------------------------------------------------------------------------------- reading the model file
@@ -110,8 +113,21 @@ def load_flame(path: str | os.PathLike, trust_pickle: bool = False) -> dict[str,
             "trust_pickle=True (CLI: --trust-pickle) only for the file you downloaded from FLAME"
         )
     try:
-        raw = _FlameUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError) as e:
+        raw = _FlameUnpickler(
+            io.BytesIO(read_input_file(path, MAX_FLAME_BYTES, "FLAME model")), encoding="latin1"
+        ).load()
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        AttributeError,
+        ImportError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        RecursionError,
+        MemoryError,
+    ) as e:
         raise InputError(f"{path} is not a FLAME model file ({e})") from None
     need = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
     if not isinstance(raw, dict) or any(k not in raw for k in need):
@@ -141,6 +157,28 @@ def _check_flame_shapes(m: dict[str, np.ndarray], path: Path) -> None:
     if not ok:
         shapes = ", ".join(f"{k} {v.shape}" for k, v in m.items())
         raise InputError(f"{path} has inconsistent FLAME arrays: {shapes}")
+    _check_flame_values(m, path)
+
+
+def _check_flame_values(m: dict[str, np.ndarray], path: Path) -> None:
+    """Refuse numbers no FLAME model has: non-finite entries, a template of no extent, triangles naming
+    vertices that do not exist, vertices bound to no joint, joints regressed from nothing."""
+    n = len(m["v_template"])
+    problem = None
+    if not all(np.issubdtype(v.dtype, np.number) for v in m.values()):
+        problem = "non-numeric arrays"
+    elif not all(np.isfinite(v).all() for v in m.values()):
+        problem = "NaN or infinite entries"
+    elif n < 4 or float(np.ptp(m["v_template"], axis=0).min()) <= 0:
+        problem = "a template mesh of no extent (all its vertices on one plane or point)"
+    elif m["f"].size == 0 or int(m["f"].min()) < 0 or int(m["f"].max()) >= n:
+        problem = f"triangles whose vertex indices are not in 0..{n - 1}"
+    elif float(np.abs(m["weights"].sum(1)).min()) < 1e-6:
+        problem = "vertices bound to no joint (skinning weights summing to 0)"
+    elif float(np.abs(m["J_regressor"]).sum(1).min()) < 1e-12:
+        problem = "joints regressed from no vertex"
+    if problem:
+        raise InputError(f"{path} is not a usable FLAME model: it has {problem}")
 
 
 # --------------------------------------------------------------------------------------- the forward pass

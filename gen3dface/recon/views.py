@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from gen3dface.core.cameras import Cameras
 from gen3dface.core.errors import InputError
+from gen3dface.core.images import MAX_PHOTO_BYTES, read_input_file
 from gen3dface.recon.photo import PhotoView, load_photo_view
 
 
@@ -141,10 +142,13 @@ def views_from_arrays(
 
 
 def _read_png(path: Path) -> np.ndarray:
+    import io
+
     from PIL import Image, UnidentifiedImageError
 
+    data = read_input_file(path, MAX_PHOTO_BYTES, "view image")  # a regular file of sane size, or one line
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(data)) as img:
             img.load()
             mode = img.mode
             if mode in ("RGBA", "LA") or (mode == "P" and "transparency" in img.info):

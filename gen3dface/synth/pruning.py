@@ -16,7 +16,9 @@
   procedural identities (60 % defects) this lifts the area under the ROC curve for drift from 0.68
   (raw, |azimuth| <= 67.5) to 0.93.
 
-Per-identity scores are cached in ``ROOT/.prune_cache/`` as they are computed, so a killed run resumes
+The dataset is read through :mod:`gen3dface.synth.dataset` (manifest and meta files validated, identity folders
+confined to the root). Per-identity scores are cached in ``ROOT/.prune_cache/`` as they are computed, one file per
+identity path (:func:`gen3dface.synth.dataset.cache_name`) and scorer, checked when read, so a killed run resumes
 where it stopped. Results go to ``ROOT/pruning.json``; with the synthesis defect labels, precision and
 recall of both filters are reported.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -36,6 +39,7 @@ from gen3dface.evaluation.identity import backend_note, backend_tag, resolve_bac
 from gen3dface.faces.detect import detect_faces, face_embedding, find_face
 from gen3dface.core.images import load_image
 from gen3dface.core.storage import atomic_path, atomic_write_text
+from gen3dface.synth.dataset import Identity, cache_name, dataset_identities, read_meta, view_file
 
 BACK_AZIMUTH = 90.0
 FACE_AZIMUTH = 45.0
@@ -109,6 +113,8 @@ def identity_embeddings(images: list[np.ndarray], backend: str = "auto") -> tupl
             continue
         out.append(face_embedding(rgb, face, used))
         found.append(k)
+    if not out:  # no face in any view
+        return np.zeros((0, 0), np.float32), found
     return np.asarray(out, dtype=np.float32).reshape(len(out), -1), found
 
 
@@ -205,15 +211,15 @@ def _janus_scorer(backend: str):
     return (lambda views: [front_face_score(v) for v in views]), "face"
 
 
-def _score_identity(folder: Path, janus, embed_backend: str) -> dict:
-    """Janus scores of the back views and embeddings of the near-frontal views of one identity folder."""
-    meta = json.loads((folder / "meta.json").read_text())
-    az = np.asarray(meta["azimuth_deg"])
+def _score_identity(root: Path, folder: Path, meta: dict, janus, embed_backend: str) -> dict:
+    """Janus scores of the back views and embeddings of the near-frontal views of one identity folder (its
+    validated ``meta``)."""
+    az = np.asarray(meta["azimuth_deg"], dtype=np.float64)
     back = [int(k) for k in np.nonzero(np.abs(az) > BACK_AZIMUTH)[0]]
-    scores = janus([load_image(folder / f"view_{k:02d}.png").rgb for k in back])
+    scores = janus([load_image(view_file(root, folder, k)).rgb for k in back])
     front = [int(k) for k in np.nonzero(np.abs(az) <= FACE_AZIMUTH + 1e-6)[0]]
     emb, found = identity_embeddings(
-        [load_image(folder / f"view_{k:02d}.png").rgb for k in front], embed_backend
+        [load_image(view_file(root, folder, k)).rgb for k in front], embed_backend
     )
     janus_views = (
         [k for k in meta["defect_views"] if abs(az[k]) > BACK_AZIMUTH] if meta["defect"] == "janus" else []
@@ -228,20 +234,47 @@ def _score_identity(folder: Path, janus, embed_backend: str) -> dict:
     }
 
 
-def _cached(cache: Path, folder: Path, janus, janus_name: str, embed_backend: str) -> dict:
-    """:func:`_score_identity` through a per-identity cache file (written atomically), one per Janus scorer and
-    embedding model."""
-    f = cache / f"{folder.name}.{janus_name}.{backend_tag(embed_backend)}.npz"
-    if f.is_file():
-        try:
-            z = np.load(f)
-            rec = json.loads(str(z["record"]))
-            rec["janus_scores"] = {int(k): v for k, v in rec["janus_scores"].items()}
-            rec["embeddings"] = z["embeddings"]
-            return rec
-        except (OSError, KeyError, ValueError):
-            pass  # unreadable: score again
-    rec = _score_identity(folder, janus, embed_backend)
+def read_cached(f: Path, meta: dict) -> dict | None:
+    """A per-identity cache entry (:func:`_cached`), or ``None`` when it is missing, unreadable or does not fit
+    the identity's ``meta`` (an entry from another version or another dataset): then it is scored again."""
+    try:
+        with np.load(f) as z:
+            if set(z.files) != {"embeddings", "record"}:
+                return None
+            rec, emb = json.loads(str(z["record"])), z["embeddings"]
+        n = meta["views"]
+        views = [
+            *rec["face_views"],
+            *rec["embedded_views"],
+            *rec["janus_views"],
+            *map(int, rec["janus_scores"]),
+        ]
+        ok = (
+            emb.dtype == np.float32
+            and emb.ndim == 2
+            and len(emb) == len(rec["embedded_views"])
+            and rec["defect"] == meta["defect"]
+            and all(isinstance(k, int) and 0 <= k < n for k in views)
+            and all(isinstance(v, (int, float)) for v in rec["janus_scores"].values())
+        )
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, EOFError, zipfile.BadZipFile):
+        return None
+    if not ok:
+        return None
+    rec["janus_scores"] = {int(k): v for k, v in rec["janus_scores"].items()}
+    rec["embeddings"] = emb
+    return rec
+
+
+def _cached(root: Path, identity: Identity, meta: dict, janus, janus_name: str, embed_backend: str) -> dict:
+    """:func:`_score_identity` through a per-identity cache file (written atomically), one per identity path,
+    Janus scorer and embedding model."""
+    cache = root / ".prune_cache"
+    f = cache / f"{cache_name(identity.folder)}.{janus_name}.{backend_tag(embed_backend)}.npz"
+    rec = read_cached(f, meta) if f.is_file() else None
+    if rec is not None:
+        return rec
+    rec = _score_identity(root, identity.path, meta, janus, embed_backend)
     cache.mkdir(exist_ok=True)
     with atomic_path(f) as tmp:
         with open(tmp, "wb") as fh:
@@ -269,25 +302,19 @@ def prune(
             "auto" (CLIP when its weights are on disk).
     """
     root = Path(root)
-    manifest_file = root / "manifest.json"
-    if not manifest_file.is_file():
-        raise InputError(
-            f"{root} is not a gen3dface dataset (no manifest.json); make one with `gen3dface synth`"
-        )
-    ids = json.loads(manifest_file.read_text())["identities"]
-    if not ids:
-        raise InputError(f"{root} holds no identities")
+    ids = dataset_identities(root)
     if top_k is None:
         top_k = math.ceil(0.9 * len(ids))
     if top_k < 1:
         raise InputError(f"--top-k must be at least 1, got {top_k}")
     if not 0.0 <= tau <= 1.0:
         raise InputError(f"--tau is a score threshold in [0, 1], got {tau}")
+    metas = [read_meta(item.path) for item in ids]  # every identity checked before any is scored
     janus, janus_name = _janus_scorer(janus_backend)
     embed_backend = resolve_backend(embed_backend)
     raw = [
-        _cached(root / ".prune_cache", root / item["folder"], janus, janus_name, embed_backend)
-        for item in progress_bar(ids, desc="pruning", disable=not progress, unit="id")
+        _cached(root, item, meta, janus, janus_name, embed_backend)
+        for item, meta in zip(progress_bar(ids, desc="pruning", disable=not progress, unit="id"), metas)
     ]
     embeddings = [dict(zip(r["embedded_views"], r["embeddings"])) for r in raw]
     scores = centred_scores(embeddings)
@@ -295,7 +322,7 @@ def prune(
     for item, r, s in zip(ids, raw, scores):
         records.append(
             {
-                "folder": item["folder"],
+                "folder": item.folder,
                 "defect": r["defect"],
                 "janus_views": r["janus_views"],
                 "janus_scores": {str(k): round(v, 4) for k, v in r["janus_scores"].items()},

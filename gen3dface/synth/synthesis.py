@@ -41,7 +41,8 @@ from gen3dface.synth.head_params import sample_head_params
 from gen3dface.core.images import save_png, to_uint8
 from gen3dface.synth.shading import STYLES
 from gen3dface.synth.render import render
-from gen3dface.core.storage import atomic_dir, atomic_write_text
+from gen3dface.core.storage import atomic_dir, atomic_write_text, exclusive_lock
+from gen3dface.synth.dataset import read_meta
 
 JANUS_AZIMUTH = 135.0  # |azimuth| from which a Janus identity shows a face on the back
 DRIFT_AZIMUTH = 15.0  # azimuth above which a drifting identity turns into another person
@@ -229,7 +230,7 @@ def build_manifest(root: str | Path) -> dict:
     for d in sorted(root.glob("id_[0-9]*")):
         if not (d / "meta.json").is_file():
             continue
-        meta = json.loads((d / "meta.json").read_text())
+        meta = read_meta(d)
         ids.append(
             {
                 "folder": d.name,
@@ -314,12 +315,15 @@ def synthesize(
         raise InputError(f"{root} holds a dataset made with other settings ({config_file}); use a new folder")
     if not config_file.exists():
         atomic_write_text(config_file, cfg_json)
-    for stale in root.glob(".id_*.part"):
-        if int(stale.name[4:10]) % n == i:
-            shutil.rmtree(stale, ignore_errors=True)
-    mine = [k for k in range(n_identities) if k % n == i]
-    todo = [k for k in mine if not (root / f"id_{k:06d}").is_dir()]
-    for k in progress_bar(todo, desc=f"synth shard {i}/{n}", disable=not progress, unit="id"):
-        write_identity(root, make_item(cfg, k))
+    # one process per shard: a second run of the same shard is refused (its stale-folder sweep would remove the
+    # first one's staging folders)
+    with exclusive_lock(root / f".synth.shard-{i}-of-{n}.lock", f"shard {i}/{n} of {root}"):
+        for stale in root.glob(".id_[0-9][0-9][0-9][0-9][0-9][0-9].part"):
+            if int(stale.name[4:10]) % n == i:
+                shutil.rmtree(stale, ignore_errors=True)
+        mine = [k for k in range(n_identities) if k % n == i]
+        todo = [k for k in mine if not (root / f"id_{k:06d}").is_dir()]
+        for k in progress_bar(todo, desc=f"synth shard {i}/{n}", disable=not progress, unit="id"):
+            write_identity(root, make_item(cfg, k))
     manifest = build_manifest(root)
     return {"made": len(todo), "skipped": len(mine) - len(todo), "total": manifest["count"]}
