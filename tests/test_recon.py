@@ -217,3 +217,37 @@ def test_cli_bad_inputs_exit_2_with_one_line_and_no_output(tmp_path, capsys):
         assert rc == 2, (name, err)
         assert err.startswith("gen3dface: error: ") and err.count("\n") == 1, (name, err)
         assert not out.exists() and not (tmp_path / "outs").exists(), name
+
+
+def test_cli_reconstruct_never_overwrites_its_inputs_nor_writes_one_file_twice(tmp_path, capsys):
+    generate_style_folder(tmp_path / "gen")
+    cams = (tmp_path / "gen" / "cameras.json").read_bytes()
+    base = ["reconstruct", str(tmp_path / "gen"), "-o", str(tmp_path / "h.glb"), "--quiet", "--iters", "5,5"]
+    for extra in (
+        ["--summary", str(tmp_path / "gen" / "cameras.json")],
+        ["--summary", str(tmp_path / "h.glb")],
+    ):
+        rc = main([*base, *extra])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.startswith("gen3dface: error: ") and err.count("\n") == 1, err
+    assert (tmp_path / "gen" / "cameras.json").read_bytes() == cams
+    assert not (tmp_path / "h.glb").exists()
+
+
+def test_cli_reconstruct_writes_all_its_files_or_none(tmp_path, capsys, monkeypatch):
+    from gen3dface.recon import fit
+
+    generate_style_folder(tmp_path / "gen")
+    real = fit.reconstruct_views
+
+    def failing_turntable(*a, **k):
+        result = real(*a, **k)
+        result.save_turntable = lambda path: (_ for _ in ()).throw(OSError("no video writer"))
+        return result
+
+    monkeypatch.setattr(fit, "reconstruct_views", failing_turntable)
+    out = tmp_path / "o"
+    args = ["reconstruct", str(tmp_path / "gen"), "-o", str(out / "h.glb"), "--quiet", "--iters", "5,5"]
+    with pytest.raises(OSError):
+        main([*args, "--summary", str(out / "s.json"), "--turntable", str(out / "t.gif")])
+    assert not out.exists() or not any(out.iterdir()), sorted(out.iterdir())

@@ -129,6 +129,9 @@ def _cmd_prune(args) -> int:
 
 
 def _cmd_reconstruct(args) -> int:
+    from contextlib import ExitStack
+
+    from gen3dface.core.storage import atomic_path, check_distinct_outputs
     from gen3dface.recon.export import VIDEO_FORMATS, check_output_path, save_mesh
     from gen3dface.recon.config import config_for
     from gen3dface.recon.views import load_views
@@ -137,11 +140,21 @@ def _cmd_reconstruct(args) -> int:
     out = check_output_path(args.output)
     turntable = check_output_path(args.turntable, VIDEO_FORMATS, "turntable") if args.turntable else None
     summary = check_output_path(args.summary, (".json",), "summary") if args.summary else None
+    outputs = [p for p in (out, turntable, summary) if p is not None]
+    check_distinct_outputs(outputs, args.views)
     cfg = config_for(args.profile, seed=args.seed, **({"iters": args.iters} if args.iters else {}))
     views = load_views(args.views)
     photo = None if args.no_photo else "auto"
     result = reconstruct_views(views, config=cfg, device=args.device, progress=not args.quiet, photo=photo)
-    save_mesh(result.mesh, out)
+    with ExitStack() as stack:  # every file written aside first, then all renamed: none or all of them
+        tmp = {p: stack.enter_context(atomic_path(p)) for p in outputs}
+        save_mesh(result.mesh, tmp[out])
+        if summary is not None:
+            from gen3dface.recon.report import write_report
+
+            write_report(result, tmp[summary])
+        if turntable is not None:
+            result.save_turntable(tmp[turntable])
     seconds = sum(result.seconds.values())
     psnr = f"; training PSNR {result.history[-1]['psnr']:.1f} dB" if result.history else ""
     n = result.photo.get("vertices_coloured")
@@ -150,14 +163,9 @@ def _cmd_reconstruct(args) -> int:
         f"wrote {out} ({len(result.mesh.vertices)} vertices, {len(result.mesh.faces)} faces) from "
         f"{len(views)} views in {seconds:.1f} s{psnr}{painted}"
     )
-    if summary is not None:
-        from gen3dface.recon.report import write_report
-
-        write_report(result, summary)
-        print(f"wrote {summary}")
-    if turntable is not None:
-        result.save_turntable(turntable)
-        print(f"wrote {turntable}")
+    for p in (summary, turntable):
+        if p is not None:
+            print(f"wrote {p}")
     return 0
 
 

@@ -206,3 +206,20 @@ def output_folder(final: str | os.PathLike, inputs: Iterable[str | os.PathLike] 
                 raise OutputError(f"cannot replace {shown}: {e.strerror or e}") from None
         finally:
             shutil.rmtree(stage, ignore_errors=True)
+
+
+def check_distinct_outputs(outputs: Iterable[str | os.PathLike], input_folder: str | os.PathLike) -> None:
+    """Refuse, before any work, output files that are one file twice, or that would replace a file the run reads
+    from ``input_folder`` (its images, ``cameras.json``, the input photo's files): writing one would destroy an
+    input. New files inside the folder are fine."""
+    seen: dict[Path, str] = {}
+    folder = Path(input_folder).resolve()
+    for f in outputs:
+        where = Path(f).resolve()
+        if where in seen:
+            raise InputError(f"{seen[where]} and {f} are the same file; give each output its own path")
+        seen[where] = str(f)
+        if where.parent == folder and where.exists() and where.suffix.lower() in (".png", ".json", ".jpg"):
+            raise InputError(
+                f"{f} is one of the input files in {input_folder}; writing it would destroy it: give another path"
+            )
