@@ -164,3 +164,17 @@ def test_keep_photo_draws_the_views_towards_the_reprojected_photo():
     err_free = np.abs(free - want)[core].mean()
     err_kept = np.abs(kept - want)[core].mean()
     assert err_kept < 1.0 and err_free > 20, (err_kept, err_free)
+
+
+def test_guidance_defaults_to_off_while_the_photo_is_kept():
+    from gen3dface.generation.model import Gen3DFaceModel, add_reprojection
+    from gen3dface.generation.pipeline import GUIDANCE, GUIDANCE_KEEPING_PHOTO, Gen3DFacePipeline
+
+    base = Gen3DFaceModel.from_profile("smoke").eval()
+    paper = Gen3DFacePipeline.from_model(base)
+    keeping = Gen3DFacePipeline.from_model(add_reprojection(base).eval())
+    assert (GUIDANCE, GUIDANCE_KEEPING_PHOTO) == (2.0, 1.0)
+    assert paper.guidance_for(None) == GUIDANCE
+    assert keeping.guidance_for(None) == GUIDANCE_KEEPING_PHOTO  # keep_photo's default is 1
+    assert keeping.guidance_for(None, keep_photo=0.0) == GUIDANCE  # the model alone: guidance on
+    assert keeping.guidance_for(3.0) == paper.guidance_for(3.0) == 3.0

@@ -405,7 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
     g.add_argument(
-        "--guidance", type=float, default=2.0, help="classifier-free guidance weight (default 2; 1 = off)"
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance weight, 1 = off (default: 1 while the photo's pixels are kept, as with the "
+        "shipped model; else 2)",
     )
     g.add_argument(
         "--sampler",
@@ -464,7 +468,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--views", type=int, default=None, help="target views (default: the model's, 16)")
     e.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
-    e.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance weight (default 2)")
+    e.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help="classifier-free guidance weight (default as for generate)",
+    )
     e.add_argument("--sampler", default="joint", choices=["joint", "sequential"])
     e.add_argument("--seed", type=int, default=0)
     e.add_argument(

@@ -163,7 +163,7 @@ def write_generation(
     checkpoint=None,
     views: int | None = None,
     steps: int = 50,
-    guidance: float = 2.0,
+    guidance: float | None = None,
     sampler: str = "joint",
     seed: int = 0,
     device: str | None = None,
@@ -215,6 +215,7 @@ def write_generation(
         trust_pickle=trust_pickle,
     )
     keep_photo = pipe.keep_photo_for(keep_photo)  # a bad value fails before the photo is read
+    guidance = pipe.guidance_for(guidance, keep_photo)
     prep = pipe.prepare(photo_path)  # bad photo / no face: raises before anything is written
     t_prep = time.perf_counter() - t0
     log(

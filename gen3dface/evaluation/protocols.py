@@ -186,7 +186,7 @@ def run_eval(
     checkpoint=None,
     views: int | None = None,
     steps: int = 50,
-    guidance: float = 2.0,
+    guidance: float | None = None,
     sampler: str = "joint",
     seed: int = 0,
     device: str | None = None,
@@ -256,6 +256,7 @@ def run_eval(
         n_views = views or pipe.model.config.n_views
         pipe.check_settings(n_views, steps, guidance, "input")
         keep_photo = pipe.keep_photo_for(keep_photo)
+        guidance = pipe.guidance_for(guidance, keep_photo)
         settings = {
             "checkpoint": str(checkpoint or "shipped small model"),
             "views": n_views,
