@@ -13,6 +13,7 @@ two different real people) and the paper's values; then FID against the inputs, 
     python scripts/bench_real_photos.py --make-photos outputs/real             # the photo set (CPU, seconds)
     python scripts/bench_real_photos.py --photos outputs/real -o outputs/real.json            # 50 DDIM steps
     python scripts/bench_real_photos.py --photos outputs/real -o r.json --checkpoint my_model --batch 16
+    python scripts/bench_real_photos.py --photos outputs/real -o r.json --keep-photo 0 --guidance 2   # model alone
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace) -> None:
         args.output,
         checkpoint=args.checkpoint,
         steps=args.steps,
+        guidance=args.guidance,
         device=args.device,
         batch=args.batch,
         workers=args.workers,
@@ -82,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--output", type=Path, default=Path("outputs/real_photos.json"))
     ap.add_argument("--checkpoint", default=None, help="a trained model folder (default: the shipped model)")
     ap.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    ap.add_argument(
+        "--guidance", type=float, default=None, help="guidance weight (default: the pipeline's, guidance_for)"
+    )
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     ap.add_argument("--batch", type=int, default=None, help="inputs per sampling run")
     ap.add_argument("--workers", type=int, default=None, help="processes for cropping and face embedding")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -518,6 +519,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: operating-system errors a user fixes on their side, wherever they strike (disk full, over quota, no
+#: permission, a read-only file system): one line, not a traceback
+USER_FIXABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -532,6 +538,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except Gen3DFaceError as e:
         print(f"gen3dface: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in USER_FIXABLE_ERRNOS:
+            raise  # anything else is a bug: keep its traceback
+        where = f" {e.filename}" if e.filename else ""
+        print(f"gen3dface: error: cannot use{where}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gen3dface: interrupted", file=sys.stderr)

@@ -34,7 +34,7 @@ import torch
 from gen3dface.core.progress import progress_bar
 
 from gen3dface.core.cameras import Cameras, orbit_cameras, ring_azimuths, synthesis_grid
-from gen3dface.core.errors import InputError
+from gen3dface.core.errors import InputError, OutputError
 from gen3dface.synth.appearance import vary_appearance
 from gen3dface.synth.heads import HeadMesh, build_head
 from gen3dface.synth.head_params import sample_head_params
@@ -300,7 +300,10 @@ def synthesize(
     root = Path(root)
     if root.exists() and not root.is_dir():
         raise InputError(f"{root} exists and is not a folder")
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create the dataset folder {root}: {e.strerror or e}") from None
     config_file = root / "synth_config.json"
     cfg_json = json.dumps(
         {
