@@ -12,7 +12,7 @@ JOBS    ?= 2
 # (pytest workers, notebook kernels), which otherwise slows training on 2 cores by up to 10x.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install demo test test-fast reproduce lint format clean
+.PHONY: install demo test test-fast reproduce student lint format clean
 
 install: $(STAMP)
 
@@ -31,6 +31,10 @@ test-fast: $(STAMP)
 
 reproduce: $(STAMP)
 	$(PY) scripts/reproduce.py --profile $(PROFILE) --out outputs
+
+# solution-free copies of every notebook (checker cells kept) for a class: outputs/student/*.ipynb (docs/teaching.md)
+student: $(STAMP)
+	$(PY) -m gen3dface.teaching.student --out outputs/student
 
 # one linter and one formatter (ruff, pinned in pyproject.toml; line length 110): `make format` fixes
 lint: $(STAMP)

@@ -2,7 +2,9 @@
 notebook's time against the profile's budget (the smoke profile: 180 s per notebook on a 2-core CPU).
 
 Used by ``make reproduce`` (``scripts/reproduce.py``) and ``scripts/bench_notebooks.py``. Timings are reported
-here, never asserted by the test suite: a busy machine must not fail the tests.
+here, never asserted by the test suite: a busy machine must not fail the tests. The HTML pages show the
+notebooks' interactive 3D figures: nbconvert drops plotly's own output type, so :func:`add_plotly_html` gives
+each one an HTML rendering first.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+#: the output type a plotly figure is displayed with in a Jupyter kernel (JupyterLab, VS Code and Colab draw it)
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
 #: seconds a notebook may take per profile (docs/architecture.md: every notebook runs in <= 3 min on 2 CPU cores in smoke)
 BUDGET_S: dict[str, float] = {"smoke": 180.0}
 
@@ -24,6 +29,47 @@ def digest(path: Path, profile: str) -> str:
     return hashlib.sha256(path.read_bytes() + profile.encode()).hexdigest()[:16]
 
 
+def _plotly_js() -> str:
+    """plotly.js inline, defining ``window.Plotly`` also where require.js is loaded (nbconvert's templates load
+    it, and plotly.js would then register as an anonymous AMD module instead)."""
+    from plotly.offline import get_plotlyjs
+
+    return (
+        '<script type="text/javascript">(function(define, module, exports) {\n'
+        + get_plotlyjs()
+        + "\n}).call(window);</script>\n"
+    )
+
+
+def add_plotly_html(nb) -> int:
+    """Give every plotly output of the notebook ``nb`` that has no ``text/html`` rendering one (the figure as an
+    HTML ``div``; plotly.js inline once, before the first figure, so the page works offline). nbconvert's HTML
+    exporter shows ``text/html`` and drops :data:`PLOTLY_MIME`. Returns how many figures were given one."""
+    import plotly.io as pio
+
+    n = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if PLOTLY_MIME not in data or "text/html" in data:
+                continue
+            fig = pio.to_html(data[PLOTLY_MIME], include_plotlyjs=False, full_html=False, validate=False)
+            data["text/html"] = (_plotly_js() if n == 0 else "") + fig
+            n += 1
+    return n
+
+
+def notebook_html(executed: Path) -> str:
+    """The HTML page of an executed notebook, its plotly figures included (:func:`add_plotly_html`)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(executed, as_version=4)
+    add_plotly_html(nb)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    return body
+
+
 def run_notebook(nb: Path, out_dir: Path, profile: str, force: bool = False, html_page: bool = True) -> dict:
     """Execute ``nb`` into ``out_dir/notebooks`` (and ``out_dir/html`` unless ``html_page`` is False).
 
@@ -31,9 +77,7 @@ def run_notebook(nb: Path, out_dir: Path, profile: str, force: bool = False, htm
     The executed copy is written under a temporary name and renamed, so a killed run leaves no partial file.
     Returns ``{"notebook", "profile", "status": "ok"|"failed", "error", "seconds", "budget", "key", "skipped"}``.
     """
-    import nbformat
     import papermill as pm
-    from nbconvert import HTMLExporter
 
     executed = out_dir / "notebooks" / nb.name
     page = out_dir / "html" / (nb.stem + ".html")
@@ -64,8 +108,7 @@ def run_notebook(nb: Path, out_dir: Path, profile: str, force: bool = False, htm
         os.replace(tmp, executed)
         if html_page:
             page.parent.mkdir(parents=True, exist_ok=True)
-            body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
-            page.write_text(body)
+            page.write_text(notebook_html(executed))
     rec = {
         "notebook": nb.name,
         "profile": profile,

@@ -11,10 +11,16 @@ package's reference (on random cases where the answer is a function) and
 
 A checker is written as a body run by :func:`run_check`: the body returns the success detail or raises
 :class:`ExerciseFailed` (directly or through :func:`expect_close` / :func:`expect_equal`).
+
+In a student copy (:mod:`gen3dface.teaching.student`) a solution block is one ``# YOUR CODE HERE`` line: a
+function's body raises ``NotImplementedError`` (``not implemented yet``) and a value the checker reads is still
+the ``None`` it was set to before the block; :func:`require` and :func:`require_function` turn that ``None``
+into one sentence naming the variable.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -64,6 +70,8 @@ def student_error(error: BaseException) -> str:
     ]
     where = f" (line {frames[-1].lineno})" if frames else ""
     message = one_line(error)
+    if not frames and isinstance(error, TypeError) and "'NoneType' object is not callable" in message:
+        return "the function you pass is still None: define it above the checker and re-run the cell"
     return f"raised {error.__class__.__name__}" + (f": {message}" if message else "") + where
 
 
@@ -92,6 +100,29 @@ def answered(value: Any, reason: str = RETURNED_NONE) -> Any:
     if value is None:
         raise ExerciseFailed(reason)
     return value
+
+
+def require(value: Any, name: str, task: str) -> Any:
+    """``value``, or :class:`ExerciseFailed` ``"`name` is still None: <task>"`` when it is ``None`` (a student
+    copy's blank answer). ``task`` says what to do, in lower case without a full stop."""
+    if value is None:
+        raise ExerciseFailed(f"`{name}` is still None: {task}")
+    return value
+
+
+def require_function(fn: Any, name: str, task: str = "write the function above and re-run the cell") -> Any:
+    """``fn`` when it is callable; :class:`ExerciseFailed` for ``None`` (see :func:`require`) or a value."""
+    require(fn, name, task)
+    if not callable(fn):
+        raise ExerciseFailed(f"`{name}` must be a function, not a {type(fn).__name__}")
+    return fn
+
+
+def is_one_sentence(text: str) -> bool:
+    """Whether ``text`` is one sentence: not blank, one line, no full stop (or ``!``/``?``) followed by more
+    text. Every :class:`ExerciseFailed` message is one."""
+    text = str(text).strip()
+    return bool(text) and "\n" not in text and not re.search(r"[.!?]\s+\S", text)
 
 
 def as_array(x: Any) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Checkers for notebook 01 (diffusion preliminaries): exercises ``q_sample`` (the forward process),
-``ddim_step`` (one deterministic DDIM step) and ``multiview_loss`` (the paper's Eq. 4)."""
+``ddim_step`` (one deterministic DDIM step), ``multiview_loss`` (the paper's Eq. 4) and ``snr_one`` (the step
+at which signal and noise are equal)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from typing import Callable
 import torch
 
 from gen3dface.generation.diffusion import make_scheduler, q_sample
-from gen3dface.teaching.checking import expect_close, run_check
+from gen3dface.teaching.checking import ExerciseFailed, expect_close, require, require_function, run_check
+
+#: how far from SNR = 1 (in log10) exercise ``snr_one`` accepts
+SNR_TOLERANCE = 0.1
 
 
 def check_q_sample(
@@ -17,6 +21,7 @@ def check_q_sample(
     """``fn(alphas_cumprod (T,), x0 (B, V, C, H, W), t (B,), noise like x0) -> x_t``."""
 
     def body():
+        require_function(fn, "my_q_sample")
         g = torch.Generator().manual_seed(3)
         for schedule in ("linear", "cosine"):
             sch = make_scheduler("ddpm", schedule)
@@ -35,6 +40,7 @@ def check_ddim_step(fn: Callable[[torch.Tensor, torch.Tensor, int, int, torch.Te
     ``t_prev < 0`` means the final step (use ᾱ = alphas_cumprod[0], as Stable Diffusion's scheduler does)."""
 
     def body():
+        require_function(fn, "my_ddim_step")
         g = torch.Generator().manual_seed(4)
         sch = make_scheduler("ddim")
         sch.set_timesteps(20)
@@ -55,6 +61,7 @@ def check_multiview_loss(fn: Callable[..., torch.Tensor]) -> bool:
     """``fn(model, alphas_cumprod, x0 (B, V, C, H, W), y, cameras, t (B,), noise) -> scalar loss`` (Eq. 4)."""
 
     def body():
+        require_function(fn, "my_multiview_loss")
         g = torch.Generator().manual_seed(5)
         sch = make_scheduler("ddpm")
         w = torch.randn(3, 3, generator=g)
@@ -76,3 +83,21 @@ def check_multiview_loss(fn: Callable[..., torch.Tensor]) -> bool:
         return f"loss {float(want):.4f} on a batch of 4 samples x 5 views, as Eq. (4)"
 
     return run_check("multiview_loss", body)
+
+
+def check_snr_one(t: int | None, schedule: str = "scaled_linear") -> bool:
+    """``t``: a timestep at which the ``schedule``'s signal-to-noise ratio ᾱ_t / (1 - ᾱ_t) is 1 (within
+    :data:`SNR_TOLERANCE` in log10): as much signal as noise."""
+
+    def body():
+        step = int(require(t, "t_half", "set the timestep you found and re-run the cell"))
+        if not 0 <= step < 1000:
+            raise ExerciseFailed(f"t = {step} is outside the schedule's steps 0 to 999")
+        ab = float(make_scheduler("ddpm", schedule).alphas_cumprod[step])
+        log_snr = float(torch.log10(torch.tensor(ab / (1 - ab))))
+        if abs(log_snr) > SNR_TOLERANCE:
+            way = "later" if log_snr > 0 else "earlier"
+            raise ExerciseFailed(f"at t = {step} log10 SNR is {log_snr:+.2f}, not 0: look {way}")
+        return f"at t = {step} the {schedule} schedule keeps ᾱ = {ab:.3f}: signal and noise are equal"
+
+    return run_check("snr_one", body)

@@ -47,15 +47,24 @@ def check_attention_cost_ratio(answer: float, n_views: int) -> bool:
     return run_check("attention_cost_ratio", body)
 
 
-def check_views_tied(model_fn: Callable[[torch.Tensor], torch.Tensor], n_views: int = 4) -> bool:
-    """``model_fn(x (1, n_views, 3, 8, 8)) -> eps``: a joint model, so changing view 1 changes view 0's output."""
+def check_views_tied(
+    model_fn: Callable[[torch.Tensor], torch.Tensor],
+    n_views: int = 4,
+    view_shape: tuple[int, int, int] = (3, 8, 8),
+) -> bool:
+    """``model_fn(x (1, n_views, *view_shape)) -> eps`` of the same shape: a joint model, so changing view 1
+    changes view 0's output. ``view_shape``: ``(C, h, w)`` of one view as the model takes it (``model.view_shape``)."""
 
     def body():
         g = torch.Generator().manual_seed(0)
-        x = torch.randn(1, n_views, 3, 8, 8, generator=g)
+        x = torch.randn(1, n_views, *view_shape, generator=g)
         x2 = x.clone()
         x2[:, 1] += 1
         out, out2 = answered(model_fn(x)), answered(model_fn(x2))
+        if tuple(out.shape) != tuple(x.shape):
+            raise ExerciseFailed(
+                f"the prediction has shape {tuple(out.shape)}, expected {tuple(x.shape)} like x"
+            )
         d = (out2[:, 0] - out[:, 0]).abs().max().item()
         if d == 0:
             raise ExerciseFailed("view 0's output did not change when view 1 changed: the views are not tied")

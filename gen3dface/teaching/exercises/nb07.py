@@ -1,5 +1,6 @@
 """Checkers for notebook 07 (surface reconstruction): exercises ``ray_box`` (where rays enter and leave the head
-cube), ``neus_alpha`` (NeuS's opacity between SDF samples) and ``composite`` (front-to-back compositing)."""
+cube), ``neus_alpha`` (NeuS's opacity between SDF samples), ``composite`` (front-to-back compositing) and
+``weight_stats`` (where the NeuS weights put the surface, and how thick, for a given sharpness s)."""
 
 from __future__ import annotations
 
@@ -74,3 +75,27 @@ def check_composite(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tor
         return "colours of 60 rays composite as gen3dface.recon.rendering.composite_weights"
 
     return run_check("composite", body)
+
+
+def check_weight_stats(fn: Callable[[float], tuple[float, float]]) -> bool:
+    """``fn(s) -> (mean, std)``: where the NeuS weights ``T_i alpha_i`` of notebook 07's ray (161 samples from
+    0.6 to 1.4, the surface at 1.0; section i at its start ``t_i``) put the surface, and how spread out they
+    are, at sharpness ``s`` (weights normalised to sum to 1)."""
+
+    def body():
+        t = torch.linspace(0.6, 1.4, 161, dtype=torch.float64)
+        sdf = (1.0 - t)[None]
+        for s in (8.0, 30.0, 100.0, 400.0):
+            w = composite_weights(neus_alpha(sdf, s))[0]
+            w = w / w.sum()
+            mean = float((w * t[:-1]).sum())
+            std = float((w * (t[:-1] - mean) ** 2).sum().sqrt())
+            got = answered(fn(s))
+            if len(got) != 2:
+                raise ExerciseFailed("return two numbers, (mean, std)")
+            expect_close([float(got[0]), float(got[1])], [mean, std], 1e-3, f"s = {s:g}, (mean, std)")
+        return (
+            f"at s = 400 the weights centre on {mean:.4f} with spread {std:.4f}: sharper s, thinner surface"
+        )
+
+    return run_check("weight_stats", body)
