@@ -1,13 +1,17 @@
 """Every notebook's exercise checker under the one contract of gen3dface.teaching.checking: it passes the reference
 answer (one PASS line, returns True) and fails a typical wrong answer and an unfinished one with ExerciseFailed,
-whose message is one sentence."""
+whose message is one sentence. (The change-and-see checkers nb00.check_fov_fill, nb01.check_snr_one,
+nb02.check_janus_threshold, nb03.check_outlier_fit and nb08.check_oracle_fraction pass and fail in
+test_teaching.py.)"""
+
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 
 from gen3dface.core.cameras import orbit_position
-from gen3dface.teaching.checking import ExerciseFailed, expect_close, mismatch, run_check
+from gen3dface.teaching.checking import ExerciseFailed, expect_close, is_one_sentence, mismatch, run_check
 from gen3dface.teaching.exercises import nb00, nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08
 
 
@@ -26,7 +30,7 @@ def fails(check, *answer, contains: str = "") -> str:
     with pytest.raises(ExerciseFailed) as info:
         check(*answer)
     reason = str(info.value)
-    assert reason and "\n" not in reason and ". " not in reason, reason
+    assert is_one_sentence(reason) and ". " not in reason, reason
     assert contains in reason, reason
     assert info.value._render_traceback_() == [f"FAIL {info.value.exercise}: {reason}"]
     return reason
@@ -186,8 +190,46 @@ def test_nb04(capsys):
     )
     passes(nb04.check_grid_coords, lambda uv, h, w: uv / [w, h] * 2 - 1, capsys=capsys)
     fails(nb04.check_grid_coords, lambda uv, h, w: (uv - 0.5) / [w - 1, h - 1] * 2 - 1)  # align_corners=True
-    for check in (nb04.check_voxel_index, nb04.check_grid_coords):
+    for check in (nb04.check_voxel_index, nb04.check_grid_coords, nb04.check_depth_attention):
         fails(check, unfinished, contains="not implemented")
+
+
+def test_nb04_depth_attention(capsys):
+    def attend(q, k, v):
+        a = torch.softmax(torch.einsum("pc,pdc->pd", q, k) / q.shape[-1] ** 0.5, dim=-1)
+        return torch.einsum("pd,pdc->pc", a, v)
+
+    passes(nb04.check_depth_attention, attend, capsys=capsys)
+
+    def unscaled(q, k, v):  # a classic mistake: the logits without the 1/sqrt(c) scale
+        return torch.einsum("pd,pdc->pc", torch.softmax(torch.einsum("pc,pdc->pd", q, k), dim=-1), v)
+
+    fails(nb04.check_depth_attention, unscaled, contains="random case 0")
+
+    def over_pixels(q, k, v):  # softmax over the wrong axis: pixels instead of a ray's D samples
+        a = torch.softmax(torch.einsum("pc,pdc->pd", q, k) / q.shape[-1] ** 0.5, dim=0)
+        return torch.einsum("pd,pdc->pc", a, v)
+
+    fails(nb04.check_depth_attention, over_pixels)
+
+
+def test_nb04_depth_sweep(capsys):
+    def frustum_psnr(d: int) -> float:  # a stand-in for the notebook's render: PSNR rising with D
+        return 12.0 + 3.0 * np.log2(d) - 0.01 * d
+
+    good = {d: frustum_psnr(d) for d in (2, 4, 8, 16, 32, 64)}
+    passes(nb04.check_depth_sweep, good, frustum_psnr, capsys=capsys)
+    just_enough = {d: frustum_psnr(d) for d in (4, 16, 32)}  # three depths, from 4 to 32
+    passes(nb04.check_depth_sweep, just_enough, frustum_psnr, capsys=capsys)
+    # too narrow a sweep: it starts above 4 or stops below 32 samples per ray
+    narrow = {d: frustum_psnr(d) for d in (8, 16, 32)}
+    assert "[8, 16, 32]" in fails(nb04.check_depth_sweep, narrow, frustum_psnr, contains="at most 4")
+    fails(nb04.check_depth_sweep, {d: frustum_psnr(d) for d in (2, 4, 16)}, frustum_psnr, contains="32")
+    fails(nb04.check_depth_sweep, {2: 1.0, 32: 2.0}, frustum_psnr, contains="three depths")
+    fails(nb04.check_depth_sweep, [2, 8, 32], frustum_psnr, contains="dict")
+    wrong = {**good, 16: frustum_psnr(16) + 0.5}  # one PSNR not from frustum_psnr
+    fails(nb04.check_depth_sweep, wrong, frustum_psnr, contains="D = 16")
+    fails(nb04.check_depth_sweep, None, frustum_psnr, contains="None")
 
 
 # ------------------------------------------------------------------------------------- notebook 05
@@ -205,6 +247,32 @@ def test_nb05(capsys):
     fails(nb05.check_views_tied, unfinished, contains="not implemented")
 
 
+def test_nb05_views_tied_at_the_models_view_shape(capsys):
+    mix = torch.randn(4, 4, generator=torch.Generator().manual_seed(1))
+    seen = []
+
+    def model_fn(x):  # a joint model of 12 x 32 x 32 views that refuses any other shape, as a real one does
+        seen.append(tuple(x.shape))
+        if tuple(x.shape[2:]) != (12, 32, 32):
+            raise RuntimeError(f"expected views of shape (12, 32, 32), got {tuple(x.shape[2:])}")
+        return torch.einsum("bvchw,vu->buchw", x, mix)
+
+    passes(nb05.check_views_tied, model_fn, 4, (12, 32, 32), capsys=capsys)
+    assert seen == [(1, 4, 12, 32, 32)] * 2
+    passes(partial(nb05.check_views_tied, view_shape=(12, 32, 32)), model_fn, capsys=capsys)
+    # the model's view_shape not passed: the checker's default 3 x 8 x 8 views reach the model
+    fails(nb05.check_views_tied, model_fn, contains="raised RuntimeError")
+    # the prediction at another resolution than the views it was given
+    fails(
+        nb05.check_views_tied,
+        lambda x: model_fn(x)[..., ::2, ::2],
+        4,
+        (12, 32, 32),
+        contains="expected (1, 4, 12, 32, 32)",
+    )
+    fails(nb05.check_views_tied, lambda x: 0.5 * x, 4, (12, 32, 32), contains="not tied")
+
+
 # ------------------------------------------------------------------------------------- notebook 06
 def test_nb06(capsys):
     from gen3dface.evaluation.image_metrics import psnr
@@ -217,6 +285,47 @@ def test_nb06(capsys):
     for check in (nb06.check_psnr, nb06.check_reid_match):
         fails(check, unfinished, contains="not implemented")
     fails(nb06.check_psnr, lambda a, b: None, contains="return")
+
+
+def test_nb06_reid_against(astronaut, hopper, capsys):
+    pytest.importorskip("dlib")
+    from gen3dface.evaluation.identity import reid, reid_embeddings
+    from gen3dface.faces.detect import align_crop, find_face
+
+    a, h = (align_crop(img, find_face(img), size=128, mask=False).image for img in (astronaut, hopper))
+    genuine, impostor = a[None], h[None]  # one view each keeps the dlib work short
+    noise = np.random.default_rng(0).integers(-12, 13, genuine.shape)  # the same person, not the same pixels
+    generated = np.clip(genuine.astype(int) + noise, 0, 255).astype(np.uint8)
+
+    def reid_against(reference_views):
+        e_ref, e_gen, _ = reid_embeddings(reference_views, generated)
+        return reid(e_ref, e_gen)
+
+    passes(nb06.check_reid_against, reid_against, generated, genuine, impostor, capsys=capsys)
+    # a classic mistake: always scoring against the true person, whatever reference is passed
+    fails(
+        nb06.check_reid_against,
+        lambda ref: reid_against(genuine),
+        generated,
+        genuine,
+        impostor,
+        contains="against another person: match",
+    )
+
+    def arcface_rule(reference_views):  # unit-normalised embeddings: ArcFace's rule, not dlib's
+        e_ref, e_gen, _ = reid_embeddings(reference_views, generated)
+        return reid(e_ref, e_gen, normalize=True)
+
+    fails(nb06.check_reid_against, arcface_rule, generated, genuine, impostor, contains="against same person")
+    fails(
+        nb06.check_reid_against,
+        lambda ref: reid_against(ref)["match"],
+        generated,
+        genuine,
+        impostor,
+        contains="the dict",
+    )
+    fails(nb06.check_reid_against, unfinished, generated, genuine, impostor, contains="not implemented")
 
 
 # ------------------------------------------------------------------------------------- notebook 07
@@ -242,8 +351,41 @@ def test_nb07(capsys):
         capsys=capsys,
     )
     fails(nb07.check_composite, lambda a, c, bg: (a[..., None] * c).sum(1))  # no transmittance, no background
-    for check in (nb07.check_ray_box, nb07.check_neus_alpha, nb07.check_composite):
+    for check in (nb07.check_ray_box, nb07.check_neus_alpha, nb07.check_composite, nb07.check_weight_stats):
         fails(check, unfinished, contains="not implemented")
+
+
+def test_nb07_weight_stats(capsys):
+    from gen3dface.recon.rendering import composite_weights, neus_alpha
+
+    t = torch.linspace(0.6, 1.4, 161)
+    sdf = (1.0 - t)[None]
+
+    def weights(s):
+        return composite_weights(neus_alpha(sdf, s))[0]
+
+    def weight_stats(s):
+        w = weights(s) / weights(s).sum()
+        mean = float((w * t[:-1]).sum())
+        return mean, float((w * (t[:-1] - mean) ** 2).sum().sqrt())
+
+    passes(nb07.check_weight_stats, weight_stats, capsys=capsys)
+
+    def unnormalised(s):  # a classic mistake: the weights do not sum to 1 at low sharpness
+        w = weights(s)
+        mean = float((w * t[:-1]).sum())
+        return mean, float((w * (t[:-1] - mean) ** 2).sum().sqrt())
+
+    fails(nb07.check_weight_stats, unnormalised, contains="s = 8")
+
+    def at_section_ends(s):  # each section placed at its end t_{i+1} instead of its start t_i
+        w = weights(s) / weights(s).sum()
+        mean = float((w * t[1:]).sum())
+        return mean, float((w * (t[1:] - mean) ** 2).sum().sqrt())
+
+    fails(nb07.check_weight_stats, at_section_ends, contains="(mean, std)")
+    fails(nb07.check_weight_stats, lambda s: weight_stats(s)[::-1], contains="largest error")
+    fails(nb07.check_weight_stats, lambda s: (*weight_stats(s), 0.0), contains="two numbers")
 
 
 # ------------------------------------------------------------------------------------- notebook 08

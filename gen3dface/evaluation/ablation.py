@@ -165,7 +165,7 @@ def make_ablation_data(
     def pruned() -> None:
         synthesize(out / "ds", identities, cfg, progress=False)
         r = prune(out / "ds", top_k=math.ceil(0.85 * identities), janus_backend="face", progress=False)
-        log({k: r[k] for k in ("janus_filter", "identity_filter", "kept")})
+        log(pruning_summary(r))
         atomic_write_text(out / "kept.json", json.dumps(kept_identities(out / "ds")))
 
     step(out / "kept.json", "synthesised and pruned", pruned)
@@ -459,16 +459,58 @@ def ablation_markdown(results: dict[str, dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+#: The columns of :func:`arm_table`: metric -> (heading, decimals shown). Display only: the scores themselves
+#: (``arm_metrics``, the JSON files) keep every digit.
+ARM_TABLE_COLUMNS: dict[str, tuple[str, int]] = {
+    "fid": ("FID ↓", 1),
+    "id_consistency_output": ("output-to-output ID ↑", 3),
+    "id_consistency_input": ("input-to-output ID ↑", 3),
+    "psnr": ("PSNR (dB) ↑", 2),
+    "ssim": ("SSIM ↑", 3),
+    "reid_match": ("Re-ID match ↑", 2),
+    "reid_dist": ("Re-ID distance ↓", 3),
+}
+
+
 def arm_table(metrics: dict) -> str:
-    """One arm's :func:`arm_metrics` as a markdown table: a row per evaluation set, the metrics it has."""
-    cols = ("fid", "id_consistency_output", "id_consistency_input", "psnr", "ssim", "reid_match", "reid_dist")
-    head = "| set | " + " | ".join(cols) + " |\n|" + " --- |" * (len(cols) + 1)
-    fmt = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731
+    """One arm's :func:`arm_metrics` as a markdown table: a row per evaluation set, the metrics it has, each
+    rounded as :data:`ARM_TABLE_COLUMNS` says (FID to 0.1, PSNR to 0.01 dB, the others to 2 or 3 decimals;
+    ``—`` where a set has no such metric)."""
+    fmt = lambda v, d: "—" if v is None else f"{v:.{d}f}"  # noqa: E731
+    head = (
+        "| set | "
+        + " | ".join(label for label, _ in ARM_TABLE_COLUMNS.values())
+        + " |\n|"
+        + " --- |" * (len(ARM_TABLE_COLUMNS) + 1)
+    )
     rows = [
-        f"| {split} | " + " | ".join(fmt(metric_value(r, c)) for c in cols) + " |"
+        f"| {split} | "
+        + " | ".join(fmt(metric_value(r, c), d) for c, (_, d) in ARM_TABLE_COLUMNS.items())
+        + " |"
         for split, r in metrics.items()
     ]
     return "\n".join([head, *rows]) + "\n"
+
+
+def pruning_summary(result: dict) -> str:
+    """One readable line of :func:`gen3dface.synth.pruning.prune`'s result: what each filter removed, its
+    precision and recall against the injected defects (2 decimals, ``n/a`` where undefined), and how many
+    identities the identity filter keeps. Display only: ``pruning.json`` keeps every digit."""
+
+    def rate(x) -> str:
+        return "n/a" if x is None or x != x else f"{x:.2f}"
+
+    def count(k: int, one: str, many: str) -> str:
+        return f"{k} {one if k == 1 else many}"
+
+    j, i = result["janus_filter"], result["identity_filter"]
+    n = len(result.get("identities", ())) or "?"
+    return (
+        f"pruning: the Janus filter rejected {count(j['flagged'], 'back view', 'back views')} (precision "
+        f"{rate(j['precision'])}, recall {rate(j['recall'])} of the {j['actual']} Janus views); the identity "
+        f"filter removed {count(i['flagged'], 'identity', 'identities')} (precision {rate(i['precision'])}, "
+        f"recall {rate(i['recall'])} of the {i['actual']} drifting ones) and keeps {result['kept']} of {n}"
+    )
 
 
 def save_arm_run(
