@@ -391,9 +391,9 @@ KEEP_UNTIL = 1.0
 #: Classifier-free guidance weight when none is given, for a model that draws the views alone (keep_photo 0).
 GUIDANCE = 2.0
 #: ... and while the photo's pixels are kept (keep_photo > 0): 1, guidance off, one model call per step instead
-#: of two. 9 real photos x 4 seeds, 50 steps, the shipped model, sampled on a GPU (scripts/bench_real_photos.py's
-#: measures): input-to-output ID 0.424 at 1 vs 0.407 at 2 (higher or equal at 1 for every seed), output-to-output
-#: 0.354 vs 0.349, near-frontal matches 94 % vs 94 % — no worse, at half the sampling time.
+#: of two. 9 real photos, 50 steps, the shipped model, five paired runs (four GPU seeds, one CPU run;
+#: scripts/bench_real_photos.py's measures): guidance 1 minus 2 is +0.004 on average in input-to-output ID
+#: (-0.044 to +0.029) and 0.000 in output-to-output ID; the same within the seed spread, at half the time.
 GUIDANCE_KEEPING_PHOTO = 1.0
 
 
