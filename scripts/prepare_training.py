@@ -6,6 +6,7 @@
     python scripts/prepare_training.py -o OUT.npz --folder SYNTH_DIR   # a synth dataset (honours pruning.json)
     python scripts/prepare_training.py -o outputs/train_prep/train_varied.npz --identities 1200 --seed 2 \
         --varied 0.75 --per-identity 3               # the reprojection model's data (issue #18)
+    ... --varied 0.75 --symmetric 0.8            # the same, most repainted heads symmetric (train_small --mirror)
 
 CPU work (mediapipe on every candidate view): about 20 minutes for 1000 procedural identities on 2 cores.
 The views themselves are not stored: ``gen3dface.training.data.load_train_data`` re-renders them on the training
@@ -44,11 +45,23 @@ def main() -> None:
         default=0.0,
         help="procedural: fraction of identities repainted with random patterns (gen3dface.synth.appearance)",
     )
+    ap.add_argument(
+        "--symmetric",
+        type=float,
+        default=0.0,
+        help="procedural: fraction of the repainted identities painted mirror-symmetric across the face "
+        "(data for train_small.py --mirror)",
+    )
     args = ap.parse_args()
     source = (
         str(args.folder)
         if args.folder
-        else procedural_source(args.seed, defect_rate=args.defects, varied_appearance=args.varied)
+        else procedural_source(
+            args.seed,
+            defect_rate=args.defects,
+            varied_appearance=args.varied,
+            symmetric_appearance=args.symmetric,
+        )
     )
     ids = None if args.folder else list(range(args.identities))
     t = time.perf_counter()

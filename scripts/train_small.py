@@ -16,6 +16,11 @@ widened with zeros (``gen3dface.generation.model.add_reprojection``). The shippe
         --per-identity 3                                          # CPU, ~20 min (mediapipe on every input view)
     python scripts/train_small.py --prepared outputs/train_prep/varied.npz --run RUN --init PAPER_MODEL \
         --reprojection --batch 16 --steps 100000 --max-seconds 330 --ema 0.995 --lr-backbone 1e-4 --export OUT
+
+``--mirror`` (with ``--reprojection``) fills what the input view does not show from its mirror image
+(``reproject(mirror=True)``, saved as the model's ``reprojection_mirror``); train it on data whose appearance is
+mostly symmetric (``SynthConfig.symmetric_appearance``, the ``"symmetric_appearance"`` rate in the prepared
+file's ``source["synth"]``), or it learns that mirrored pixels are wrong.
 """
 
 from __future__ import annotations
@@ -34,14 +39,22 @@ from gen3dface.training.loop import TrainConfig, train
 
 
 def load_data(
-    prepared: Path, size: int, views: int, device: str, cache: Path | None, reprojection: bool = False
+    prepared: Path,
+    size: int,
+    views: int,
+    device: str,
+    cache: Path | None,
+    reprojection: bool = False,
+    mirror: bool = False,
 ) -> TrainData:
     if cache is not None and cache.exists():
         d = torch.load(cache, map_location=device, weights_only=False)
         print(f"training data from cache {cache}: {len(d.identities)} identities, {len(d)} inputs")
         return d
     t = time.perf_counter()
-    d = load_train_data(PreparedInputs.load(prepared), size, views, device=device, reprojection=reprojection)
+    d = load_train_data(
+        PreparedInputs.load(prepared), size, views, device=device, reprojection=reprojection, mirror=mirror
+    )
     print(f"rendered {len(d.identities)} identities ({len(d)} inputs) in {time.perf_counter() - t:.1f} s")
     if cache is not None:
         torch.save(d, cache)
@@ -79,6 +92,12 @@ def main() -> None:
         help="train a model that also reads the input view reprojected through the estimated mesh (an --init "
         "model without it gets its input layer widened with zeros); the paper's model is without",
     )
+    ap.add_argument(
+        "--mirror",
+        action="store_true",
+        help="with --reprojection: what the input view does not show is filled from its mirror image (the "
+        "model's reprojection_mirror; pair it with data of --symmetric appearance)",
+    )
     ap.add_argument("--export", type=Path, default=None)
     ap.add_argument(
         "--profile-steps", type=int, default=0, help="first profile so many steps (CUDA op table)"
@@ -94,7 +113,13 @@ def main() -> None:
     torch.manual_seed(0)
     model = build_model(args)
     data = load_data(
-        args.prepared, model.image_size, model.config.n_views, dev, args.cache, model.config.reprojection
+        args.prepared,
+        model.image_size,
+        model.config.n_views,
+        dev,
+        args.cache,
+        model.config.reprojection,
+        model.config.reprojection_mirror,
     )
     cfg = TrainConfig(
         steps=args.steps,
@@ -130,7 +155,12 @@ def build_model(args) -> Gen3DFaceModel:
         model = Gen3DFaceModel.from_pretrained(args.init, torch_dtype=torch.float32, **over)
     else:
         model = Gen3DFaceModel.from_profile(args.profile, attention=args.attention, **over)
-    return add_reprojection(model) if args.reprojection else model
+    model = add_reprojection(model) if args.reprojection else model
+    if args.mirror:
+        if not model.config.reprojection:
+            raise SystemExit("--mirror needs a reprojection model (--reprojection)")
+        model.register_to_config(reprojection_mirror=True)
+    return model
 
 
 def profile_steps(model, data, cfg, n: int, dev: str) -> None:

@@ -10,7 +10,7 @@ from gen3dface.core.cameras import orbit_cameras
 from gen3dface.mesh.facemesh import face_template, tesselation_triangles
 from gen3dface.synth.render import Mesh, render
 from gen3dface.synth.shading import Shading
-from gen3dface.volume.reprojection import crop_cameras, head_proxy, reproject
+from gen3dface.volume.reprojection import crop_cameras, head_proxy, mirrored_input, reproject
 
 S = 96
 
@@ -178,3 +178,66 @@ def test_guidance_defaults_to_off_while_the_photo_is_kept():
     assert keeping.guidance_for(None) == GUIDANCE_KEEPING_PHOTO  # keep_photo's default is 1
     assert keeping.guidance_for(None, keep_photo=0.0) == GUIDANCE  # the model alone: guidance on
     assert keeping.guidance_for(3.0) == paper.guidance_for(3.0) == 3.0
+
+
+def test_mirrored_input_projects_a_mirrored_point_to_the_flipped_pixel():
+    cam = orbit_cameras(torch.tensor([25.0]), -10.0, image_size=120)
+    crop = crop_cameras(cam, np.array([[[0.8, -0.1, 7.0], [0.1, 0.8, -3.0]]]), 120)
+    pts = torch.rand(1, 40, 3) - 0.5
+    img = torch.rand(1, 3, 120, 120)
+    flipped, mcam, mv, mt = mirrored_input(img, crop, pts, torch.tensor([[0, 1, 2]]))
+    uv, z = crop[0].project(pts[0])
+    muv, mz = mcam[0].project(mv[0])
+    assert torch.allclose(muv[:, 0], 120 - uv[:, 0], atol=1e-3) and torch.allclose(
+        muv[:, 1], uv[:, 1], atol=1e-3
+    )
+    assert torch.allclose(mz, z, atol=1e-4)
+    assert torch.equal(flipped, img.flip(-1)) and mt.tolist() == [[0, 2, 1]]
+    assert torch.allclose(mv[0, :, 0], -pts[0, :, 0]) and torch.allclose(mv[0, :, 1:], pts[0, :, 1:])
+
+
+def test_mirror_fills_the_side_the_photo_does_not_show_with_its_mirror_image():
+    """A head painted symmetrically, photographed from one side: the far side's views get the true colours of the
+    side the photo shows, mirrored, where without the mirror nothing is carried."""
+    fv, ft, mesh, shading = _proxy_scene()
+    v = mesh.vertices
+    sym = v.clone()
+    sym[:, 0] = sym[:, 0].abs()  # the colour codes |x|, y, z: the same on both sides
+    colours = 0.15 + 0.7 * (sym - sym.min(0).values) / (sym.max(0).values - sym.min(0).values)
+    mesh = Mesh(v, mesh.faces, colours)
+    shading = Shading("photo", key=0.0, fill=0.0, ambient=1.0, specular=0.0)  # no light from one side
+    cam_in = orbit_cameras(torch.tensor([45.0]), 0.0, image_size=S)
+    targets = orbit_cameras(torch.tensor([-70.0]), 0.0, image_size=S)
+    image = render(mesh, cam_in, shading=shading)["rgb"][0]
+    truth = render(mesh, targets, shading=shading)["rgb"][0]
+    cams = crop_cameras(cam_in, np.array([[[1.0, 0, 0], [0, 1.0, 0]]]), S)
+    w0, v0 = reproject(image, cams, fv, ft, targets.batched(1))
+    w1, v1 = reproject(image, cams, fv, ft, targets.batched(1), mirror=True)
+    assert torch.equal(w1 * v0, w0) and bool((v1 >= v0).all())  # what the photo sees is kept as it was
+    filled = (v1 - v0)[0, 0, 0].bool()
+    assert filled.float().mean() > 2 * v0.float().mean() + 0.05, (
+        float(filled.float().mean()),
+        float(v0.mean()),
+    )
+    from scipy.ndimage import binary_erosion
+
+    core = torch.from_numpy(binary_erosion(filled.numpy(), iterations=2))
+    err = (w1[0, 0] - truth[0]).abs().amax(0)[core]
+    assert core.sum() > 100 and err.median() < 0.03, float(err.median())
+
+
+def test_a_mirror_model_reads_the_mirror_filled_reprojection():
+    from gen3dface.core.cameras import target_ring
+    from gen3dface.generation.model import Gen3DFaceModel, add_reprojection
+
+    wide = add_reprojection(Gen3DFaceModel.from_profile("smoke")).eval()
+    mirror = Gen3DFaceModel(**{**dict(wide.config), "reprojection_mirror": True}).eval()
+    S_ = wide.image_size
+    fv = torch.as_tensor(face_template(), dtype=torch.float32)[None]
+    ft = torch.as_tensor(tesselation_triangles())
+    img = torch.rand(1, 3, S_, S_) * 1.6 - 0.8
+    ring = target_ring(4, image_size=S_).batched(1)
+    cin = orbit_cameras(torch.tensor([40.0]), 0.0, image_size=S_)
+    plain = wide.condition(img, fv, ft, cameras=ring, input_cameras=cin)["reprojection"][:, :, -1]
+    filled = mirror.condition(img, fv, ft, cameras=ring, input_cameras=cin)["reprojection"][:, :, -1]
+    assert bool((filled >= plain - 1e-6).all()) and filled.sum() > 1.3 * plain.sum()

@@ -93,3 +93,37 @@ def test_janus_filter_finds_injected_back_faces(tmp_path):
     assert j["actual"] > 0
     assert j["recall"] >= 0.6 and j["precision"] >= 0.6, j
     assert json.loads((tmp_path / "ds" / "pruning.json").read_text())["kept"] == res["kept"]
+
+
+def test_symmetric_appearance_paints_the_face_as_its_mirror_image():
+    import torch
+
+    from gen3dface.synth.appearance import triplanar, vary_appearance
+    from gen3dface.synth.head_params import sample_head_params
+    from gen3dface.synth.heads import build_head
+
+    torch.manual_seed(0)
+    pats = [torch.rand(3, 32, 32) for _ in range(3)]
+    pts = torch.rand(200, 3) * 2 - 1
+    mirrored = pts * torch.tensor([-1.0, 1.0, 1.0])
+    assert torch.allclose(triplanar(pats, pts, symmetric=True), triplanar(pats, mirrored, symmetric=True))
+    assert not torch.allclose(triplanar(pats, pts), triplanar(pats, mirrored), atol=1e-2)
+    head = build_head(sample_head_params(11, "photo"), 48)
+    for seed in range(4):  # with and without decals over the face
+        sym = vary_appearance(head, seed, symmetric=True).texture[:3]
+        assert torch.allclose(sym, sym.flip(-1))
+        plain = vary_appearance(head, seed).texture[:3]
+        assert (plain - plain.flip(-1)).abs().mean() > 0.01
+
+
+def test_symmetric_appearance_rate_is_checked_and_recorded():
+    from gen3dface.synth.synthesis import render_identity
+
+    with pytest.raises(InputError, match="symmetric_appearance"):
+        SynthConfig(symmetric_appearance=1.5)
+    cfg = SynthConfig(
+        views=4, res=32, ssaa=1, mesh_resolution=32, varied_appearance=1.0, symmetric_appearance=1.0
+    )
+    assert render_identity(cfg, 0)["meta"]["symmetric_appearance"] is True
+    plain = SynthConfig(views=4, res=32, ssaa=1, mesh_resolution=32, varied_appearance=1.0)
+    assert render_identity(plain, 0)["meta"]["symmetric_appearance"] is False

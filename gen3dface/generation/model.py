@@ -145,7 +145,8 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         zero_terminal_snr: train and sample with SD's betas rescaled to reach zero SNR at t = T (needs
             v-prediction); see :meth:`noise_scheduler`.
         reprojection: also read the input view reprojected into every target view through the estimated mesh
-            (``y["reprojection"]``, :meth:`condition`); ``False`` is the paper's model.
+            (``y["reprojection"]``, :meth:`condition`); ``False`` is the paper's model. ``reprojection_mirror``:
+            what the photo does not show is filled from its mirror image (``reproject(mirror=True)``).
     """
 
     config_name = "config.json"
@@ -168,6 +169,7 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         prediction_type: str = "epsilon",
         zero_terminal_snr: bool = False,
         reprojection: bool = False,
+        reprojection_mirror: bool = False,
     ):
         super().__init__()
         if attention not in ATTENTION_MODES:
@@ -340,7 +342,10 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
                 if cameras is None or input_cameras is None:
                     raise InputError("a reprojection model needs the target cameras and the input cameras")
                 verts = torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in vertices])
-                reprojected = reproject(images, input_cameras, verts, torch.as_tensor(faces), cameras)
+                mirror = self.config.reprojection_mirror
+                reprojected = reproject(
+                    images, input_cameras, verts, torch.as_tensor(faces), cameras, mirror=mirror
+                )
             warped, visible = (r.to(images.device, images.dtype) for r in reprojected)
             vis = F.adaptive_avg_pool2d(visible.flatten(0, 1), self.latent_size).unflatten(
                 0, visible.shape[:2]

@@ -126,10 +126,15 @@ def _sample(pattern: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Te
     return F.grid_sample(pattern[None], grid, align_corners=False, padding_mode="reflection")[0, :, 0].T
 
 
-def triplanar(patterns: list[torch.Tensor], points: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+def triplanar(
+    patterns: list[torch.Tensor], points: torch.Tensor, scale: float = 1.0, symmetric: bool = False
+) -> torch.Tensor:
     """Colour ``(P, 3)`` at head-frame ``points (P, 3)`` from three planar ``patterns`` (front xy, side zy, top
-    xz), blended by how much the direction from the head's centre faces each axis."""
+    xz), blended by how much the direction from the head's centre faces each axis. ``symmetric``: the same
+    colour at ``(x, y, z)`` and ``(-x, y, z)`` (the side pattern is so already)."""
     p = points / scale
+    if symmetric:
+        p = torch.cat([p[:, :1].abs(), p[:, 1:]], 1)
     d = F.normalize(points, dim=-1).abs() ** 4
     w = d / d.sum(-1, keepdim=True).clamp(min=1e-8)
     front = _sample(patterns[0], p[:, 0], -p[:, 1])
@@ -153,9 +158,13 @@ def _decals(rgb: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     return rgb
 
 
-def vary_appearance(mesh: HeadMesh, seed: int) -> HeadMesh:
+def vary_appearance(mesh: HeadMesh, seed: int, symmetric: bool = False) -> HeadMesh:
     """``mesh`` with its skin, hair, clothing, lips and brows repainted by random patterns (deterministic in
-    ``seed``), eyes kept, under a random colour cast; geometry, shading and labels unchanged."""
+    ``seed``), eyes kept, under a random colour cast; geometry, shading and labels unchanged.
+
+    ``symmetric``: the painting is mirror-symmetric about the face's plane (``x = 0``), as a real face's
+    colours nearly are: the half a photo does not show is then the mirror of the half it shows, which a model
+    can learn to use (``reproject(mirror=True)``)."""
     if mesh.labels is None:
         raise ValueError("vary_appearance needs a head with part labels (gen3dface.synth.heads.build_head)")
     rng = np.random.default_rng([abs(int(seed)), 0xA99])
@@ -168,9 +177,8 @@ def vary_appearance(mesh: HeadMesh, seed: int) -> HeadMesh:
     cast = torch.tensor(np.clip(1 + rng.normal(0, 0.12, 3), 0.7, 1.3), dtype=torch.float32)
     scale = float(rng.uniform(0.6, 1.6))
     s = strength[mesh.labels][:, None]
-    colors = ((mesh.colors + s * (triplanar(patterns, mesh.vertices, scale) - mesh.colors)) * cast).clamp(
-        0, 1
-    )
+    paint = triplanar(patterns, mesh.vertices, scale, symmetric)
+    colors = ((mesh.colors + s * (paint - mesh.colors)) * cast).clamp(0, 1)
     texture = mesh.texture
     if texture is not None:  # the face's painting, over FACE_TEXTURE_BOX (the front: z taken as 0.6)
         x0, x1, y0, y1 = FACE_TEXTURE_BOX
@@ -179,11 +187,13 @@ def vary_appearance(mesh: HeadMesh, seed: int) -> HeadMesh:
         xs = x0 + (torch.arange(W) + 0.5) / W * (x1 - x0)
         Y, X = torch.meshgrid(ys, xs, indexing="ij")
         pts = torch.stack([X.reshape(-1), Y.reshape(-1), torch.full((H * W,), 0.6)], -1)
-        pat = triplanar(patterns, pts, scale).T.reshape(3, H, W)
+        pat = triplanar(patterns, pts, scale, symmetric).T.reshape(3, H, W)
         k = 0.8 * float(strength[SKIN])
         rgb = texture[:3] + k * (pat - texture[:3])
         if rng.random() < DECAL_RATE:
             rgb = _decals(rgb, rng)
+        if symmetric:  # the box is centred on x = 0: its right half mirrored onto its left
+            rgb = torch.where(X[None] < 0, rgb.flip(-1), rgb)
         rgb = (rgb * cast[:, None, None]).clamp(0, 1)
         texture = torch.cat([rgb, texture[3:]], 0)
     return dataclasses.replace(mesh, colors=colors, texture=texture)

@@ -65,6 +65,8 @@ class SynthConfig:
         varied_appearance: fraction of identities whose skin, hair and clothing are repainted with random
             patterns (:func:`gen3dface.synth.appearance.vary_appearance`; training data a model cannot
             memorise the colours of).
+        symmetric_appearance: fraction of the repainted identities whose painting is mirror-symmetric about
+            the face's plane, as real faces' colours nearly are (``vary_appearance(symmetric=True)``).
     """
 
     views: int = 48
@@ -75,6 +77,7 @@ class SynthConfig:
     ssaa: int = 2
     mesh_resolution: int = 96
     varied_appearance: float = 0.0
+    symmetric_appearance: float = 0.0
 
     def __post_init__(self):
         if self.views < 1 or self.views > 512:
@@ -87,6 +90,8 @@ class SynthConfig:
             raise InputError(f"--defects is a rate in [0, 1], got {self.defect_rate}")
         if not 0.0 <= self.varied_appearance <= 1.0:
             raise InputError(f"varied_appearance is a rate in [0, 1], got {self.varied_appearance}")
+        if not 0.0 <= self.symmetric_appearance <= 1.0:
+            raise InputError(f"symmetric_appearance is a rate in [0, 1], got {self.symmetric_appearance}")
         if self.ssaa not in (1, 2, 3, 4):
             raise InputError(f"ssaa must be 1..4, got {self.ssaa}")
 
@@ -130,6 +135,14 @@ def identity_varied(cfg: SynthConfig, index: int) -> bool:
     )
 
 
+def identity_symmetric(cfg: SynthConfig, index: int) -> bool:
+    """Whether repainted identity ``index`` is painted symmetrically (deterministic per dataset seed and index)."""
+    return (
+        cfg.symmetric_appearance > 0
+        and np.random.default_rng([cfg.seed, index, 17]).random() < cfg.symmetric_appearance
+    )
+
+
 def turned(mesh: HeadMesh, degrees: float) -> HeadMesh:
     """The same head turned by ``degrees`` about +Y (a Janus head shows its face at the back)."""
     a = np.radians(degrees)
@@ -152,8 +165,9 @@ def render_identity(cfg: SynthConfig, index: int, views=None, device=None) -> di
     params = sample_head_params(seed, cfg.style)
     mesh = build_head(params, cfg.mesh_resolution)
     varied = identity_varied(cfg, index)
+    symmetric = varied and identity_symmetric(cfg, index)
     if varied:
-        mesh = vary_appearance(mesh, seed)
+        mesh = vary_appearance(mesh, seed, symmetric)
     all_cams = cfg.cameras()
     defect = identity_defect(cfg, index)
     az = all_cams.azimuth_deg
@@ -171,7 +185,7 @@ def render_identity(cfg: SynthConfig, index: int, views=None, device=None) -> di
             other = turned(mesh, 180.0)
         else:
             other = build_head(sample_head_params(seed + 500_000_009, cfg.style), cfg.mesh_resolution)
-            other = vary_appearance(other, seed + 500_000_009) if varied else other
+            other = vary_appearance(other, seed + 500_000_009, symmetric) if varied else other
         sub = render(other, cams[hit], ssaa=cfg.ssaa, device=device)
         dev_hit = hit.to(rgb.device)
         rgb[dev_hit], alpha[dev_hit] = sub["rgb"][0], sub["alpha"][0]
@@ -183,6 +197,7 @@ def render_identity(cfg: SynthConfig, index: int, views=None, device=None) -> di
         "views": len(all_cams),
         "defect": defect,
         "varied_appearance": varied,
+        "symmetric_appearance": symmetric,
         "defect_views": [int(i) for i in torch.nonzero(affected).flatten()],
         "azimuth_deg": [round(float(a), 4) for a in az],
         "elevation_deg": [round(float(e), 4) for e in all_cams.elevation_deg],

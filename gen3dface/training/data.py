@@ -183,10 +183,11 @@ def procedural_source(
     defect_rate: float = 0.0,
     input_res: int = 256,
     varied_appearance: float = 0.0,
+    symmetric_appearance: float = 0.0,
 ) -> dict:
     """A procedural source for :func:`build_training_inputs`: identities of ``SynthConfig(seed=seed, style=style,
-    defect_rate=defect_rate, varied_appearance=varied_appearance)`` (48-view grid at 128 px, ssaa 2: the
-    shipped model's data), input views rendered at ``input_res``."""
+    defect_rate=defect_rate, varied_appearance=varied_appearance, symmetric_appearance=symmetric_appearance)``
+    (48-view grid at 128 px, ssaa 2: the shipped model's data), input views rendered at ``input_res``."""
     return {
         "kind": "procedural",
         "input_res": input_res,
@@ -198,6 +199,7 @@ def procedural_source(
             "style": style,
             "defect_rate": defect_rate,
             "varied_appearance": varied_appearance,
+            "symmetric_appearance": symmetric_appearance,
         },
     }
 
@@ -381,10 +383,12 @@ def load_train_data(
     device="cpu",
     progress: bool = True,
     reprojection: bool = False,
+    mirror: bool = False,
 ) -> TrainData:
     """Build :class:`TrainData` at ``image_size`` on ``device`` from :func:`build_training_inputs`' output:
     re-rendered from seeds (procedural source) or read from the dataset folder. ``reprojection``: also carry
-    every input into its target views (for a ``reprojection`` model; needs a prepared file with cameras)."""
+    every input into its target views (for a ``reprojection`` model; needs a prepared file with cameras),
+    ``mirror``: filling what the input does not show from its mirror image (``reprojection_mirror`` models)."""
     from gen3dface.synth.synthesis import SynthConfig
 
     src = prepared.source
@@ -447,15 +451,15 @@ def load_train_data(
                 "this prepared file has no input cameras: prepare it again (build_training_inputs) to train a "
                 "reprojection model"
             )
-        data.warped, data.visible = reproject_inputs(data, progress=progress)
+        data.warped, data.visible = reproject_inputs(data, progress=progress, mirror=mirror)
     return data
 
 
 def reproject_inputs(
-    data: TrainData, chunk: int = 32, progress: bool = True
+    data: TrainData, chunk: int = 32, progress: bool = True, mirror: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every input of ``data`` carried into its target views: ``warped (M, N, 3, S, S)`` and ``visible
-    (M, N, 1, S, S)``, uint8 on the data's device."""
+    (M, N, 1, S, S)``, uint8 on the data's device (``mirror``: as ``reproject(mirror=True)``)."""
     from gen3dface.volume.reprojection import reproject
 
     warped, visible = [], []
@@ -468,6 +472,7 @@ def reproject_inputs(
             data.vertices[rows],
             data.faces,
             data.cameras.batched(len(rows)),
+            mirror=mirror,
         )
         warped.append(to_uint8_tensor(w))
         visible.append(v.to(torch.uint8))

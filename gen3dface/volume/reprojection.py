@@ -17,6 +17,11 @@ The result is the warped input ``(B, N, 3, S, S)`` and its visibility ``(B, N, 1
 with ``reprojection=True`` (:class:`gen3dface.generation.model.Gen3DFaceModel`) reads both beside the
 zero123-style input frame, so near-frontal views can keep the photo's pixels and the model only has to make
 what the photo does not show. The paper-faithful model (``reprojection=False``) does not use it.
+
+A face is nearly mirror-symmetric, so the half a turned photo does not show can be guessed from the half it
+does: ``reproject(mirror=True)`` (models with ``reprojection_mirror``) fills the target pixels the photo does not
+see from the photo's mirror image, which is the photo flipped left to right seen by the mirrored camera
+(:func:`mirrored_input`).
 """
 
 from __future__ import annotations
@@ -135,6 +140,7 @@ def reproject(
     face_vertices: torch.Tensor,
     face_triangles: torch.Tensor,
     cameras: Cameras,
+    mirror: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Carry the input views' pixels to the target views through the head proxy.
 
@@ -145,9 +151,19 @@ def reproject(
         face_vertices: the estimated face meshes ``(B, P, 3)`` in the canonical head frame, sharing
             ``face_triangles (T, 3)``.
         cameras: target cameras ``(B, N)`` at any resolution ``H x W``.
+        mirror: where the photo does not see a target pixel, take it from the photo's mirror image
+            (:func:`mirrored_input`): a face is nearly symmetric, so the half turned away from the camera is
+            filled with the half it shows.
     Returns:
         ``warped (B, N, 3, H, W)`` in [-1, 1] (0 where not visible) and ``visible (B, N, 1, H, W)`` in {0, 1}.
     """
+    if mirror:
+        warped, visible = reproject(images, input_cameras, face_vertices, face_triangles, cameras)
+        m_warped, m_visible = reproject(
+            *mirrored_input(images, input_cameras, face_vertices, face_triangles), cameras
+        )
+        fill = m_visible * (1 - visible)
+        return warped + m_warped * fill, visible + fill
     B = images.shape[0]
     dev = images.device
     fv = torch.as_tensor(face_vertices, dtype=torch.float32).to(dev)
@@ -180,6 +196,26 @@ def reproject(
     vis &= foreground
     vis = vis[:, :, None].to(images.dtype)
     return colour.to(images.dtype) * vis, vis
+
+
+def mirrored_input(
+    images: torch.Tensor, input_cameras: Cameras, face_vertices: torch.Tensor, face_triangles: torch.Tensor
+) -> tuple[torch.Tensor, Cameras, torch.Tensor, torch.Tensor]:
+    """The input views as the mirror image of the head (``x -> -x`` in the canonical head frame, the face's
+    plane of symmetry) would show them: the images flipped left to right ``(B, 3, S, S)``, their cameras mirrored
+    (pose reflected, camera x axis turned back so it stays a rotation, principal point ``cx -> W - cx``), the
+    face meshes mirrored ``(B, P, 3)`` with their triangles' winding reversed ``(T, 3)`` so they still face out.
+    A mirrored world point projects in the mirrored camera exactly where the point projects in the original,
+    flipped: ``u' = W - u``."""
+    flip = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0], device=input_cameras.c2w.device))
+    c2w = flip @ input_cameras.c2w.float() @ flip
+    K = input_cameras.K.float().clone()
+    K[..., 0, 2] = input_cameras.width - K[..., 0, 2]
+    cams = Cameras(K, c2w, input_cameras.height, input_cameras.width)
+    fv = torch.as_tensor(face_vertices, dtype=torch.float32)
+    fv = fv * torch.tensor([-1.0, 1.0, 1.0], device=fv.device)
+    ft = torch.as_tensor(face_triangles)[:, [0, 2, 1]]
+    return torch.flip(images, [-1]), cams, fv, ft
 
 
 def crop_cameras(cameras: Cameras, transforms, size: int) -> Cameras:
