@@ -14,6 +14,7 @@ two different real people) and the paper's values; then FID against the inputs, 
     python scripts/bench_real_photos.py --photos outputs/real -o outputs/real.json            # 50 DDIM steps
     python scripts/bench_real_photos.py --photos outputs/real -o r.json --checkpoint my_model --batch 16
     python scripts/bench_real_photos.py --photos outputs/real -o r.json --keep-photo 0 --guidance 2   # model alone
+    python scripts/bench_real_photos.py --photos outputs/real -o r.json --seed 1     # other start noise
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> None:
         limit=args.limit,
         progress=not args.quiet,
         keep_photo=args.keep_photo,
+        seed=args.seed,
     )
     wall = time.perf_counter() - t0
     st, s, m = res["settings"], res["seconds"], res["metrics"]
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> None:
     print(
         f"\nreal-photo benchmark: {res['n_inputs']} photos x {res['n_views']} views "
         f"({len(res['skipped'])} skipped), {st['checkpoint']}, {st['steps']} DDIM steps, guidance "
-        f"{st['guidance']}, keep_photo {st['keep_photo']}, {dev} ({name})\n"
+        f"{st['guidance']}, keep_photo {st['keep_photo']}, seed {st['seed']}, {dev} ({name})\n"
     )
     for sk in res["skipped"]:
         print(f"skipped {sk['input']}: {sk['reason']}")
@@ -88,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         "--guidance", type=float, default=None, help="guidance weight (default: the pipeline's, guidance_for)"
     )
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    ap.add_argument("--seed", type=int, default=0, help="the start noise's seed (default 0)")
     ap.add_argument("--batch", type=int, default=None, help="inputs per sampling run")
     ap.add_argument("--workers", type=int, default=None, help="processes for cropping and face embedding")
     ap.add_argument("--limit", type=int, default=None, help="only the first N photos")
