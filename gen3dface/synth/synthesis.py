@@ -127,20 +127,19 @@ def identity_defect(cfg: SynthConfig, index: int) -> str | None:
     return DEFECTS[int(rng.integers(len(DEFECTS)))]
 
 
+def _drawn(cfg: SynthConfig, index: int, rate: float, stream: int) -> bool:
+    """A draw at ``rate`` for identity ``index``, deterministic per dataset seed, index and ``stream``."""
+    return rate > 0 and np.random.default_rng([cfg.seed, index, stream]).random() < rate
+
+
 def identity_varied(cfg: SynthConfig, index: int) -> bool:
     """Whether identity ``index`` is repainted with random patterns (deterministic per dataset seed and index)."""
-    return (
-        cfg.varied_appearance > 0
-        and np.random.default_rng([cfg.seed, index, 13]).random() < cfg.varied_appearance
-    )
+    return _drawn(cfg, index, cfg.varied_appearance, 13)
 
 
 def identity_symmetric(cfg: SynthConfig, index: int) -> bool:
     """Whether repainted identity ``index`` is painted symmetrically (deterministic per dataset seed and index)."""
-    return (
-        cfg.symmetric_appearance > 0
-        and np.random.default_rng([cfg.seed, index, 17]).random() < cfg.symmetric_appearance
-    )
+    return _drawn(cfg, index, cfg.symmetric_appearance, 17)
 
 
 def turned(mesh: HeadMesh, degrees: float) -> HeadMesh:
