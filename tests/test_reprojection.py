@@ -241,3 +241,43 @@ def test_a_mirror_model_reads_the_mirror_filled_reprojection():
     plain = wide.condition(img, fv, ft, cameras=ring, input_cameras=cin)["reprojection"][:, :, -1]
     filled = mirror.condition(img, fv, ft, cameras=ring, input_cameras=cin)["reprojection"][:, :, -1]
     assert bool((filled >= plain - 1e-6).all()) and filled.sum() > 1.3 * plain.sum()
+
+
+def test_a_photo_is_also_cropped_at_source_scale_with_a_camera_that_agrees():
+    """``photo_condition`` gives the same framing at SOURCE_SCALE times the size, and a camera that puts every mesh
+    vertex where the larger crop shows it: SOURCE_SCALE times where the view-sized crop's camera puts it."""
+    from gen3dface.core.samples import sample_photo
+    from gen3dface.generation.inputs import photo_condition
+    from gen3dface.volume.reprojection import SOURCE_SCALE
+
+    k = SOURCE_SCALE
+    p = photo_condition(sample_photo(), 64)
+    assert k > 1 and p["source"].shape == (1, 3, 64 * k, 64 * k)
+    small = torch.nn.functional.interpolate(p["source"], scale_factor=1 / k, mode="area")
+    assert (small - p["input"]).abs().mean() < 0.05  # the same framing, finer
+    pts = torch.as_tensor(p["mesh"].vertices, dtype=torch.float32)[None, None]
+    uv, _ = p["camera"].project(pts)
+    uv_k, _ = p["source_camera"].project(pts)
+    assert p["source_camera"].height == 64 * k
+    assert (uv_k - k * uv).abs().max() < 0.75  # pixel-centre conventions aside
+
+
+def test_training_inputs_are_reprojected_from_larger_crops_to_the_same_pixels():
+    """``load_train_data(reprojection=True)`` carries each input from its SOURCE_SCALE crop; the colours land where
+    the view-sized crop would put them (a wrong crop transform or camera would shift them)."""
+    from gen3dface.training.data import build_training_inputs, load_train_data, reproject_inputs
+
+    src = {
+        "kind": "procedural",
+        "input_res": 192,
+        "synth": {"views": 24, "res": 64, "seed": 3, "ssaa": 1, "style": "photo", "mesh_resolution": 48},
+    }
+    prep = build_training_inputs(src, [0, 1], per_identity=1, crop_size=64, progress=False)
+    data = load_train_data(prep, 64, 8, progress=False, reprojection=True)
+    w_big, v_big = data.warped.float(), data.visible.bool()
+    w_own, v_own = (t.float() for t in reproject_inputs(data, progress=False))
+    both = (v_big & v_own.bool()).expand_as(w_big)
+    assert both.float().mean() > 0.05
+    assert (v_big != v_own.bool()).float().mean() < 0.02  # the same surfaces are seen
+    # the larger crop is sharper, so the colours differ a little, but not by a shift of the pattern
+    assert (w_big - w_own)[both].abs().median() < 6, float((w_big - w_own)[both].abs().median())

@@ -24,21 +24,33 @@ def photo_condition(photo, size: int, mesh_backend: str = "mediapipe", mask: boo
     """The model's condition of a photo (path, array, PIL image): its head crop and face mesh, for a model of
     ``size`` px views: ``{"input": (1, 3, S, S) in [-1, 1], "crop": AlignedCrop, "mesh": FaceMesh, "camera": the
     input view's estimated camera in crop pixels (``()``-shaped Cameras, None when the mesh backend has none),
-    "notes": [str]}``.
+    "source": the same crop at ``SOURCE_SCALE`` times the size ``(1, 3, kS, kS)``, "source_camera": its camera,
+    "notes": [str]}``. A reprojection model carries the photo into its views from ``"source"``
+    (:data:`gen3dface.volume.reprojection.SOURCE_SCALE`).
     Needs no model, so it can run in worker processes. Raises the package's errors for unreadable photos or no
     face."""
     import warnings
 
     from gen3dface.faces.detect import InputNote, align_crop, as_photo, find_face
     from gen3dface.mesh.estimate import estimate_mesh
-    from gen3dface.volume.reprojection import crop_cameras
+    from gen3dface.volume.reprojection import SOURCE_SCALE, crop_cameras
 
     img = as_photo(photo)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InputNote)
         face = find_face(img)
         crop = align_crop(img, face, size=size, mask=mask)
+        source = align_crop(img, face, size=size * SOURCE_SCALE, mask=mask)
         mesh = estimate_mesh(img, mesh_backend)
     notes = sorted({str(w.message) for w in caught if issubclass(w.category, InputNote)})
-    camera = None if mesh.camera is None else crop_cameras(mesh.camera, crop.transform[None], size)[0]
-    return {"input": input_tensor(crop, mask), "crop": crop, "mesh": mesh, "camera": camera, "notes": notes}
+    out = {
+        "input": input_tensor(crop, mask),
+        "crop": crop,
+        "mesh": mesh,
+        "source": input_tensor(source, mask),
+    }
+    for key, c in (("camera", crop), ("source_camera", source)):
+        out[key] = (
+            None if mesh.camera is None else crop_cameras(mesh.camera, c.transform[None], c.image.shape[0])[0]
+        )
+    return {**out, "notes": notes}

@@ -321,6 +321,7 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         cameras: Cameras | None = None,
         input_cameras: Cameras | None = None,
         reprojected: tuple[torch.Tensor, torch.Tensor] | None = None,
+        source: tuple[torch.Tensor, Cameras] | None = None,
     ) -> dict:
         """The condition ``y`` of :meth:`forward` for input views ``images (B, 3, S, S)`` in [-1, 1] and the meshes
         estimated from them: ``vertices (B, P, 3)`` (or a list of ``(P_b, 3)``) sharing ``faces (T, 3)``. Each mesh
@@ -329,7 +330,8 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         A ``reprojection`` model also needs the target ``cameras (B, N)`` and the ``input_cameras (B,)`` (in the
         input views' pixels, :func:`gen3dface.volume.reprojection.crop_cameras`), or the already computed
         ``reprojected = (warped (B, N, 3, S, S), visible (B, N, 1, S, S))``; it adds ``y["reprojection"]``
-        ``(B, N, C + 1, h, w)``: the warped views' latents and the visibility averaged to latent pixels."""
+        ``(B, N, C + 1, h, w)``: the warped views' latents and the visibility averaged to latent pixels.
+        ``source``: ``(images (B, 3, kS, kS), their cameras (B,))`` to carry from instead (a larger crop)."""
         V = self.config.volume_size
         voxels = []
         for v in vertices:
@@ -343,9 +345,8 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
                     raise InputError("a reprojection model needs the target cameras and the input cameras")
                 verts = torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in vertices])
                 mirror = self.config.reprojection_mirror
-                reprojected = reproject(
-                    images, input_cameras, verts, torch.as_tensor(faces), cameras, mirror=mirror
-                )
+                src = source or (images, input_cameras)
+                reprojected = reproject(*src, verts, torch.as_tensor(faces), cameras, mirror=mirror)
             warped, visible = (r.to(images.device, images.dtype) for r in reprojected)
             vis = F.adaptive_avg_pool2d(visible.flatten(0, 1), self.latent_size).unflatten(
                 0, visible.shape[:2]

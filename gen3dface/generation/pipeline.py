@@ -264,16 +264,22 @@ class Gen3DFacePipeline(DiffusionPipeline):
             p["mesh"].faces.shape != faces.shape or (p["mesh"].faces != faces).any() for p in prepared[1:]
         ):
             raise InputError("the photos' meshes must share one topology (one mesh backend) to be batched")
-        cams = None
+        cams = source = None
         if self.model.config.reprojection:
             if any(p.get("camera") is None for p in prepared):
                 raise InputError("this model reprojects the photo: its mesh backend must estimate the camera")
             cams = batch_cameras([p["camera"] for p in prepared])
+            if all(p.get("source_camera") is not None for p in prepared):
+                source = (
+                    torch.cat([p["source"] for p in prepared]),
+                    batch_cameras([p["source_camera"] for p in prepared]),
+                )
         views = self.generate_views(
             torch.cat([p["input"] for p in prepared]),
             [p["mesh"].vertices for p in prepared],
             faces,
             input_cameras=cams,
+            source=source,
             num_views=N,
             steps=steps,
             guidance=guidance,
@@ -298,6 +304,7 @@ class Gen3DFacePipeline(DiffusionPipeline):
         vertices,
         faces,
         input_cameras: Cameras | None = None,
+        source: tuple[torch.Tensor, Cameras] | None = None,
         num_views: int | None = None,
         steps: int = 50,
         keep_photo: float | None = None,
@@ -318,6 +325,9 @@ class Gen3DFacePipeline(DiffusionPipeline):
             vertices: their meshes ``(B, P, 3)`` (or a list of ``(P, 3)``), sharing ``faces (T, 3)``.
             input_cameras: ``(B,)`` the input views' cameras in their pixels (``prepare(...)["camera"]``, a
                 training batch's ``"input_cameras"``); needed by ``reprojection`` models only.
+            source: ``reprojection`` models: ``(images (B, 3, kS, kS) in [-1, 1], cameras (B,))``, the inputs as
+                larger crops (``prepare(...)["source"]`` / ``["source_camera"]``) that the photo is carried into
+                the views from; ``None``: from ``images`` themselves.
             keep_photo: ``reprojection`` models only: in [0, 1], how firmly the views keep the photo's pixels where
                 the mesh says the photo sees them (:func:`keep_weights`; sampling then inpaints the rest, see
                 :func:`gen3dface.generation.diffusion.sample`'s ``keep``); 0 leaves it to the model alone; ``None``:
@@ -358,7 +368,11 @@ class Gen3DFacePipeline(DiffusionPipeline):
         if isinstance(images, np.ndarray) and images.dtype == np.uint8:
             images = to_tensor(images)
         x = torch.as_tensor(images).to(dev, dtype)
-        y = model.condition(x, vertices, faces, cameras=ring.batched(B), input_cameras=input_cameras)
+        if source is not None:
+            source = (torch.as_tensor(source[0]).to(dev, dtype), source[1])
+        y = model.condition(
+            x, vertices, faces, cameras=ring.batched(B), input_cameras=input_cameras, source=source
+        )
         x_T = start_latents(model, self.scheduler, x, noise, steps) if init == "input" else noise
         guidance = self.guidance_for(guidance, keep_photo)
         keep_photo = self.keep_photo_for(keep_photo)

@@ -32,7 +32,7 @@ from gen3dface.core.errors import InputError, NoFaceError
 from gen3dface.core.images import load_image, to_tensor, to_uint8_tensor
 from gen3dface.core.storage import atomic_path
 from gen3dface.synth.pruning import kept_identities
-from gen3dface.volume.reprojection import crop_cameras
+from gen3dface.volume.reprojection import SOURCE_SCALE, crop_cameras
 
 #: A procedural dataset seed no shipped model was trained on (the shipped models: seeds 1 and 2): the notebooks'
 #: held-out identities.
@@ -395,7 +395,8 @@ def load_train_data(
     ring = target_views(src["grid_views"], n_views)
     ids = sorted(set(int(i) for i in prepared.identity))
     row_of = {i: r for r, i in enumerate(ids)}
-    targets, inputs = [], [None] * len(prepared.identity)
+    targets, inputs, sources = [], [None] * len(prepared.identity), [None] * len(prepared.identity)
+    k = SOURCE_SCALE if reprojection else 0  # the larger crops the inputs are reprojected from
     by_id: dict[int, list[int]] = {}
     for m, i in enumerate(prepared.identity):
         by_id.setdefault(int(i), []).append(m)
@@ -427,9 +428,14 @@ def load_train_data(
         M = torch.as_tensor(prepared.crop_M[ms], device=device)
         scale = image_size / src["crop_size"]
         crops = warp_crop(raw.to(device), M * scale, image_size)
+        big = (
+            to_uint8_tensor(warp_crop(raw.to(device), M * scale * k, image_size * k))
+            if k
+            else [None] * len(ms)
+        )
         targets.append(to_uint8_tensor(tgt))
-        for m, c in zip(ms, to_uint8_tensor(crops)):
-            inputs[m] = c
+        for m, c, b in zip(ms, to_uint8_tensor(crops), big):
+            inputs[m], sources[m] = c, b
     cams = target_ring(n_views, image_size=image_size).to(device)
     data = TrainData(
         torch.stack(targets),
@@ -451,23 +457,27 @@ def load_train_data(
                 "this prepared file has no input cameras: prepare it again (build_training_inputs) to train a "
                 "reprojection model"
             )
-        data.warped, data.visible = reproject_inputs(data, progress=progress, mirror=mirror)
+        M = torch.as_tensor(prepared.crop_M, dtype=torch.float32) * (image_size * k / src["crop_size"])
+        source = (torch.stack(sources), crop_cameras(photo, M, image_size * k).to(device))
+        data.warped, data.visible = reproject_inputs(data, progress=progress, mirror=mirror, source=source)
     return data
 
 
 def reproject_inputs(
-    data: TrainData, chunk: int = 32, progress: bool = True, mirror: bool = False
+    data: TrainData, chunk: int = 32, progress: bool = True, mirror: bool = False, source=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every input of ``data`` carried into its target views: ``warped (M, N, 3, S, S)`` and ``visible
-    (M, N, 1, S, S)``, uint8 on the data's device (``mirror``: as ``reproject(mirror=True)``)."""
+    (M, N, 1, S, S)``, uint8 on the data's device (``mirror``: as ``reproject(mirror=True)``). ``source``:
+    ``(uint8 crops (M, 3, kS, kS), their cameras (M,))`` to carry from instead of the inputs (larger crops,
+    :data:`gen3dface.volume.reprojection.SOURCE_SCALE`)."""
     from gen3dface.volume.reprojection import reproject
 
     warped, visible = [], []
-    ic = data.input_cameras
+    images, ic = source if source is not None else (data.inputs, data.input_cameras)
     for lo in progress_bar(range(0, len(data), chunk), desc="reprojecting inputs", disable=not progress):
         rows = torch.arange(lo, min(lo + chunk, len(data)), device=data.inputs.device)
         w, v = reproject(
-            data.inputs[rows].float() / 127.5 - 1,
+            images[rows].float() / 127.5 - 1,
             Cameras(ic.K[rows], ic.c2w[rows], ic.height, ic.width),
             data.vertices[rows],
             data.faces,
