@@ -157,8 +157,9 @@ class Gen3DFacePipeline(DiffusionPipeline):
         return cls(model, model.noise_scheduler("ddim"))
 
     def prepare(self, photo, mesh_backend: str = "mediapipe", mask: bool = True) -> dict:
-        """Crop and mesh a photo (path, array, PIL image): ``{"input": (1, 3, S, S), "crop", "mesh",
-        "notes"}``. Raises the package's errors for unreadable photos or no face. See :func:`photo_condition`."""
+        """Crop and mesh a photo (path, array, PIL image): ``{"input": (1, 3, S, S), "crop", "mesh", "camera",
+        "source", "source_camera", "notes"}``. Raises the package's errors for unreadable photos or no face. See
+        :func:`photo_condition`."""
         return photo_condition(photo, self.model.image_size, mesh_backend, mask)
 
     def keep_photo_for(self, keep_photo: float | None) -> float:
