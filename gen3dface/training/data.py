@@ -396,7 +396,7 @@ def load_train_data(
     ids = sorted(set(int(i) for i in prepared.identity))
     row_of = {i: r for r, i in enumerate(ids)}
     targets, inputs, sources = [], [None] * len(prepared.identity), [None] * len(prepared.identity)
-    k = SOURCE_SCALE if reprojection else 0  # the larger crops the inputs are reprojected from
+    big_size = image_size * SOURCE_SCALE  # reprojection models carry each input from a crop of this size
     by_id: dict[int, list[int]] = {}
     for m, i in enumerate(prepared.identity):
         by_id.setdefault(int(i), []).append(m)
@@ -428,11 +428,9 @@ def load_train_data(
         M = torch.as_tensor(prepared.crop_M[ms], device=device)
         scale = image_size / src["crop_size"]
         crops = warp_crop(raw.to(device), M * scale, image_size)
-        big = (
-            to_uint8_tensor(warp_crop(raw.to(device), M * scale * k, image_size * k))
-            if k
-            else [None] * len(ms)
-        )
+        big = [None] * len(ms)
+        if reprojection:
+            big = to_uint8_tensor(warp_crop(raw.to(device), M * (big_size / src["crop_size"]), big_size))
         targets.append(to_uint8_tensor(tgt))
         for m, c, b in zip(ms, to_uint8_tensor(crops), big):
             inputs[m], sources[m] = c, b
@@ -449,16 +447,20 @@ def load_train_data(
     if prepared.camera_K is not None:
         res = int(src["input_res"])
         photo = Cameras(torch.as_tensor(prepared.camera_K), torch.as_tensor(prepared.camera_c2w), res, res)
-        M = torch.as_tensor(prepared.crop_M, dtype=torch.float32) * (image_size / src["crop_size"])
-        data.input_cameras = crop_cameras(photo, M, image_size).to(device)
+
+        def crop_cams(size: int) -> Cameras:
+            """The input renders' cameras as the cameras of their ``size`` px crops."""
+            M = torch.as_tensor(prepared.crop_M, dtype=torch.float32) * (size / src["crop_size"])
+            return crop_cameras(photo, M, size).to(device)
+
+        data.input_cameras = crop_cams(image_size)
     if reprojection:
         if data.input_cameras is None:
             raise InputError(
                 "this prepared file has no input cameras: prepare it again (build_training_inputs) to train a "
                 "reprojection model"
             )
-        M = torch.as_tensor(prepared.crop_M, dtype=torch.float32) * (image_size * k / src["crop_size"])
-        source = (torch.stack(sources), crop_cameras(photo, M, image_size * k).to(device))
+        source = (torch.stack(sources), crop_cams(big_size))
         data.warped, data.visible = reproject_inputs(data, progress=progress, mirror=mirror, source=source)
     return data
 
