@@ -7,8 +7,12 @@
     python scripts/prepare_training.py -o outputs/train_prep/train_varied.npz --identities 1200 --seed 2 \
         --varied 0.75 --per-identity 3               # the reprojection model's data (issue #18)
     ... --varied 0.75 --symmetric 0.8            # the same, most repainted heads symmetric (train_small --mirror)
+    ... --janus 0.5                              # the paper's Janus filter: leave out heads whose back looks
+                                                 # like a face (the shipped stage-7 model's data)
+    python scripts/prepare_training.py -o OUT.npz --from PREPARED.npz --janus 0.5   # filter a prepared file
 
-CPU work (mediapipe on every candidate view): about 20 minutes for 1000 procedural identities on 2 cores.
+CPU work (mediapipe on every candidate view): about 20 minutes for 1000 procedural identities on 2 cores; the
+Janus filter (procedural sources; a folder is pruned by `gen3dface prune`) adds about 0.3 s per identity.
 The views themselves are not stored: ``gen3dface.training.data.load_train_data`` re-renders them on the training
 device from the seeds (or reads the folder).
 """
@@ -19,7 +23,11 @@ import argparse
 import time
 from pathlib import Path
 
-from gen3dface.training.data import build_training_inputs, procedural_source
+from gen3dface.core.cameras import TARGET_VIEWS
+from gen3dface.core.errors import InputError
+from gen3dface.synth.pruning import procedural_janus
+from gen3dface.synth.synthesis import SynthConfig
+from gen3dface.training.data import PreparedInputs, build_training_inputs, procedural_source, target_views
 
 
 def main() -> None:
@@ -52,7 +60,33 @@ def main() -> None:
         help="procedural: fraction of the repainted identities painted mirror-symmetric across the face "
         "(data for train_small.py --mirror)",
     )
+    ap.add_argument(
+        "--janus",
+        type=float,
+        default=None,
+        metavar="TAU",
+        help="procedural: leave out every identity with a target back view whose front-face score exceeds TAU "
+        "(the paper's Janus filter, gen3dface.synth.pruning.procedural_janus)",
+    )
+    ap.add_argument(
+        "--from",
+        dest="prepared",
+        type=Path,
+        default=None,
+        help="filter this prepared file (with --janus) instead of building one",
+    )
     args = ap.parse_args()
+    if args.prepared is not None:
+        if args.janus is None:
+            raise SystemExit("--from needs --janus")
+        prep = PreparedInputs.load(args.prepared)
+        ids = sorted(set(prep.identity.tolist()))
+        prep = janus_filter(prep, prep.source, ids, args.janus)
+        prep.save(args.output)
+        print(
+            f"{len(prep.identity)} inputs of {len(set(prep.identity.tolist()))} identities -> {args.output}"
+        )
+        return
     source = (
         str(args.folder)
         if args.folder
@@ -65,14 +99,33 @@ def main() -> None:
     )
     ids = None if args.folder else list(range(args.identities))
     t = time.perf_counter()
+    if args.janus is not None:
+        if args.folder:
+            raise SystemExit("--janus filters procedural sources; prune a folder with `gen3dface prune`")
+        ids = sorted(set(janus_filter(None, source, ids, args.janus)))
     prep = build_training_inputs(
         source, identities=ids, per_identity=args.per_identity, crop_size=args.crop_size, meshes=args.meshes
     )
+    if args.janus is not None:
+        prep.source["janus"] = source["janus"]
     prep.save(args.output)
     print(
         f"{len(prep.identity)} inputs of {len(set(prep.identity.tolist()))} identities ({args.meshes} meshes) "
         f"in {time.perf_counter() - t:.0f} s -> {args.output}"
     )
+
+
+def janus_filter(prep: PreparedInputs | None, source: dict, ids: list[int], tau: float):
+    """The identities of ``ids`` the Janus filter keeps (``prep`` None), or ``prep`` restricted to them; records
+    the filter in ``source["janus"]``."""
+    cfg = SynthConfig(**source["synth"])
+    if source.get("kind") != "procedural":
+        raise InputError("--janus filters procedural sources; prune a folder with `gen3dface prune`")
+    rejected = procedural_janus(cfg, ids, target_views(cfg.views, TARGET_VIEWS), tau)
+    keep = [i for i in ids if not rejected[i]]
+    source["janus"] = {"tau": tau, "scored": len(ids), "left_out": len(ids) - len(keep)}
+    print(f"Janus filter (tau {tau}): {len(ids) - len(keep)} of {len(ids)} identities left out", flush=True)
+    return keep if prep is None else prep.subset(keep)
 
 
 if __name__ == "__main__":

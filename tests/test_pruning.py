@@ -107,6 +107,33 @@ def test_both_filters_beat_chance_and_a_killed_run_resumes_from_the_cache(defect
     )
 
 
+def test_procedural_janus_filter_scores_the_rendered_back_views_as_the_folder_filter_does(defect_dataset):
+    """Training data rendered from seeds is Janus-filtered like a synth folder: the same back views of the same
+    identities get the same verdicts, front views are never scored, and the paper's Janus defects (a face
+    rendered on the back of the head) are caught."""
+    from gen3dface.training.data import target_views
+
+    cfg = SynthConfig(views=48, res=112, ssaa=1, defect_rate=0.6, seed=3, mesh_resolution=64)
+    record = (
+        json.loads((defect_dataset / "pruning.json").read_text())
+        if (defect_dataset / "pruning.json").exists()
+        else prune(defect_dataset, janus_backend="face", progress=False)
+    )
+    ring = target_views(48, 16)
+    ids = list(range(12))
+    got = pruning.procedural_janus(cfg, ids, ring, tau=record["tau"], janus_backend="face", progress=False)
+    az = cfg.cameras().azimuth_deg.numpy()
+    for r in record["identities"][:12]:
+        index = int(r["folder"][3:])
+        want = sorted(int(k) for k in r["janus_rejected"] if int(k) in ring)
+        assert sorted(got[index]) == want, (index, got[index], want)
+        assert all(abs(az[v]) > pruning.BACK_AZIMUTH for v in got[index])
+    janus_ids = [int(r["folder"][3:]) for r in record["identities"][:12] if r["defect"] == "janus"]
+    assert janus_ids and all(got[i] for i in janus_ids), (janus_ids, got)
+    with pytest.raises(InputError):
+        pruning.procedural_janus(cfg, ids, ring, tau=1.5, janus_backend="face", progress=False)
+
+
 TINY_CLIP = {
     "embed_dim": 32,
     "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},

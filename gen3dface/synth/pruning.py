@@ -355,3 +355,34 @@ def prune(
     }
     atomic_write_text(root / "pruning.json", json.dumps(result, indent=1))
     return result
+
+
+def procedural_janus(
+    cfg,
+    identities: list[int],
+    views: list[int],
+    tau: float = 0.5,
+    janus_backend: str = "auto",
+    progress: bool = True,
+) -> dict[int, list[int]]:
+    """The Janus filter on identities rendered from seeds (:class:`gen3dface.synth.synthesis.SynthConfig`
+    ``cfg``), for training data that is never written to a folder.
+
+    Renders each identity's back views among ``views`` (grid indices, e.g. the training targets) on the CPU,
+    scores them like :func:`prune` (``janus_backend``) and returns, per identity, the back views scoring above
+    ``tau`` (an empty list: nothing on the back of its head looks like a face). As with
+    :func:`training_folders`, an identity with any such view is meant to be left out whole: a training example
+    needs all of its ring views. About 0.3 s per identity (7 back views at 128 px) on 2 CPU cores.
+    """
+    from gen3dface.synth.synthesis import render_identity
+
+    if not 0.0 <= tau <= 1.0:
+        raise InputError(f"--janus is a score threshold in [0, 1], got {tau}")
+    az = cfg.cameras().azimuth_deg.numpy()
+    back = [int(v) for v in views if abs(float(az[v])) > BACK_AZIMUTH]
+    janus, _ = _janus_scorer(janus_backend)
+    out = {}
+    for index in progress_bar(identities, desc="Janus filter", disable=not progress, unit="id"):
+        scores = janus(list(render_identity(cfg, int(index), views=back)["rgb"]))
+        out[int(index)] = [v for v, s in zip(back, scores) if s > tau]
+    return out
