@@ -51,8 +51,8 @@ BACKGROUND_LEVEL = 0.94
 #: cropped again, :func:`gen3dface.generation.inputs.photo_condition`; training: the input render cropped
 #: again). Turned surfaces are magnified in the views they face, so a view-sized source blurs them. Measured on 9
 #: real photos, the photo's pixels alone carried into 16 views at 128 px (mirror fill, no model): input-to-output
-#: ArcFace cosine 0.427 from a 128 px crop, 0.463 / 0.455 / 0.448 from 256 / 384 / 512 px; views 55-80 deg from
-#: the face 0.22 -> 0.26-0.30.
+#: ArcFace cosine 0.427 from a 128 px crop, 0.463 / 0.455 / 0.448 from 256 / 384 / 512 px; views 55-80 deg round
+#: from the photo's viewpoint 0.22 -> 0.26-0.30.
 SOURCE_SCALE = 2
 
 
