@@ -20,7 +20,9 @@ widened with zeros (``gen3dface.generation.model.add_reprojection``). The shippe
 ``--mirror`` (with ``--reprojection``) fills what the input view does not show from its mirror image
 (``reproject(mirror=True)``, saved as the model's ``reprojection_mirror``); train it on data whose appearance is
 mostly symmetric (``SynthConfig.symmetric_appearance``, the ``"symmetric_appearance"`` rate in the prepared
-file's ``source["synth"]``), or it learns that mirrored pixels are wrong.
+file's ``source["synth"]``), or it learns that mirrored pixels are wrong. ``--mirror squarest`` also takes a
+target pixel from the mirror image where that sees its surface more squarely than the input view does
+(``reproject(mirror="squarest")``).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def load_data(
     device: str,
     cache: Path | None,
     reprojection: bool = False,
-    mirror: bool = False,
+    mirror: bool | str = False,
 ) -> TrainData:
     if cache is not None and cache.exists():
         d = torch.load(cache, map_location=device, weights_only=False)
@@ -94,9 +96,13 @@ def main() -> None:
     )
     ap.add_argument(
         "--mirror",
-        action="store_true",
+        nargs="?",
+        const="fill",
+        default=None,
+        choices=["fill", "squarest"],
         help="with --reprojection: what the input view does not show is filled from its mirror image (the "
-        "model's reprojection_mirror; pair it with data of --symmetric appearance)",
+        "model's reprojection_mirror; pair it with data of --symmetric appearance); 'squarest': also where the "
+        "mirror image sees the surface more squarely",
     )
     ap.add_argument("--export", type=Path, default=None)
     ap.add_argument(
@@ -159,7 +165,7 @@ def build_model(args) -> Gen3DFaceModel:
     if args.mirror:
         if not model.config.reprojection:
             raise SystemExit("--mirror needs a reprojection model (--reprojection)")
-        model.register_to_config(reprojection_mirror=True)
+        model.register_to_config(reprojection_mirror=True if args.mirror == "fill" else args.mirror)
     return model
 
 

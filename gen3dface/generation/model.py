@@ -43,7 +43,7 @@ from gen3dface.core.errors import InputError
 from gen3dface.core.profiles import get_profile
 from gen3dface.generation.codecs import PixelCodec, VAECodec
 from gen3dface.volume.grid import voxelize_mesh
-from gen3dface.volume.reprojection import reproject
+from gen3dface.volume.reprojection import MIRROR_MODES, reproject
 
 ATTENTION_MODES = ("joint", "sequential")
 PREDICTION_TYPES = ("epsilon", "v_prediction")
@@ -146,7 +146,7 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
             v-prediction); see :meth:`noise_scheduler`.
         reprojection: also read the input view reprojected into every target view through the estimated mesh
             (``y["reprojection"]``, :meth:`condition`); ``False`` is the paper's model. ``reprojection_mirror``:
-            what the photo does not show is filled from its mirror image (``reproject(mirror=True)``).
+            how the photo's mirror image is used (``reproject``'s ``mirror``: ``True`` fills what the photo misses).
     """
 
     config_name = "config.json"
@@ -169,9 +169,11 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         prediction_type: str = "epsilon",
         zero_terminal_snr: bool = False,
         reprojection: bool = False,
-        reprojection_mirror: bool = False,
+        reprojection_mirror: bool | str = False,
     ):
         super().__init__()
+        if reprojection_mirror not in MIRROR_MODES:
+            raise InputError(f"reprojection_mirror {reprojection_mirror!r}: choose one of {MIRROR_MODES}")
         if attention not in ATTENTION_MODES:
             raise InputError(f"unknown attention {attention!r}; choose one of {', '.join(ATTENTION_MODES)}")
         if prediction_type not in PREDICTION_TYPES:

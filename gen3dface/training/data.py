@@ -383,12 +383,12 @@ def load_train_data(
     device="cpu",
     progress: bool = True,
     reprojection: bool = False,
-    mirror: bool = False,
+    mirror: bool | str = False,
 ) -> TrainData:
     """Build :class:`TrainData` at ``image_size`` on ``device`` from :func:`build_training_inputs`' output:
     re-rendered from seeds (procedural source) or read from the dataset folder. ``reprojection``: also carry
     every input into its target views (for a ``reprojection`` model; needs a prepared file with cameras),
-    ``mirror``: filling what the input does not show from its mirror image (``reprojection_mirror`` models)."""
+    ``mirror``: using the input's mirror image as ``reproject``'s ``mirror`` does (``reprojection_mirror`` models)."""
     from gen3dface.synth.synthesis import SynthConfig
 
     src = prepared.source
@@ -466,7 +466,7 @@ def load_train_data(
 
 
 def reproject_inputs(
-    data: TrainData, chunk: int = 32, progress: bool = True, mirror: bool = False, source=None
+    data: TrainData, chunk: int = 32, progress: bool = True, mirror: bool | str = False, source=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every input of ``data`` carried into its target views: ``warped (M, N, 3, S, S)`` and ``visible
     (M, N, 1, S, S)``, uint8 on the data's device (``mirror``: as ``reproject(mirror=True)``). ``source``:

@@ -147,7 +147,7 @@ def reproject(
     face_vertices: torch.Tensor,
     face_triangles: torch.Tensor,
     cameras: Cameras,
-    mirror: bool = False,
+    mirror: bool | str = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Carry the input views' pixels to the target views through the head proxy.
 
@@ -158,19 +158,43 @@ def reproject(
         face_vertices: the estimated face meshes ``(B, P, 3)`` in the canonical head frame, sharing
             ``face_triangles (T, 3)``.
         cameras: target cameras ``(B, N)`` at any resolution ``H x W``.
-        mirror: where the photo does not see a target pixel, take it from the photo's mirror image
-            (:func:`mirrored_input`): a face is nearly symmetric, so the half turned away from the camera is
-            filled with the half it shows.
+        mirror: also use the photo's mirror image (:func:`mirrored_input`; a face is nearly symmetric, so the
+            half turned away from the camera can be filled with the half it shows), one of :data:`MIRROR_MODES`:
+            ``True`` or ``"fill"``: where the photo does not see a target pixel; ``"squarest"``: also where the
+            mirror image sees the surface more squarely than the photo (a larger cosine between the surface
+            normal and the direction to the camera), so a surface the photo sees at a slant is taken from the
+            mirror image where that sees it face on.
     Returns:
         ``warped (B, N, 3, H, W)`` in [-1, 1] (0 where not visible) and ``visible (B, N, 1, H, W)`` in {0, 1}.
     """
-    if mirror:
-        warped, visible = reproject(images, input_cameras, face_vertices, face_triangles, cameras)
-        m_warped, m_visible = reproject(
-            *mirrored_input(images, input_cameras, face_vertices, face_triangles), cameras
-        )
-        fill = m_visible * (1 - visible)
-        return warped + m_warped * fill, visible + fill
+    if mirror not in MIRROR_MODES:
+        raise ValueError(f"mirror must be one of {list(MIRROR_MODES)}, got {mirror!r}")
+    warped, visible, cos = _carry(images, input_cameras, face_vertices, face_triangles, cameras)
+    if not mirror:
+        return warped, visible
+    m_warped, m_visible, m_cos = _carry(
+        *mirrored_input(images, input_cameras, face_vertices, face_triangles), cameras
+    )
+    take = m_visible * (1 - visible)
+    if mirror == "squarest":
+        take = take + m_visible * visible * (m_cos > cos).to(visible.dtype)
+    return warped * (1 - take) + m_warped * take, torch.maximum(visible, take)
+
+
+#: ``reproject``'s ``mirror`` values: off, fill where the photo does not see (``True`` = ``"fill"``), or take the
+#: squarer view of the two (``"squarest"``).
+MIRROR_MODES = (False, True, "fill", "squarest")
+
+
+def _carry(
+    images: torch.Tensor,
+    input_cameras: Cameras,
+    face_vertices: torch.Tensor,
+    face_triangles: torch.Tensor,
+    cameras: Cameras,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`reproject` from the photo alone: ``warped (B, N, 3, H, W)``, ``visible (B, N, 1, H, W)`` and the
+    cosine ``(B, N, 1, H, W)`` at which the input camera sees each visible target pixel's surface (0 elsewhere)."""
     B = images.shape[0]
     dev = images.device
     fv = torch.as_tensor(face_vertices, dtype=torch.float32).to(dev)
@@ -202,7 +226,7 @@ def reproject(
     vis = torch.isfinite(depth) & inside & (zz > 0) & (zz <= seen + DEPTH_TOLERANCE) & (cos >= MIN_COSINE)
     vis &= foreground
     vis = vis[:, :, None].to(images.dtype)
-    return colour.to(images.dtype) * vis, vis
+    return colour.to(images.dtype) * vis, vis, cos[:, :, None].to(images.dtype) * vis
 
 
 def mirrored_input(
