@@ -106,8 +106,6 @@ def main() -> None:
     prep = build_training_inputs(
         source, identities=ids, per_identity=args.per_identity, crop_size=args.crop_size, meshes=args.meshes
     )
-    if args.janus is not None:
-        prep.source["janus"] = source["janus"]
     prep.save(args.output)
     print(
         f"{len(prep.identity)} inputs of {len(set(prep.identity.tolist()))} identities ({args.meshes} meshes) "
@@ -118,9 +116,9 @@ def main() -> None:
 def janus_filter(prep: PreparedInputs | None, source: dict, ids: list[int], tau: float):
     """The identities of ``ids`` the Janus filter keeps (``prep`` None), or ``prep`` restricted to them; records
     the filter in ``source["janus"]``."""
-    cfg = SynthConfig(**source["synth"])
     if source.get("kind") != "procedural":
         raise InputError("--janus filters procedural sources; prune a folder with `gen3dface prune`")
+    cfg = SynthConfig(**source["synth"])
     rejected = procedural_janus(cfg, ids, target_views(cfg.views, TARGET_VIEWS), tau)
     keep = [i for i in ids if not rejected[i]]
     source["janus"] = {"tau": tau, "scored": len(ids), "left_out": len(ids) - len(keep)}

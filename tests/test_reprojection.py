@@ -196,21 +196,28 @@ def test_mirrored_input_projects_a_mirrored_point_to_the_flipped_pixel():
     assert torch.allclose(mv[0, :, 0], -pts[0, :, 0]) and torch.allclose(mv[0, :, 1:], pts[0, :, 1:])
 
 
+def _symmetric_scene(target_azimuth: float):
+    """:func:`_proxy_scene` painted symmetrically (the colour codes |x|, y, z: the same on both sides) and lit
+    evenly (no light from one side), photographed from azimuth 45: ``(fv, ft, image (1, 3, S, S), its crop
+    camera, the target camera at ``target_azimuth``, the true target view (1, 3, S, S))``."""
+    fv, ft, mesh, _ = _proxy_scene()
+    sym = mesh.vertices.clone()
+    sym[:, 0] = sym[:, 0].abs()
+    colours = 0.15 + 0.7 * (sym - sym.min(0).values) / (sym.max(0).values - sym.min(0).values)
+    mesh = Mesh(mesh.vertices, mesh.faces, colours)
+    shading = Shading("photo", key=0.0, fill=0.0, ambient=1.0, specular=0.0)
+    cam_in = orbit_cameras(torch.tensor([45.0]), 0.0, image_size=S)
+    target = orbit_cameras(torch.tensor([target_azimuth]), 0.0, image_size=S)
+    image = render(mesh, cam_in, shading=shading)["rgb"][0]
+    truth = render(mesh, target, shading=shading)["rgb"][0]
+    cams = crop_cameras(cam_in, np.array([[[1.0, 0, 0], [0, 1.0, 0]]]), S)
+    return fv, ft, image, cams, target, truth
+
+
 def test_mirror_fills_the_side_the_photo_does_not_show_with_its_mirror_image():
     """A head painted symmetrically, photographed from one side: the far side's views get the true colours of the
     side the photo shows, mirrored, where without the mirror nothing is carried."""
-    fv, ft, mesh, shading = _proxy_scene()
-    v = mesh.vertices
-    sym = v.clone()
-    sym[:, 0] = sym[:, 0].abs()  # the colour codes |x|, y, z: the same on both sides
-    colours = 0.15 + 0.7 * (sym - sym.min(0).values) / (sym.max(0).values - sym.min(0).values)
-    mesh = Mesh(v, mesh.faces, colours)
-    shading = Shading("photo", key=0.0, fill=0.0, ambient=1.0, specular=0.0)  # no light from one side
-    cam_in = orbit_cameras(torch.tensor([45.0]), 0.0, image_size=S)
-    targets = orbit_cameras(torch.tensor([-70.0]), 0.0, image_size=S)
-    image = render(mesh, cam_in, shading=shading)["rgb"][0]
-    truth = render(mesh, targets, shading=shading)["rgb"][0]
-    cams = crop_cameras(cam_in, np.array([[[1.0, 0, 0], [0, 1.0, 0]]]), S)
+    fv, ft, image, cams, targets, truth = _symmetric_scene(-70.0)
     w0, v0 = reproject(image, cams, fv, ft, targets.batched(1))
     w1, v1 = reproject(image, cams, fv, ft, targets.batched(1), mirror=True)
     assert torch.equal(w1 * v0, w0) and bool((v1 >= v0).all())  # what the photo sees is kept as it was
@@ -230,20 +237,8 @@ def test_squarest_takes_the_mirror_image_where_it_sees_the_surface_more_squarely
     """The same symmetric head photographed from 45 deg, seen from -20 deg: the surface the photo sees at a slant
     is stretched in the view, the mirror image sees it face on. ``"squarest"`` carries those pixels from the mirror
     image, and there they are closer to the truth; what is carried at all is the same as with the fill."""
-    fv, ft, mesh, _ = _proxy_scene()
-    sym = mesh.vertices.clone()
-    sym[:, 0] = sym[:, 0].abs()
-    mesh = Mesh(
-        mesh.vertices,
-        mesh.faces,
-        0.15 + 0.7 * (sym - sym.min(0).values) / (sym.max(0).values - sym.min(0).values),
-    )
-    shading = Shading("photo", key=0.0, fill=0.0, ambient=1.0, specular=0.0)
-    cam_in = orbit_cameras(torch.tensor([45.0]), 0.0, image_size=S)
-    target = orbit_cameras(torch.tensor([-20.0]), 0.0, image_size=S)
-    image = render(mesh, cam_in, shading=shading)["rgb"][0]
-    truth = render(mesh, target, shading=shading)["rgb"][0][0]
-    cams = crop_cameras(cam_in, np.array([[[1.0, 0, 0], [0, 1.0, 0]]]), S)
+    fv, ft, image, cams, target, truth = _symmetric_scene(-20.0)
+    truth = truth[0]
     w0, v0 = reproject(image, cams, fv, ft, target.batched(1))
     w1, v1 = reproject(image, cams, fv, ft, target.batched(1), mirror=True)
     w2, v2 = reproject(image, cams, fv, ft, target.batched(1), mirror="squarest")
