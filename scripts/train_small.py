@@ -21,7 +21,7 @@ widened with zeros (``gen3dface.generation.model.add_reprojection``). The shippe
 (``reproject(mirror=True)``, saved as the model's ``reprojection_mirror``); train it on data whose appearance is
 mostly symmetric (``SynthConfig.symmetric_appearance``, the ``"symmetric_appearance"`` rate in the prepared
 file's ``source["synth"]``), or it learns that mirrored pixels are wrong. ``--mirror squarest`` also takes a
-target pixel from the mirror image where that sees its surface more squarely than the input view does
+target pixel from the mirror image where that sees its surface clearly more squarely than the input view does
 (``reproject(mirror="squarest")``).
 """
 
@@ -102,7 +102,7 @@ def main() -> None:
         choices=["fill", "squarest"],
         help="with --reprojection: what the input view does not show is filled from its mirror image (the "
         "model's reprojection_mirror; pair it with data of --symmetric appearance); 'squarest': also where the "
-        "mirror image sees the surface more squarely",
+        "mirror image sees the surface clearly more squarely",
     )
     ap.add_argument("--export", type=Path, default=None)
     ap.add_argument(

@@ -196,9 +196,9 @@ def test_mirrored_input_projects_a_mirrored_point_to_the_flipped_pixel():
     assert torch.allclose(mv[0, :, 0], -pts[0, :, 0]) and torch.allclose(mv[0, :, 1:], pts[0, :, 1:])
 
 
-def _symmetric_scene(target_azimuth: float):
+def _symmetric_scene(target_azimuth: float, photo_azimuth: float = 45.0):
     """:func:`_proxy_scene` painted symmetrically (the colour codes |x|, y, z: the same on both sides) and lit
-    evenly (no light from one side), photographed from azimuth 45: ``(fv, ft, image (1, 3, S, S), its crop
+    evenly (no light from one side), photographed from ``photo_azimuth``: ``(fv, ft, image (1, 3, S, S), its crop
     camera, the target camera at ``target_azimuth``, the true target view (1, 3, S, S))``."""
     fv, ft, mesh, _ = _proxy_scene()
     sym = mesh.vertices.clone()
@@ -206,7 +206,7 @@ def _symmetric_scene(target_azimuth: float):
     colours = 0.15 + 0.7 * (sym - sym.min(0).values) / (sym.max(0).values - sym.min(0).values)
     mesh = Mesh(mesh.vertices, mesh.faces, colours)
     shading = Shading("photo", key=0.0, fill=0.0, ambient=1.0, specular=0.0)
-    cam_in = orbit_cameras(torch.tensor([45.0]), 0.0, image_size=S)
+    cam_in = orbit_cameras(torch.tensor([photo_azimuth]), 0.0, image_size=S)
     target = orbit_cameras(torch.tensor([target_azimuth]), 0.0, image_size=S)
     image = render(mesh, cam_in, shading=shading)["rgb"][0]
     truth = render(mesh, target, shading=shading)["rgb"][0]
@@ -250,6 +250,22 @@ def test_squarest_takes_the_mirror_image_where_it_sees_the_surface_more_squarely
     assert err_squarest < 0.5 * err_fill, (float(err_squarest), float(err_fill))
     with pytest.raises(ValueError):
         reproject(image, cams, fv, ft, target.batched(1), mirror="nearest")
+
+
+def test_squarest_leaves_a_near_frontal_photo_its_own_pixels(monkeypatch):
+    """Photographed from 3 deg, the photo and its mirror image see each surface about as squarely; without
+    ``SQUAREST_MARGIN`` the choice would flip between them over most of the face (seams wherever a real face is not
+    symmetric), with it the photo keeps its pixels."""
+    import gen3dface.volume.reprojection as reprojection
+
+    fv, ft, image, cams, target, _ = _symmetric_scene(-20.0, photo_azimuth=3.0)
+    w1, v1 = reproject(image, cams, fv, ft, target.batched(1), mirror=True)
+    w2, _ = reproject(image, cams, fv, ft, target.batched(1), mirror="squarest")
+    kept = float(((w1 - w2).abs().amax(2) <= 1e-6)[v1[:, :, 0] > 0].float().mean())
+    monkeypatch.setattr(reprojection, "SQUAREST_MARGIN", 0.0)
+    w3, _ = reproject(image, cams, fv, ft, target.batched(1), mirror="squarest")
+    flipped = float(((w1 - w3).abs().amax(2) > 1e-6)[v1[:, :, 0] > 0].float().mean())
+    assert kept > 0.98 and flipped > 0.3, (kept, flipped)
 
 
 def test_a_mirror_model_reads_the_mirror_filled_reprojection():

@@ -161,9 +161,11 @@ def reproject(
         mirror: also use the photo's mirror image (:func:`mirrored_input`; a face is nearly symmetric, so the
             half turned away from the camera can be filled with the half it shows), one of :data:`MIRROR_MODES`:
             ``True`` or ``"fill"``: where the photo does not see a target pixel; ``"squarest"``: also where the
-            mirror image sees the surface more squarely than the photo (a larger cosine between the surface
-            normal and the direction to the camera), so a surface the photo sees at a slant is taken from the
-            mirror image where that sees it face on.
+            mirror image sees the surface clearly more squarely than the photo (its cosine between the surface
+            normal and the direction to the camera larger by :data:`SQUAREST_MARGIN`, blended in over
+            :data:`SQUAREST_RAMP`), so a surface the photo sees at a slant is taken from the mirror image where
+            that sees it face on, and a near-frontal photo, which sees both halves about as squarely as its
+            mirror image does, keeps its own pixels.
     Returns:
         ``warped (B, N, 3, H, W)`` in [-1, 1] (0 where not visible) and ``visible (B, N, 1, H, W)`` in {0, 1}.
     """
@@ -177,10 +179,20 @@ def reproject(
     )
     take = m_visible * (1 - visible)
     if mirror == "squarest":
-        take = take + m_visible * visible * (m_cos > cos).to(visible.dtype)
+        lead = (m_cos - cos - SQUAREST_MARGIN) / SQUAREST_RAMP
+        take = take + m_visible * visible * lead.clamp(0, 1)
     return warped * (1 - take) + m_warped * take, torch.maximum(visible, take)
 
 
+#: ``reproject(mirror="squarest")`` takes a pixel the photo sees from the mirror image only where the mirror
+#: image's cosine leads by more than the margin, fully once it leads by margin + ramp. Without a margin a
+#: near-frontal photo's choice flips from triangle to triangle (the face mesh's flat normals differ by a few
+#: hundredths), leaving jagged seams and specks across the cheeks. The photo's pixels alone carried into 16 views
+#: of 9 real photos (no model): out-to-out ArcFace cosine 0.560 with the fill, 0.641 with no margin (seams), 0.599 /
+#: 0.611 / 0.599 with margins 0.10 / 0.15 / 0.20 (ramp 0.1); specks on the astronaut's cheeks up to a margin of
+#: 0.10, none from 0.15.
+SQUAREST_MARGIN = 0.15
+SQUAREST_RAMP = 0.1
 #: ``reproject``'s ``mirror`` values: off, fill where the photo does not see (``True`` = ``"fill"``), or take the
 #: squarer view of the two (``"squarest"``).
 MIRROR_MODES = (False, True, "fill", "squarest")
