@@ -302,6 +302,9 @@ def test_a_photo_is_also_cropped_at_source_scale_with_a_camera_that_agrees():
     uv_k, _ = p["source_camera"].project(pts)
     assert p["source_camera"].height == 64 * k
     assert (uv_k - k * uv).abs().max() < 0.75  # pixel-centre conventions aside
+    plain = photo_condition(sample_photo(), 64, source=False)  # a model that does not reproject
+    assert "source" not in plain and "source_camera" not in plain
+    assert torch.equal(plain["input"], p["input"])
 
 
 def test_training_inputs_are_reprojected_from_larger_crops_to_the_same_pixels():

@@ -89,7 +89,9 @@ def _ground_truth(item: EvalItem, n_views: int, size: int) -> tuple[np.ndarray, 
     return views[len(ring) // 2], gt
 
 
-def _prepare_chunk(items: list[EvalItem], protocol: str, n_views: int, size: int, meshes: str) -> list[dict]:
+def _prepare_chunk(
+    items: list[EvalItem], protocol: str, n_views: int, size: int, meshes: str, source: bool = True
+) -> list[dict]:
     """Crop and mesh each input (and load its ground truth, in-domain); runs in worker processes.
     Returns per item ``{"name", "prep", "gt"}`` or ``{"name", "skipped": reason}`` when no face is found."""
     from gen3dface.generation.inputs import photo_condition
@@ -101,7 +103,7 @@ def _prepare_chunk(items: list[EvalItem], protocol: str, n_views: int, size: int
                 photo, gt = item.path, None
             else:
                 photo, gt = _ground_truth(item, n_views, size)
-            prep = photo_condition(photo, size)
+            prep = photo_condition(photo, size, source=source)
             if meshes == "ground_truth":
                 from gen3dface.mesh.surface import snap_to_surface
                 from gen3dface.training.data import identity_surface
@@ -280,7 +282,16 @@ def run_eval(
         # crop + mesh in the workers; each batch is generated as soon as its inputs are ready, and the faces of
         # its views are embedded in the workers while the next batch generates
         prep_jobs = pool.submit_chunks(
-            partial(_prepare_chunk, protocol=protocol, n_views=n_views, size=S, meshes=meshes), items, chunk=2
+            partial(
+                _prepare_chunk,
+                protocol=protocol,
+                n_views=n_views,
+                size=S,
+                meshes=meshes,
+                source=bool(pipe.model.config.reprojection),
+            ),
+            items,
+            chunk=2,
         )
         skipped, ready, input_jobs, view_jobs = [], [], [], []
         generated, resumed = {}, 0

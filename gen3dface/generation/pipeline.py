@@ -158,9 +158,10 @@ class Gen3DFacePipeline(DiffusionPipeline):
 
     def prepare(self, photo, mesh_backend: str = "mediapipe", mask: bool = True) -> dict:
         """Crop and mesh a photo (path, array, PIL image): ``{"input": (1, 3, S, S), "crop", "mesh", "camera",
-        "source", "source_camera", "notes"}``. Raises the package's errors for unreadable photos or no face. See
-        :func:`photo_condition`."""
-        return photo_condition(photo, self.model.image_size, mesh_backend, mask)
+        "source", "source_camera" (only for a model that reprojects the photo), "notes"}``. Raises the package's
+        errors for unreadable photos or no face. See :func:`photo_condition`."""
+        reprojects = bool(self.model.config.reprojection)
+        return photo_condition(photo, self.model.image_size, mesh_backend, mask, source=reprojects)
 
     def keep_photo_for(self, keep_photo: float | None) -> float:
         """The ``keep_photo`` a call uses: ``None`` -> :data:`KEEP_PHOTO` for a reprojection model, else 0; raises
