@@ -10,6 +10,9 @@
     ... --janus 0.5                              # the paper's Janus filter: leave out heads whose back looks
                                                  # like a face (the shipped stage-7 model's data)
     python scripts/prepare_training.py -o OUT.npz --from PREPARED.npz --janus 0.5   # filter a prepared file
+    python scripts/prepare_training.py -o more.npz --identities 1200 --first-identity 800 --seed 2 --varied 0.75 \
+        --per-identity 3 --symmetric 0.8 --janus 0.5     # identities 800-1999 of the same dataset, then
+    python scripts/prepare_training.py -o all.npz --from symj.npz more.npz         # one file of both
 
 CPU work (mediapipe on every candidate view): about 20 minutes for 1000 procedural identities on 2 cores; the
 Janus filter (procedural sources; a folder is pruned by `gen3dface prune`) adds about 0.3 s per identity.
@@ -36,7 +39,10 @@ def main() -> None:
     ap.add_argument(
         "--folder", type=Path, default=None, help="a gen3dface synth dataset (default: procedural)"
     )
-    ap.add_argument("--identities", type=int, default=1000, help="procedural: identities 0..N-1")
+    ap.add_argument(
+        "--identities", type=int, default=1000, help="procedural: N identities, from --first-identity"
+    )
+    ap.add_argument("--first-identity", type=int, default=0, help="procedural: the first identity's index")
     ap.add_argument("--seed", type=int, default=1, help="procedural: the dataset seed")
     ap.add_argument("--per-identity", type=int, default=4)
     ap.add_argument("--crop-size", type=int, default=128)
@@ -72,16 +78,22 @@ def main() -> None:
         "--from",
         dest="prepared",
         type=Path,
+        nargs="+",
         default=None,
-        help="filter this prepared file (with --janus) instead of building one",
+        help="filter this prepared file (with --janus) instead of building one; several files of one source "
+        "are concatenated first",
     )
     args = ap.parse_args()
     if args.prepared is not None:
-        if args.janus is None:
-            raise SystemExit("--from needs --janus")
-        prep = PreparedInputs.load(args.prepared)
-        ids = sorted(set(prep.identity.tolist()))
-        prep = janus_filter(prep, prep.source, ids, args.janus)
+        if args.janus is None and len(args.prepared) < 2:
+            raise SystemExit("--from needs --janus, or several files to concatenate")
+        try:
+            prep = PreparedInputs.concat([PreparedInputs.load(p) for p in args.prepared])
+        except InputError as e:
+            raise SystemExit(str(e)) from None
+        if args.janus is not None:
+            ids = sorted(set(prep.identity.tolist()))
+            prep = janus_filter(prep, prep.source, ids, args.janus)
         prep.save(args.output)
         print(
             f"{len(prep.identity)} inputs of {len(set(prep.identity.tolist()))} identities -> {args.output}"
@@ -97,7 +109,7 @@ def main() -> None:
             symmetric_appearance=args.symmetric,
         )
     )
-    ids = None if args.folder else list(range(args.identities))
+    ids = None if args.folder else list(range(args.first_identity, args.first_identity + args.identities))
     t = time.perf_counter()
     if args.janus is not None:
         if args.folder:

@@ -160,6 +160,55 @@ class PreparedInputs:
         )
 
     @classmethod
+    def concat(cls, parts: list["PreparedInputs"]) -> "PreparedInputs":
+        """Several prepared files of one source (e.g. identities 0-799 and 800-1999 of one procedural dataset,
+        prepared on different days) as one. Their sources must agree (a Janus filter record aside: the filtered
+        counts are added up when every part was filtered at the same threshold), their identities must not
+        overlap, and they must all keep their input cameras or all not."""
+        if not parts:
+            raise InputError("nothing to concatenate")
+        first = parts[0]
+
+        def plain(src: dict) -> dict:
+            return {k: v for k, v in src.items() if k != "janus"}
+
+        for p in parts[1:]:
+            if plain(p.source) != plain(first.source):
+                raise InputError("prepared files of different sources cannot be concatenated")
+            if not np.array_equal(p.faces, first.faces):
+                raise InputError("prepared files with different mesh topologies cannot be concatenated")
+            if (p.camera_K is None) != (first.camera_K is None):
+                raise InputError("some prepared files keep their input cameras and some do not")
+        ids = [set(p.identity.tolist()) for p in parts]
+        if sum(map(len, ids)) != len(set().union(*ids)):
+            raise InputError("the prepared files share identities")
+        source = plain(first.source)
+        records = [p.source.get("janus") for p in parts]
+        if any(r is not None for r in records):
+            taus = {None if r is None else r["tau"] for r in records}
+            if len(taus) != 1:
+                raise InputError("concatenate prepared files filtered at the same Janus threshold, or none")
+            source["janus"] = {
+                "tau": taus.pop(),
+                "scored": sum(r["scored"] for r in records),
+                "left_out": sum(r["left_out"] for r in records),
+            }
+
+        def cat(name: str):
+            return None if first.camera_K is None else np.concatenate([getattr(p, name) for p in parts])
+
+        return cls(
+            np.concatenate([p.identity for p in parts]),
+            np.concatenate([p.view for p in parts]),
+            np.concatenate([p.crop_M for p in parts]),
+            np.concatenate([p.vertices for p in parts]),
+            first.faces,
+            source,
+            cat("camera_K"),
+            cat("camera_c2w"),
+        )
+
+    @classmethod
     def load(cls, path: str | Path) -> "PreparedInputs":
         try:
             z = np.load(path)
