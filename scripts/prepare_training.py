@@ -87,13 +87,20 @@ def main() -> None:
     if args.prepared is not None:
         if args.janus is None and len(args.prepared) < 2:
             raise SystemExit("--from needs --janus, or several files to concatenate")
+        if args.first_identity:
+            raise SystemExit("--first-identity builds procedural identities; it does not apply to --from")
         try:
-            prep = PreparedInputs.concat([PreparedInputs.load(p) for p in args.prepared])
+            parts = [PreparedInputs.load(p) for p in args.prepared]
+            if args.janus is not None:  # a part already filtered at this threshold is not scored again
+                parts = [
+                    p
+                    if (p.source.get("janus") or {}).get("tau") == args.janus
+                    else janus_filter(p, p.source, sorted(set(p.identity.tolist())), args.janus)
+                    for p in parts
+                ]
+            prep = PreparedInputs.concat(parts)
         except InputError as e:
             raise SystemExit(str(e)) from None
-        if args.janus is not None:
-            ids = sorted(set(prep.identity.tolist()))
-            prep = janus_filter(prep, prep.source, ids, args.janus)
         prep.save(args.output)
         print(
             f"{len(prep.identity)} inputs of {len(set(prep.identity.tolist()))} identities -> {args.output}"
@@ -109,6 +116,8 @@ def main() -> None:
             symmetric_appearance=args.symmetric,
         )
     )
+    if args.first_identity < 0 or (args.folder and args.first_identity):
+        raise SystemExit("--first-identity: a procedural identity index, 0 or more")
     ids = None if args.folder else list(range(args.first_identity, args.first_identity + args.identities))
     t = time.perf_counter()
     if args.janus is not None:

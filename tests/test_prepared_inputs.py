@@ -57,3 +57,25 @@ def test_files_that_do_not_belong_together_are_refused():
         PreparedInputs.concat([a, dataclasses.replace(_part([7]), camera_K=None, camera_c2w=None)])
     with pytest.raises(InputError, match="Janus threshold"):
         PreparedInputs.concat([_part([0], janus={"tau": 0.5, "scored": 1, "left_out": 0}), _part([9])])
+    with pytest.raises(InputError, match="Janus threshold"):
+        PreparedInputs.concat(
+            [
+                _part([0], janus={"tau": 0.5, "scored": 1, "left_out": 0}),
+                _part([9], janus={"tau": 0.7, "scored": 1, "left_out": 0}),
+            ]
+        )
+
+
+def test_files_without_a_janus_record_or_from_before_a_synth_field_existed_still_join():
+    """No filter on any part: none on the whole. A file written before ``SynthConfig`` had a field holds its
+    default, so it joins a newer file that writes the default out."""
+    from gen3dface.synth.synthesis import SynthConfig
+
+    old, new = _part([0, 1]), _part([2])
+    default = SynthConfig().symmetric_appearance
+    new.source = {**SOURCE, "synth": {**SOURCE["synth"], "symmetric_appearance": default}}
+    both = PreparedInputs.concat([old, new])
+    assert "janus" not in both.source and both.identity.tolist() == [0, 0, 1, 1, 2, 2]
+    new.source["synth"]["symmetric_appearance"] = default + 0.5
+    with pytest.raises(InputError, match="different sources"):
+        PreparedInputs.concat([old, new])

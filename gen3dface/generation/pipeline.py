@@ -271,11 +271,15 @@ class Gen3DFacePipeline(DiffusionPipeline):
             if any(p.get("camera") is None for p in prepared):
                 raise InputError("this model reprojects the photo: its mesh backend must estimate the camera")
             cams = batch_cameras([p["camera"] for p in prepared])
-            if all(p.get("source_camera") is not None for p in prepared):
-                source = (
-                    torch.cat([p["source"] for p in prepared]),
-                    batch_cameras([p["source_camera"] for p in prepared]),
+            if any(p.get("source_camera") is None for p in prepared):
+                raise InputError(
+                    "this model carries the photo from its larger crop: prepare the photos with this pipeline's "
+                    "prepare() (or photo_condition(..., source=True))"
                 )
+            source = (
+                torch.cat([p["source"] for p in prepared]),
+                batch_cameras([p["source_camera"] for p in prepared]),
+            )
         views = self.generate_views(
             torch.cat([p["input"] for p in prepared]),
             [p["mesh"].vertices for p in prepared],

@@ -169,8 +169,13 @@ class PreparedInputs:
             raise InputError("nothing to concatenate")
         first = parts[0]
 
-        def plain(src: dict) -> dict:
-            return {k: v for k, v in src.items() if k != "janus"}
+        def plain(src: dict) -> dict:  # files written before a SynthConfig field existed hold its default
+            from gen3dface.synth.synthesis import SynthConfig
+
+            out = json.loads(json.dumps({k: v for k, v in src.items() if k != "janus"}))
+            if "synth" in out:
+                out["synth"] = {**json.loads(json.dumps(dataclasses.asdict(SynthConfig()))), **out["synth"]}
+            return out
 
         for p in parts[1:]:
             if plain(p.source) != plain(first.source):
@@ -182,7 +187,7 @@ class PreparedInputs:
         ids = [set(p.identity.tolist()) for p in parts]
         if sum(map(len, ids)) != len(set().union(*ids)):
             raise InputError("the prepared files share identities")
-        source = plain(first.source)
+        source = {k: v for k, v in first.source.items() if k != "janus"}
         records = [p.source.get("janus") for p in parts]
         if any(r is not None for r in records):
             taus = {None if r is None else r["tau"] for r in records}

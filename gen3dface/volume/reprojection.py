@@ -193,8 +193,8 @@ def reproject(
 #: 0.10, none from 0.15.
 SQUAREST_MARGIN = 0.15
 SQUAREST_RAMP = 0.1
-#: ``reproject``'s ``mirror`` values: off, fill where the photo does not see (``True`` = ``"fill"``), or take the
-#: squarer view of the two (``"squarest"``).
+#: ``reproject``'s ``mirror`` values: off, fill where the photo does not see (``True`` = ``"fill"``), or also take
+#: the mirror image where it sees the surface clearly more squarely (``"squarest"``, by :data:`SQUAREST_MARGIN`).
 MIRROR_MODES = (False, True, "fill", "squarest")
 
 
