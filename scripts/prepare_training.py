@@ -84,11 +84,11 @@ def main() -> None:
         "are concatenated first",
     )
     args = ap.parse_args()
+    if args.first_identity < 0 or (args.first_identity and (args.folder or args.prepared)):
+        raise SystemExit("--first-identity: a procedural identity index (0 or more) for a build from seeds")
     if args.prepared is not None:
         if args.janus is None and len(args.prepared) < 2:
             raise SystemExit("--from needs --janus, or several files to concatenate")
-        if args.first_identity:
-            raise SystemExit("--first-identity builds procedural identities; it does not apply to --from")
         try:
             parts = [PreparedInputs.load(p) for p in args.prepared]
             if args.janus is not None:  # a part already filtered at this threshold is not scored again
@@ -116,8 +116,6 @@ def main() -> None:
             symmetric_appearance=args.symmetric,
         )
     )
-    if args.first_identity < 0 or (args.folder and args.first_identity):
-        raise SystemExit("--first-identity: a procedural identity index, 0 or more")
     ids = None if args.folder else list(range(args.first_identity, args.first_identity + args.identities))
     t = time.perf_counter()
     if args.janus is not None:
