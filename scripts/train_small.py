@@ -28,6 +28,7 @@ target pixel from the mirror image where that sees its surface clearly more squa
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
 from pathlib import Path
 
@@ -38,6 +39,20 @@ from gen3dface.generation.model import Gen3DFaceModel, add_reprojection
 from gen3dface.training.data import PreparedInputs, TrainData, load_train_data
 from gen3dface.training.export import export_checkpoint, preview_sheet, run_weights
 from gen3dface.training.loop import TrainConfig, train
+from gen3dface.volume.reprojection import SQUAREST_MARGIN, SQUAREST_RAMP
+
+
+def cache_settings(prepared: Path, size: int, views: int, reprojection: bool, mirror: bool | str) -> dict:
+    """What a ``--cache`` file's training views depend on: the prepared file's bytes, the view size and count,
+    and the reprojection settings (mirror mode and the squarest rule's margin); a cache made otherwise is stale."""
+    return {
+        "prepared_sha256": hashlib.sha256(prepared.read_bytes()).hexdigest() if prepared.exists() else None,
+        "size": size,
+        "views": views,
+        "reprojection": bool(reprojection),
+        "mirror": mirror if reprojection else False,
+        "squarest": (SQUAREST_MARGIN, SQUAREST_RAMP) if reprojection and mirror == "squarest" else None,
+    }
 
 
 def load_data(
@@ -49,17 +64,27 @@ def load_data(
     reprojection: bool = False,
     mirror: bool | str = False,
 ) -> TrainData:
+    """The training views of ``prepared``, rendered on ``device``, or read from ``cache`` (a file this script
+    wrote: a pickle, so only ever your own) when it was made with the same :func:`cache_settings`; the
+    prepared file may be absent when the cache is current (a device copy without it)."""
+    want = cache_settings(prepared, size, views, reprojection, mirror)
     if cache is not None and cache.exists():
-        d = torch.load(cache, map_location=device, weights_only=False)
-        print(f"training data from cache {cache}: {len(d.identities)} identities, {len(d)} inputs")
-        return d
+        saved = torch.load(cache, map_location=device, weights_only=False)
+        have = saved.get("settings") if isinstance(saved, dict) else None
+        if have is not None and want["prepared_sha256"] is None:
+            want["prepared_sha256"] = have["prepared_sha256"]
+        if have == want:
+            d = saved["data"]
+            print(f"training data from cache {cache}: {len(d.identities)} identities, {len(d)} inputs")
+            return d
+        print(f"cache {cache} was made from other data or settings; rendering again")
     t = time.perf_counter()
     d = load_train_data(
         PreparedInputs.load(prepared), size, views, device=device, reprojection=reprojection, mirror=mirror
     )
     print(f"rendered {len(d.identities)} identities ({len(d)} inputs) in {time.perf_counter() - t:.1f} s")
     if cache is not None:
-        torch.save(d, cache)
+        torch.save({"settings": want, "data": d}, cache)
     return d
 
 

@@ -288,7 +288,7 @@ def run_eval(
                 n_views=n_views,
                 size=S,
                 meshes=meshes,
-                source=bool(pipe.model.config.reprojection),
+                source=pipe.needs_source,
             ),
             items,
             chunk=2,

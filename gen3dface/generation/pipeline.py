@@ -160,8 +160,13 @@ class Gen3DFacePipeline(DiffusionPipeline):
         """Crop and mesh a photo (path, array, PIL image): ``{"input": (1, 3, S, S), "crop", "mesh", "camera",
         "source", "source_camera" (only for a model that reprojects the photo), "notes"}``. Raises the package's
         errors for unreadable photos or no face. See :func:`photo_condition`."""
-        reprojects = bool(self.model.config.reprojection)
-        return photo_condition(photo, self.model.image_size, mesh_backend, mask, source=reprojects)
+        return photo_condition(photo, self.model.image_size, mesh_backend, mask, source=self.needs_source)
+
+    @property
+    def needs_source(self) -> bool:
+        """Whether photos for this model need the larger crop the photo is carried from (``"source"``,
+        ``"source_camera"``): a model that reprojects the photo."""
+        return bool(self.model.config.reprojection)
 
     def keep_photo_for(self, keep_photo: float | None) -> float:
         """The ``keep_photo`` a call uses: ``None`` -> :data:`KEEP_PHOTO` for a reprojection model, else 0; raises
