@@ -67,7 +67,7 @@ def load_data(
     """The training views of ``prepared``, rendered on ``device``, or read from ``cache`` (a file this script
     wrote: a pickle, so only ever your own) when it was made with the same :func:`cache_settings`; the
     prepared file may be absent when the cache is current (a device copy without it)."""
-    want = cache_settings(prepared, size, views, reprojection, mirror)
+    want = None if cache is None else cache_settings(prepared, size, views, reprojection, mirror)
     if cache is not None and cache.exists():
         saved = torch.load(cache, map_location=device, weights_only=False)
         have = saved.get("settings") if isinstance(saved, dict) else None
