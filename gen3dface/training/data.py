@@ -29,7 +29,7 @@ from gen3dface.core.progress import progress_bar
 
 from gen3dface.core.cameras import Cameras, target_ring
 from gen3dface.core.errors import InputError, NoFaceError
-from gen3dface.core.images import load_image, to_tensor, to_uint8_tensor
+from gen3dface.core.images import load_image, to_uint8_tensor
 from gen3dface.core.storage import atomic_path
 from gen3dface.synth.pruning import kept_identities
 from gen3dface.volume.reprojection import SOURCE_SCALE, crop_cameras
@@ -420,14 +420,19 @@ class TrainData:
         }
 
 
-def _render_float(cfg, index: int, views: list[int], device) -> torch.Tensor:
-    """``views`` of identity ``index`` rendered on ``device`` as ``(V, 3, H, W)`` floats in [-1, 1]."""
-    from gen3dface.synth.synthesis import render_identity
+def _folder_views(
+    folder: Path, ring: list[int], views: list[int], device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """An identity's ring and input views read from its dataset folder: ``(N, 3, H, W)`` and ``(m, 3, H, W)``
+    in [-1, 1] on ``device``."""
 
-    r = render_identity(cfg, index, views=views, device=device)
-    if "rgb_tensor" in r:  # rendered off the CPU: the float images, not yet quantised
-        return r["rgb_tensor"]
-    return to_tensor(r["rgb"])
+    def read(ks: list[int]) -> torch.Tensor:
+        rgb = [
+            torch.from_numpy(load_image(folder / f"view_{k:02d}.png").rgb.copy()).permute(2, 0, 1) for k in ks
+        ]
+        return torch.stack(rgb).float().to(device) / 127.5 - 1
+
+    return read(ring), read(views)
 
 
 def load_train_data(
@@ -438,12 +443,16 @@ def load_train_data(
     progress: bool = True,
     reprojection: bool = False,
     mirror: bool | str = False,
+    workers: int | None = None,
 ) -> TrainData:
     """Build :class:`TrainData` at ``image_size`` on ``device`` from :func:`build_training_inputs`' output:
-    re-rendered from seeds (procedural source) or read from the dataset folder. ``reprojection``: also carry
-    every input into its target views (for a ``reprojection`` model; needs a prepared file with cameras),
-    ``mirror``: using the input's mirror image as ``reproject``'s ``mirror`` does (``reprojection_mirror`` models)."""
+    re-rendered from seeds (procedural source, :func:`gen3dface.training.rerender.procedural_views`: many
+    identities per pass, heads built by ``workers`` CPU processes) or read from the dataset folder.
+    ``reprojection``: also carry every input into its target views (for a ``reprojection`` model; needs a
+    prepared file with cameras), ``mirror``: using the input's mirror image as ``reproject``'s ``mirror`` does
+    (``reprojection_mirror`` models)."""
     from gen3dface.synth.synthesis import SynthConfig
+    from gen3dface.training.rerender import procedural_views
 
     src = prepared.source
     ring = target_views(src["grid_views"], n_views)
@@ -454,26 +463,21 @@ def load_train_data(
     by_id: dict[int, list[int]] = {}
     for m, i in enumerate(prepared.identity):
         by_id.setdefault(int(i), []).append(m)
+    views_of = {i: [int(prepared.view[m]) for m in ms] for i, ms in by_id.items()}
     if src["kind"] == "procedural":
         base = SynthConfig(**{**src["synth"]})
         cfg_t, cfg_in = (
             dataclasses.replace(base, res=image_size),
             dataclasses.replace(base, res=src["input_res"]),
         )
+        rendered = procedural_views(cfg_t, cfg_in, ids, ring, views_of, device=device, workers=workers)
     elif src["kind"] == "folder":
         root = Path(src["root"])
+        rendered = ((i, *_folder_views(root / f"id_{i:06d}", ring, views_of[i], device)) for i in ids)
     else:
         raise InputError(f"unknown training-data source {src['kind']!r}")
-    for i in progress_bar(ids, desc="training views", disable=not progress):
+    for i, tgt, raw in progress_bar(rendered, total=len(ids), desc="training views", disable=not progress):
         ms = by_id[i]
-        if src["kind"] == "procedural":
-            tgt = _render_float(cfg_t, i, ring, device)
-            raw = _render_float(cfg_in, i, [int(prepared.view[m]) for m in ms], device)
-        else:
-            d = root / f"id_{i:06d}"
-            read = lambda v, d=d: torch.from_numpy(load_image(d / f"view_{v:02d}.png").rgb).permute(2, 0, 1)  # noqa: E731
-            tgt = torch.stack([read(v) for v in ring]).float().to(device) / 127.5 - 1
-            raw = torch.stack([read(int(prepared.view[m])) for m in ms]).float().to(device) / 127.5 - 1
         tgt = tgt.to(device)
         if tgt.shape[-1] != image_size:
             tgt = F.interpolate(
