@@ -23,6 +23,10 @@ mostly symmetric (``SynthConfig.symmetric_appearance``, the ``"symmetric_appeara
 file's ``source["synth"]``), or it learns that mirrored pixels are wrong. ``--mirror squarest`` also takes a
 target pixel from the mirror image where that sees its surface clearly more squarely than the input view does
 (``reproject(mirror="squarest")``).
+
+``--side-weight W`` weighs the target views 45-112.5 degrees round from the front W times the others in the loss
+(``TrainConfig.view_weights``, scaled to mean 1; the paper's loss is the plain mean, W = 1): the views whose
+agreement with the front the real-photo benchmark finds weakest.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from gen3dface.core.images import save_png
 from gen3dface.generation.model import Gen3DFaceModel, add_reprojection
 from gen3dface.training.data import PreparedInputs, TrainData, load_train_data
 from gen3dface.training.export import export_checkpoint, preview_sheet, run_weights
-from gen3dface.training.loop import TrainConfig, train
+from gen3dface.training.loop import TrainConfig, azimuth_weights, train
 from gen3dface.volume.reprojection import SQUAREST_MARGIN, SQUAREST_RAMP
 
 
@@ -129,6 +133,13 @@ def main() -> None:
         "model's reprojection_mirror; pair it with data of --symmetric appearance); 'squarest': also where the "
         "mirror image sees the surface clearly more squarely",
     )
+    ap.add_argument(
+        "--side-weight",
+        type=float,
+        default=1.0,
+        help="weight of the target views 45-112.5 degrees round from the front in the loss (the others 1; "
+        "scaled to mean 1); 1 = the paper's plain mean",
+    )
     ap.add_argument("--export", type=Path, default=None)
     ap.add_argument(
         "--profile-steps", type=int, default=0, help="first profile so many steps (CUDA op table)"
@@ -161,6 +172,7 @@ def main() -> None:
         checkpoint_every=args.checkpoint_every,
         log_every=25,
         ema_decay=args.ema or None,
+        view_weights=None if args.side_weight == 1 else azimuth_weights(data.cameras, args.side_weight),
     )
     if args.profile_steps:
         profile_steps(model, data, cfg, args.profile_steps, dev)
@@ -211,7 +223,7 @@ def profile_steps(model, data, cfg, n: int, dev: str) -> None:
     def step():
         d = draw_batch(data, g, cfg.batch_size, 1000, 0.1, shape)
         with torch.autocast(dev, dtype=torch.bfloat16, enabled=dev == "cuda"):
-            loss = training_loss(net, sch, data, d, 0, cfg.batch_size)
+            loss = training_loss(net, sch, data, d, 0, cfg.batch_size, cfg.view_weights)
         loss.backward()
         opt.step()
         opt.zero_grad()

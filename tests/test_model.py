@@ -218,6 +218,36 @@ def test_training_lowers_the_loss_and_resumes_exactly(tmp_path):
     assert (tmp_path / "b" / "model" / "config.json").exists()
 
 
+def test_view_weights_weigh_each_target_view_in_the_loss():
+    from gen3dface.core.errors import InputError
+    from gen3dface.generation.diffusion import q_sample
+    from gen3dface.training.loop import TrainConfig, azimuth_weights, draw_batch, training_loss
+
+    data = tiny_data(3)
+    m = tiny(prediction_type="epsilon")
+    sch = m.noise_scheduler("ddpm")
+    draw = draw_batch(data, torch.Generator().manual_seed(0), 2, 1000, 0.0, (4, *m.view_shape))
+    plain = training_loss(m, sch, data, draw, 0, 2)
+    assert torch.allclose(training_loss(m, sch, data, draw, 0, 2, (2.0, 2.0, 2.0, 2.0)), plain)  # mean 1
+    # one view alone: its own squared error (the model and its inputs are deterministic)
+    with torch.no_grad():
+        batch = data.batch(draw["rows"])
+        x0 = m.encode(batch["targets"])
+        y = m.condition(batch["input"], batch["vertices"], data.faces, cameras=batch["cameras"])
+        x_t, noise = q_sample(sch, x0, draw["t"], noise=draw["noise"])
+        err = (m(x_t, draw["t"], y, batch["cameras"]) - noise).pow(2).flatten(2).mean(2)  # (B, N)
+    for v in range(4):
+        w = tuple(1.0 if k == v else 0.0 for k in range(4))
+        assert torch.allclose(training_loss(m, sch, data, draw, 0, 2, w), err[:, v].mean())
+    ring = target_ring(16, image_size=32)
+    w = azimuth_weights(ring, 3.0)
+    side = [abs(float(a)) for a, x in zip(ring.azimuth_deg, w) if x == 3.0]
+    assert sorted(side) == [45.0, 45.0, 67.5, 67.5, 90.0, 90.0, 112.5, 112.5]
+    for bad in [(1.0, -1.0), (0.0, 0.0), (1.0, float("nan"))]:
+        with pytest.raises(InputError):
+            TrainConfig(view_weights=bad)
+
+
 @pytest.mark.parametrize("prediction,zero_snr", [("epsilon", False), ("v_prediction", True)])
 def test_a_training_step_lowers_the_loss_on_a_fixed_batch(prediction, zero_snr):
     from gen3dface.generation.diffusion import loss_target, q_sample

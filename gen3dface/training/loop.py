@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ class TrainConfig:
         checkpoint_every: steps between checkpoints; log_every: steps between loss-log lines.
         ema_decay: keep an exponential moving average of the weights (``None``: off).
         grad_clip: gradient-norm clipping (0: off); seed: all randomness of the run.
+        view_weights: ``(N,)`` weights of the target views in the loss (``None``: Eq. 4's plain mean over
+            views), scaled to mean 1 so that the loss keeps its scale (:func:`azimuth_weights`).
     """
 
     steps: int = 60
@@ -67,10 +70,19 @@ class TrainConfig:
     ema_decay: float | None = None
     grad_clip: float = 1.0
     seed: int = 0
+    view_weights: tuple[float, ...] | None = None
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:
             raise InputError("steps and batch size must be at least 1")
+        if self.view_weights is not None and (
+            min(self.view_weights) < 0
+            or not sum(self.view_weights) > 0
+            or not all(map(math.isfinite, self.view_weights))
+        ):
+            raise InputError(
+                f"view weights must be finite, at least 0 and not all 0, got {self.view_weights}"
+            )
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise InputError(f"mixed precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
 
@@ -121,10 +133,18 @@ def draw_batch(
     }
 
 
+def azimuth_weights(cameras, weight: float, lo: float = 45.0, hi: float = 112.5) -> tuple[float, ...]:
+    """Loss weights of target views ``cameras (N,)``: ``weight`` where ``lo <= |azimuth| <= hi`` degrees (the
+    sides of the head), 1 elsewhere (for :attr:`TrainConfig.view_weights`)."""
+    az = cameras.azimuth_deg.abs()
+    return tuple(float(weight) if lo - 1e-3 <= float(a) <= hi + 1e-3 else 1.0 for a in az)
+
+
 def training_loss(
-    model: Gen3DFaceModel, scheduler, data: TrainData, draw: dict, lo: int, hi: int
+    model: Gen3DFaceModel, scheduler, data: TrainData, draw: dict, lo: int, hi: int, view_weights=None
 ) -> torch.Tensor:
-    """Eq. (4) on samples ``lo:hi`` of a drawn global batch (ε, or v for a v-prediction model)."""
+    """Eq. (4) on samples ``lo:hi`` of a drawn global batch (ε, or v for a v-prediction model); with
+    ``view_weights (N,)`` each target view's squared error is weighted (scaled to mean 1)."""
     batch = data.batch(draw["rows"][lo:hi])
     net = model.module if hasattr(model, "module") else model
     x0 = net.encode(batch["targets"])
@@ -140,7 +160,12 @@ def training_loss(
     t = draw["t"][lo:hi].to(x0.device)
     x_t, noise = q_sample(scheduler, x0, t, noise=draw["noise"][lo:hi].to(x0.device))
     out = model(x_t, t, y, batch["cameras"])
-    return torch.nn.functional.mse_loss(out.float(), loss_target(scheduler, x0, noise, t).float())
+    target = loss_target(scheduler, x0, noise, t).float()
+    if view_weights is None:
+        return torch.nn.functional.mse_loss(out.float(), target)
+    w = torch.as_tensor(view_weights, dtype=torch.float32, device=out.device)
+    per_view = (out.float() - target).pow(2).flatten(2).mean(2)  # (B, N)
+    return (per_view * (w / w.mean())).mean()
 
 
 def train(
@@ -255,7 +280,13 @@ def train(
             draw = {k: v.to(data_dev) for k, v in draw.items()}
         with accelerator.accumulate(model):
             loss = training_loss(
-                model, scheduler, data, draw, rank * cfg.batch_size, (rank + 1) * cfg.batch_size
+                model,
+                scheduler,
+                data,
+                draw,
+                rank * cfg.batch_size,
+                (rank + 1) * cfg.batch_size,
+                cfg.view_weights,
             )
             accelerator.backward(loss)
             if cfg.grad_clip and accelerator.sync_gradients:
