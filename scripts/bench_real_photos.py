@@ -15,6 +15,14 @@ two different real people) and the paper's values; then FID against the inputs, 
     python scripts/bench_real_photos.py --photos outputs/real -o r.json --checkpoint my_model --batch 16
     python scripts/bench_real_photos.py --photos outputs/real -o r.json --keep-photo 0 --guidance 2   # model alone
     python scripts/bench_real_photos.py --photos outputs/real -o r.json --seed 1     # other start noise
+
+On a GPU machine without the face models (mediapipe), in three steps, several seeds at once:
+
+    python scripts/bench_real_photos.py --photos outputs/real --save-conditions cond.npz     # here: crops, meshes
+    python scripts/bench_real_photos.py --conditions cond.npz --seeds 0 1 2 3 --save-views v.npz   # the GPU
+    python scripts/bench_real_photos.py --score v.npz -o r.json     # here: the table per seed and their mean
+
+Both files are plain arrays (``gen3dface.evaluation.conditions``), safe to carry between machines.
 """
 
 from __future__ import annotations
@@ -79,6 +87,126 @@ def run(args: argparse.Namespace) -> None:
     )
 
 
+def save_conditions(args: argparse.Namespace) -> None:
+    """Crop and mesh every photo for ``--checkpoint``'s model and write them to ``--save-conditions``."""
+    from gen3dface.core.errors import NoFaceError
+    from gen3dface.evaluation.conditions import save_conditions as save
+    from gen3dface.evaluation.protocols import photo_items
+    from gen3dface.generation.inputs import photo_condition
+    from gen3dface.generation.pipeline import Gen3DFacePipeline
+
+    items = photo_items(args.photos)[: args.limit]
+    pipe = Gen3DFacePipeline.from_checkpoint(args.checkpoint, device="cpu")
+    prepared, skipped = [], []
+    for item in items:
+        try:
+            prepared.append(
+                (item.name, photo_condition(item.path, pipe.model.image_size, source=pipe.needs_source))
+            )
+        except NoFaceError as e:
+            skipped.append({"input": item.name, "reason": str(e)})
+    save(args.save_conditions, prepared, skipped)
+    print(f"{len(prepared)} photos prepared ({len(skipped)} without a face) -> {args.save_conditions}")
+
+
+def generate(args: argparse.Namespace) -> None:
+    """Generate the views of ``--conditions`` for every ``--seeds`` and write them to ``--save-views``."""
+    import numpy as np
+    import torch
+
+    from gen3dface.evaluation.conditions import load_conditions, save_views
+    from gen3dface.generation.pipeline import Gen3DFacePipeline
+
+    dev = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    prepared, skipped = load_conditions(args.conditions)
+    pipe = Gen3DFacePipeline.from_checkpoint(args.checkpoint, device=dev)  # fp32, as on the CPU
+    n_views = pipe.model.config.n_views
+    pipe.check_settings(n_views, args.steps, args.guidance, "input")
+    keep = pipe.keep_photo_for(args.keep_photo)
+    guidance = pipe.guidance_for(args.guidance, keep)
+    batch = args.batch or (16 if dev.startswith("cuda") else 1)
+    views, t = {}, time.perf_counter()
+    for seed in args.seeds:
+        outs = []
+        for lo in range(0, len(prepared), batch):
+            part = [p for _, p in prepared[lo : lo + batch]]
+            outs += pipe.generate_batch(
+                part, num_views=n_views, steps=args.steps, guidance=guidance, seed=seed, keep_photo=keep
+            )
+        views[seed] = np.stack([o.views for o in outs])
+        print(
+            f"seed {seed}: {len(outs)} photos x {n_views} views ({time.perf_counter() - t:.1f} s)", flush=True
+        )
+    settings = {
+        "checkpoint": str(args.checkpoint or "shipped small model"),
+        "views": n_views,
+        "steps": args.steps,
+        "guidance": guidance,
+        "keep_photo": keep,
+        "device": dev,
+        "batch": batch,
+    }
+    yaws = [p["mesh"].pose["yaw"] for _, p in prepared]
+    save_views(
+        args.save_views,
+        [n for n, _ in prepared],
+        np.stack([o.input_view for o in outs]),
+        views,
+        yaws,
+        settings,
+        skipped,
+    )
+    n = len(args.seeds) * len(prepared) * n_views
+    print(
+        f"{n} views in {time.perf_counter() - t:.1f} s ({n / (time.perf_counter() - t):.1f} views/s) -> "
+        f"{args.save_views}"
+    )
+
+
+def score(args: argparse.Namespace) -> None:
+    """Score every seed of ``--score``'s views as the benchmark does; print a row per seed and their mean."""
+    import json
+
+    from gen3dface.core.storage import atomic_write_text
+    from gen3dface.evaluation.conditions import load_views
+    from gen3dface.evaluation.outputs import evaluate_outputs
+
+    record, crops, views = load_views(args.score)
+    rows, per_seed = [], {}
+    keys = ("id_consistency_input", "near_frontal_match", "id_consistency_output", "faces_found")
+    for seed, v in views.items():
+        res = evaluate_outputs(
+            crops,
+            v,
+            None,
+            device=args.device or "cpu",
+            progress=not args.quiet,
+            workers=args.workers,
+            input_yaw=record["input_yaw"],
+            yaw_source="the yaw of each input's estimated face mesh",
+        )
+        res.update(
+            settings={**record["settings"], "seed": seed},
+            evaluated=record["names"],
+            skipped=record["skipped"],
+            n_inputs=len(crops),
+            n_views=v.shape[1],
+        )
+        per_seed[seed] = res
+        rows.append([res["metrics"].get(k, {}).get("value") for k in keys])
+    print(f"\n{args.score}: {len(crops)} photos, {record['settings']}\n")
+    print("| seed | input-to-output ID | near-frontal match rate | output-to-output ID | views with a face |")
+    print("| --- | --- | --- | --- | --- |")
+    fmt = lambda r: " | ".join(["n/a" if x is None else f"{x:.3f}" for x in r])  # noqa: E731
+    for seed, r in zip(views, rows):
+        print(f"| {seed} | {fmt(r)} |")
+    have = lambda k: [r[k] for r in rows if r[k] is not None]  # noqa: E731
+    mean = [sum(have(k)) / len(have(k)) if have(k) else None for k in range(4)]
+    print(f"| mean | {fmt(mean)} |")
+    atomic_write_text(args.output, json.dumps({"seeds": per_seed, "mean": dict(zip(keys, mean))}, indent=1))
+    print(f"results in {args.output}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--make-photos", type=Path, help="write the benchmark's photo set here and stop")
@@ -101,17 +229,41 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="reprojection models: how firmly views keep the photo's pixels, 0..1 (default: the model's)",
     )
+    ap.add_argument(
+        "--save-conditions", type=Path, help="with --photos: only crop and mesh the photos, into this .npz"
+    )
+    ap.add_argument(
+        "--conditions", type=Path, help="generate from this --save-conditions file (no face models)"
+    )
+    ap.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="with --conditions: the seeds to generate"
+    )
+    ap.add_argument(
+        "--save-views", type=Path, help="with --conditions: write the generated views here (.npz)"
+    )
+    ap.add_argument("--score", type=Path, help="score a --save-views file: a table per seed and their mean")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if not (args.make_photos or args.photos):
-        ap.error("give --make-photos DIR (write the photo set) or --photos DIR (run the benchmark)")
+    if not (args.make_photos or args.photos or args.conditions or args.score):
+        ap.error(
+            "give --make-photos DIR (write the photo set), --photos DIR (run the benchmark), --conditions FILE "
+            "--save-views FILE (generate) or --score FILE"
+        )
+    if args.conditions and not args.save_views:
+        ap.error("--conditions needs --save-views FILE")
     from gen3dface.core.errors import Gen3DFaceError
 
     try:
         if args.make_photos:
             make_photos(args.make_photos)
-        if args.photos:
+        if args.photos and args.save_conditions:
+            save_conditions(args)
+        elif args.photos:
             run(args)
+        if args.conditions:
+            generate(args)
+        if args.score:
+            score(args)
     except Gen3DFaceError as e:
         print(f"bench_real_photos: error: {e}", file=sys.stderr)
         return 2

@@ -226,3 +226,60 @@ def test_the_benchmark_script_prints_the_table(tiny_checkpoint, tmp_path, capsys
     assert _script().main(["--photos", str(tmp_path / "nowhere"), "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("bench_real_photos: error:")
+
+
+def test_conditions_round_trip_every_field(tmp_path):
+    import torch
+
+    from gen3dface.evaluation.conditions import load_conditions, save_conditions
+    from gen3dface.generation.inputs import photo_condition
+
+    prep = photo_condition(sample_photo("astronaut"), 32, source=True)
+    save_conditions(tmp_path / "c.npz", [("astronaut.jpg", prep)], [{"input": "x.png", "reason": "no face"}])
+    [(name, got)], skipped = load_conditions(tmp_path / "c.npz")
+    assert name == "astronaut.jpg" and skipped == [{"input": "x.png", "reason": "no face"}]
+    assert set(got) == set(prep)
+    for k in ("input", "source"):
+        assert torch.equal(got[k], prep[k])
+    for k in ("camera", "source_camera"):
+        assert torch.equal(got[k].K, prep[k].K) and torch.equal(got[k].c2w, prep[k].c2w)
+        assert (got[k].height, got[k].width) == (prep[k].height, prep[k].width)
+    for f in ("image", "mask", "transform", "landmarks", "keypoints", "quad"):
+        assert np.array_equal(getattr(got["crop"], f), getattr(prep["crop"], f))
+    m, p = got["mesh"], prep["mesh"]
+    assert np.array_equal(m.vertices, p.vertices) and np.array_equal(m.faces, p.faces)
+    assert m.pose == pytest.approx(p.pose) and (m.backend, m.confidence) == (p.backend, p.confidence)
+    assert torch.equal(m.camera.K, p.camera.K) and got["notes"] == prep["notes"]
+    (tmp_path / "bad.npz").write_bytes(b"not an archive")
+    with pytest.raises(InputError):
+        load_conditions(tmp_path / "bad.npz")
+
+
+def test_the_benchmark_in_three_steps_scores_what_one_run_generates(tiny_checkpoint, tmp_path, capsys):
+    from gen3dface.evaluation.conditions import load_views
+    from gen3dface.generation.pipeline import Gen3DFacePipeline
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("astronaut", "grace_hopper"):
+        (photos / f"{name}.jpg").write_bytes(sample_photo(name).read_bytes())
+    cond, views, out = tmp_path / "c.npz", tmp_path / "v.npz", tmp_path / "r.json"
+    ck = ["--checkpoint", str(tiny_checkpoint)]
+    assert _script().main(["--photos", str(photos), "--save-conditions", str(cond), *ck]) == 0
+    gen = ["--conditions", str(cond), "--seeds", "0", "1", "--steps", "2", "--save-views", str(views)]
+    assert _script().main([*gen, *ck]) == 0
+    record, crops, by_seed = load_views(views)
+    assert record["names"] == ["astronaut.jpg", "grace_hopper.jpg"] and sorted(by_seed) == [0, 1]
+    pipe = Gen3DFacePipeline.from_checkpoint(tiny_checkpoint)
+    direct = pipe.generate_batch([pipe.prepare(photos / "astronaut.jpg")], steps=2, seed=1)[0]
+    assert np.array_equal(by_seed[1][0], direct.views) and np.array_equal(crops[0], direct.input_view)
+    assert not np.array_equal(by_seed[0], by_seed[1])
+    capsys.readouterr()
+    assert _script().main(["--score", str(views), "-o", str(out), "--quiet", "--workers", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "| 0 |" in text and "| 1 |" in text and "| mean |" in text
+    res = json.loads(out.read_text())
+    assert set(res["seeds"]) == {"0", "1"} and set(REAL_PHOTO) <= set(res["seeds"]["0"]["metrics"])
+    assert _script().main(["--score", str(cond), "-o", str(out)]) == 2  # not a views file: one line, exit 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bench_real_photos: error:")

@@ -45,7 +45,8 @@ class EvalItem:
     meta: dict | None = None
 
 
-def _photos(folder: Path) -> list[EvalItem]:
+def photo_items(folder: Path) -> list[EvalItem]:
+    """The photos of ``folder`` (sorted by name) as protocol items; refuses a folder without photos."""
     if not folder.is_dir():
         raise InputError(f"--inputs {folder} is not a folder")
     photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
@@ -236,7 +237,7 @@ def run_eval(
     if out_json.suffix.lower() != ".json":
         raise InputError(f"-o {out_json}: give a .json file (the table goes beside it as .md)")
     folder = Path(inputs)
-    items = _photos(folder) if protocol == "ood" else _identities(folder)
+    items = photo_items(folder) if protocol == "ood" else _identities(folder)
     if limit is not None:
         if limit < 1:
             raise InputError(f"--limit must be at least 1, got {limit}")
