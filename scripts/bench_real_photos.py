@@ -164,7 +164,8 @@ def generate(args: argparse.Namespace) -> None:
 
 
 def score(args: argparse.Namespace) -> None:
-    """Score every seed of ``--score``'s views as the benchmark does; print a row per seed and their mean."""
+    """Score every seed of ``--score``'s views as the benchmark does; print a row per seed and their mean, then
+    a row per view (:func:`view_table`)."""
     import json
 
     from gen3dface.core.storage import atomic_write_text
@@ -203,8 +204,42 @@ def score(args: argparse.Namespace) -> None:
     have = lambda k: [r[k] for r in rows if r[k] is not None]  # noqa: E731
     mean = [sum(have(k)) / len(have(k)) if have(k) else None for k in range(4)]
     print(f"| mean | {fmt(mean)} |")
-    atomic_write_text(args.output, json.dumps({"seeds": per_seed, "mean": dict(zip(keys, mean))}, indent=1))
+    by_view = view_table(crops, views, args.workers)
+    atomic_write_text(
+        args.output,
+        json.dumps({"seeds": per_seed, "mean": dict(zip(keys, mean)), "by_view": by_view}, indent=1),
+    )
     print(f"results in {args.output}")
+
+
+def view_table(crops, views: dict, workers: int | None) -> dict:
+    """Print and return, per view of the ring (every seed pooled), the share of heads with a face there, its
+    mean cosine with the input and with the head's other views (``evaluation.real_photos.identity_by_view``)."""
+    import numpy as np
+
+    from gen3dface.core.cameras import ring_azimuths
+    from gen3dface.evaluation.identity import embed_faces
+    from gen3dface.evaluation.real_photos import identity_by_view
+
+    x, _ = embed_faces(crops, workers=workers)
+    xs, es = [], []
+    for v in views.values():
+        e, _ = embed_faces(v, workers=workers)
+        xs.append(x)
+        es.append(e.reshape(*v.shape[:2], -1))
+    got = identity_by_view(np.concatenate(xs), np.concatenate(es))
+    az = ring_azimuths(next(iter(views.values())).shape[1]).numpy()
+    print("\n| view azimuth | heads with a face | cosine with the input | cosine with the other views |")
+    print("| --- | --- | --- | --- |")
+    for k, a in enumerate(az):
+        cells = [f"{100 * got['faces'][k]:.0f} %"] + [
+            "—" if np.isnan(got[m][k]) else f"{got[m][k]:.3f}" for m in ("to_input", "to_views")
+        ]
+        print(f"| {a:+.1f}° | {' | '.join(cells)} |")
+    return {
+        "azimuth_deg": az.tolist(),
+        **{k: [None if np.isnan(x) else float(x) for x in v] for k, v in got.items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

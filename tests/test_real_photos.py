@@ -277,9 +277,24 @@ def test_the_benchmark_in_three_steps_scores_what_one_run_generates(tiny_checkpo
     capsys.readouterr()
     assert _script().main(["--score", str(views), "-o", str(out), "--quiet", "--workers", "1"]) == 0
     text = capsys.readouterr().out
-    assert "| 0 |" in text and "| 1 |" in text and "| mean |" in text
+    assert "| 0 |" in text and "| 1 |" in text and "| mean |" in text and "| view azimuth |" in text
     res = json.loads(out.read_text())
     assert set(res["seeds"]) == {"0", "1"} and set(REAL_PHOTO) <= set(res["seeds"]["0"]["metrics"])
+    assert len(res["by_view"]["azimuth_deg"]) == 4 and len(res["by_view"]["faces"]) == 4
     assert _script().main(["--score", str(cond), "-o", str(out)]) == 2  # not a views file: one line, exit 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("bench_real_photos: error:")
+
+
+def test_identity_by_view_on_hand_made_embeddings():
+    from gen3dface.evaluation.real_photos import identity_by_view
+
+    nan = [np.nan, np.nan]
+    x = np.array([[1.0, 0.0], [0.0, 1.0]])
+    # input 0: views 0 and 1 its person, view 2 orthogonal; input 1: view 0 its person, view 1 no face, view 2 none
+    e = np.array([[[2.0, 0.0], [1.0, 0.0], [0.0, 3.0]], [[0.0, 1.0], nan, nan]])
+    got = identity_by_view(x, e)
+    np.testing.assert_allclose(got["faces"], [1.0, 0.5, 0.5])
+    np.testing.assert_allclose(got["to_input"], [1.0, 1.0, 0.0])
+    # input 0: view 0 ~ (1 + 0) / 2, view 1 likewise, view 2 ~ (0 + 0) / 2; input 1: view 0 has no other face
+    np.testing.assert_allclose(got["to_views"], [0.5, 0.5, 0.0])

@@ -21,6 +21,7 @@ import importlib.util
 import json
 import os
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,35 @@ def near_frontal_match_rate(
 def faces_found_per_input(found: Any) -> float:
     """The number of views in which a face is found, ``found (B, V)`` bool, averaged over the inputs."""
     return float(np.asarray(found, bool).sum(1).mean())
+
+
+def identity_by_view(input_embeddings: Any, view_embeddings: Any) -> dict[str, np.ndarray]:
+    """Where along the ring a head keeps its identity, view by view (what the set-wide means hide).
+
+    Args:
+        input_embeddings: ``(B, D)``; view_embeddings: ``(B, V, D)``; NaN rows where no face was found.
+    Returns:
+        ``(V,)`` arrays: ``"faces"`` the fraction of inputs with a face in the view; ``"to_input"`` the mean
+        cosine of the view with its input; ``"to_views"`` the mean cosine of the view with the head's other
+        views that show a face (the view's share of output-to-output ID). Means over the inputs where both
+        sides have a face; NaN where there are none.
+    """
+    x = np.asarray(input_embeddings, np.float64)
+    e = np.asarray(view_embeddings, np.float64)
+    e = e / np.linalg.norm(e, axis=-1, keepdims=True)
+    found = ~np.isnan(e).any(-1)  # (B, V)
+    to_input = view_cosines(x, e)  # (B, V)
+    z = np.where(found[..., None], e, 0.0)
+    sim = np.einsum("bvd,bwd->bvw", z, z)  # (B, V, V); 0 where either has no face
+    others = found.sum(1, keepdims=True) - found  # views with a face besides this one
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a view without a face anywhere: NaN, said above
+        to_views = np.where(found & (others > 0), (sim.sum(2) - 1.0) / others, np.nan)
+        return {
+            "faces": found.mean(0),
+            "to_input": np.nanmean(np.where(found, to_input, np.nan), 0),
+            "to_views": np.nanmean(to_views, 0),
+        }
 
 
 # --------------------------------------------------------------------------------------- the photo set
