@@ -2,10 +2,11 @@
 :func:`gen3dface.training.data.load_train_data` does for a prepared file of procedural identities).
 
 Two halves, overlapped: CPU worker processes (:mod:`gen3dface.core.parallel`) build each identity's head once
-(:func:`gen3dface.synth.synthesis.identity_heads`, ~50 ms each), while this process renders ``group`` identities
-per rasteriser pass (:func:`gen3dface.synth.synthesis.render_heads`): their target ring and their input views.
-A GPU's rasteriser is bound by kernel launches, not pixels, so one pass over 16 heads costs about what one
-head did. The pixels are exactly those of :func:`gen3dface.synth.synthesis.render_identity`.
+(:func:`gen3dface.synth.synthesis.identity_heads`, 50-90 ms of CPU each), while this process renders ``group``
+identities per rasteriser pass (:func:`gen3dface.synth.synthesis.render_heads`): their target ring and their input
+views. On a GPU the head building is what limits (``scripts/bench_synthesis.py`` on an H100: 505 views/s with
+heads built in turn, 2000 with 14 workers), and a pass over many heads shares the rasteriser's kernel launches.
+The pixels are exactly those of :func:`gen3dface.synth.synthesis.render_identity`.
 """
 
 from __future__ import annotations
