@@ -198,15 +198,11 @@ def identity_heads(cfg: SynthConfig, index: int) -> IdentityHeads:
     return IdentityHeads(index, seed, params, mesh, other, affected, defect, varied, symmetric)
 
 
-def identity_heads_list(cfg: SynthConfig, indices: list[int]) -> list[IdentityHeads]:
-    """:func:`identity_heads` of each index (a chunk task for :func:`gen3dface.core.parallel.map_chunks`)."""
-    return [identity_heads(cfg, int(i)) for i in indices]
-
-
 def render_heads(
     cfg: SynthConfig, heads: list[IdentityHeads], views, device=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Render several identities in one pass of the rasteriser (a GPU renders 16 as fast as one).
+    """Render several identities in one pass of the rasteriser (:func:`gen3dface.synth.render.render` of their
+    meshes).
 
     Args:
         heads: ``B`` identities from :func:`identity_heads`.
@@ -222,9 +218,8 @@ def render_heads(
     rgb, alpha = out["rgb"], out["alpha"]
     hit = torch.stack([h.affected[s] for h, s in zip(heads, sel)]).to(rgb.device)
     bad = [b for b, h in enumerate(heads) if h.other is not None and bool(hit[b].any())]
-    if (
-        bad
-    ):  # pixels are per view, so rendering all V views of the defect head and keeping the hit ones is exact
+    # pixels are per view, so rendering all V views of a defect head and keeping the hit ones is exact
+    if bad:
         sub = render([heads[b].other for b in bad], cams[bad], ssaa=cfg.ssaa, device=device)
         for j, b in enumerate(bad):
             rgb[b, hit[b]], alpha[b, hit[b]] = sub["rgb"][j, hit[b]], sub["alpha"][j, hit[b]]
