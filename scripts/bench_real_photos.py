@@ -165,36 +165,52 @@ def generate(args: argparse.Namespace) -> None:
 
 def score(args: argparse.Namespace) -> None:
     """Score every seed of ``--score``'s views as the benchmark does; print a row per seed and their mean, then
-    a row per view (:func:`view_table`)."""
+    a row per view (:func:`view_table`). Every face is embedded once, for both."""
     import json
 
+    from gen3dface.core.parallel import WorkerPool, worker_count
     from gen3dface.core.storage import atomic_write_text
     from gen3dface.evaluation.conditions import load_views
+    from gen3dface.evaluation.identity import collect_face_embeddings, resolve_backend, submit_face_embeddings
     from gen3dface.evaluation.outputs import evaluate_outputs
 
     record, crops, views = load_views(args.score)
+    backend = resolve_backend("auto")
     rows, per_seed = [], {}
     keys = ("id_consistency_input", "near_frontal_match", "id_consistency_output", "faces_found")
-    for seed, v in views.items():
-        res = evaluate_outputs(
-            crops,
-            v,
-            None,
-            device=args.device or "cpu",
-            progress=not args.quiet,
-            workers=args.workers,
-            input_yaw=record["input_yaw"],
-            yaw_source="the yaw of each input's estimated face mesh",
-        )
-        res.update(
-            settings={**record["settings"], "seed": seed},
-            evaluated=record["names"],
-            skipped=record["skipped"],
-            n_inputs=len(crops),
-            n_views=v.shape[1],
-        )
-        per_seed[seed] = res
-        rows.append([res["metrics"].get(k, {}).get("value") for k in keys])
+    n_images = len(crops) * (1 + sum(v.shape[1] for v in views.values()))
+    with WorkerPool(worker_count(args.workers, n_images)) as pool:
+        inputs = submit_face_embeddings(pool, list(crops), backend)
+        jobs = {
+            s: submit_face_embeddings(pool, list(v.reshape(-1, *v.shape[2:])), backend)
+            for s, v in views.items()
+        }
+        for seed, v in views.items():
+            res = evaluate_outputs(
+                crops,
+                v,
+                None,
+                device=args.device or "cpu",
+                progress=not args.quiet,
+                pool=pool,
+                face_embeddings=(backend, inputs + jobs[seed]),
+                input_yaw=record["input_yaw"],
+                yaw_source="the yaw of each input's estimated face mesh",
+            )
+            res.update(
+                settings={**record["settings"], "seed": seed},
+                evaluated=record["names"],
+                skipped=record["skipped"],
+                n_inputs=len(crops),
+                n_views=v.shape[1],
+            )
+            per_seed[seed] = res
+            rows.append([res["metrics"].get(k, {}).get("value") for k in keys])
+        x = collect_face_embeddings(inputs, backend)[0]
+        embedded = {
+            s: collect_face_embeddings(j, backend)[0].reshape(*views[s].shape[:2], -1)
+            for s, j in jobs.items()
+        }
     print(f"\n{args.score}: {len(crops)} photos, {record['settings']}\n")
     print("| seed | input-to-output ID | near-frontal match rate | output-to-output ID | views with a face |")
     print("| --- | --- | --- | --- | --- |")
@@ -204,7 +220,7 @@ def score(args: argparse.Namespace) -> None:
     have = lambda k: [r[k] for r in rows if r[k] is not None]  # noqa: E731
     mean = [sum(have(k)) / len(have(k)) if have(k) else None for k in range(4)]
     print(f"| mean | {fmt(mean)} |")
-    by_view = view_table(crops, views, args.workers)
+    by_view = view_table(x, embedded)
     atomic_write_text(
         args.output,
         json.dumps({"seeds": per_seed, "mean": dict(zip(keys, mean)), "by_view": by_view}, indent=1),
@@ -212,22 +228,16 @@ def score(args: argparse.Namespace) -> None:
     print(f"results in {args.output}")
 
 
-def view_table(crops, views: dict, workers: int | None) -> dict:
+def view_table(inputs, views: dict) -> dict:
     """Print and return, per view of the ring (every seed pooled), the share of heads with a face there, its
-    mean cosine with the input and with the head's other views (``evaluation.real_photos.identity_by_view``)."""
+    mean cosine with the input and with the head's other views (``evaluation.real_photos.identity_by_view``).
+    ``inputs``: the inputs' face embeddings ``(P, D)``; ``views``: per seed the views' ``(P, N, D)``."""
     import numpy as np
 
     from gen3dface.core.cameras import ring_azimuths
-    from gen3dface.evaluation.identity import embed_faces
     from gen3dface.evaluation.real_photos import identity_by_view
 
-    x, _ = embed_faces(crops, workers=workers)
-    xs, es = [], []
-    for v in views.values():
-        e, _ = embed_faces(v, workers=workers)
-        xs.append(x)
-        es.append(e.reshape(*v.shape[:2], -1))
-    got = identity_by_view(np.concatenate(xs), np.concatenate(es))
+    got = identity_by_view(np.concatenate([inputs] * len(views)), np.concatenate(list(views.values())))
     az = ring_azimuths(next(iter(views.values())).shape[1]).numpy()
     print("\n| view azimuth | heads with a face | cosine with the input | cosine with the other views |")
     print("| --- | --- | --- | --- |")
