@@ -55,7 +55,10 @@ def main() -> None:
     cfg_t, cfg_in = dataclasses.replace(base, res=args.size), dataclasses.replace(base, res=src["input_res"])
     ring = target_views(src["grid_views"], 16)
     ids = sorted({int(i) for i in prepared.identity})[: args.identities]
-    views_of = {i: [int(v) for v, j in zip(prepared.view, prepared.identity) if int(j) == i] for i in ids}
+    views_of: dict[int, list[int]] = {i: [] for i in ids}
+    for v, j in zip(prepared.view, prepared.identity):
+        if int(j) in views_of:
+            views_of[int(j)].append(int(v))
     name = (
         torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     )
