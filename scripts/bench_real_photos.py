@@ -89,22 +89,22 @@ def run(args: argparse.Namespace) -> None:
 
 def save_conditions(args: argparse.Namespace) -> None:
     """Crop and mesh every photo for ``--checkpoint``'s model and write them to ``--save-conditions``."""
-    from gen3dface.core.errors import NoFaceError
     from gen3dface.evaluation.conditions import save_conditions as save
-    from gen3dface.evaluation.protocols import photo_items
-    from gen3dface.generation.inputs import photo_condition
+    from gen3dface.evaluation.protocols import photo_items, prepare_items
     from gen3dface.generation.pipeline import Gen3DFacePipeline
 
-    items = photo_items(args.photos)[: args.limit]
     pipe = Gen3DFacePipeline.from_checkpoint(args.checkpoint, device="cpu")
-    prepared, skipped = [], []
-    for item in items:
-        try:
-            prepared.append(
-                (item.name, photo_condition(item.path, pipe.model.image_size, source=pipe.needs_source))
-            )
-        except NoFaceError as e:
-            skipped.append({"input": item.name, "reason": str(e)})
+    cfg = pipe.model.config
+    done = prepare_items(
+        photo_items(args.photos)[: args.limit],
+        "ood",
+        cfg.n_views,
+        cfg.image_size,
+        "estimated",
+        pipe.needs_source,
+    )
+    prepared = [(r["name"], r["prep"]) for r in done if "prep" in r]
+    skipped = [{"input": r["name"], "reason": r["skipped"]} for r in done if "skipped" in r]
     save(args.save_conditions, prepared, skipped)
     print(f"{len(prepared)} photos prepared ({len(skipped)} without a face) -> {args.save_conditions}")
 

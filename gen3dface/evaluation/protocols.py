@@ -90,10 +90,10 @@ def _ground_truth(item: EvalItem, n_views: int, size: int) -> tuple[np.ndarray, 
     return views[len(ring) // 2], gt
 
 
-def _prepare_chunk(
+def prepare_items(
     items: list[EvalItem], protocol: str, n_views: int, size: int, meshes: str, source: bool = True
 ) -> list[dict]:
-    """Crop and mesh each input (and load its ground truth, in-domain); runs in worker processes.
+    """Crop and mesh each input (and load its ground truth, in-domain); runs in worker processes too.
     Returns per item ``{"name", "prep", "gt"}`` or ``{"name", "skipped": reason}`` when no face is found."""
     from gen3dface.generation.inputs import photo_condition
 
@@ -284,7 +284,7 @@ def run_eval(
         # its views are embedded in the workers while the next batch generates
         prep_jobs = pool.submit_chunks(
             partial(
-                _prepare_chunk,
+                prepare_items,
                 protocol=protocol,
                 n_views=n_views,
                 size=S,
