@@ -2,8 +2,9 @@
 # Pack what an offline GPU machine with Python 3.12 and torch (but no diffusers, mediapipe, papermill
 # or Jupyter kernel) needs to run gen3dface's notebooks, as one xz tarball plus an activate script.
 #   bash scripts/gpu_bundle.sh [DEST=.device]
-#   LEAN=1 bash scripts/gpu_bundle.sh .devlean   # diffusers only (LEAN_EXTRA="trimesh scikit-image" adds
-#                                                 # what reconstruction needs): training and benchmarks,
+#   LEAN=1 bash scripts/gpu_bundle.sh .devlean   # diffusers + trimesh (the reprojection's head proxy) only
+#                                                 # (LEAN_EXTRA=scikit-image adds what reconstruction needs):
+#                                                 # training and benchmarks,
 #                                                 # leaving room in the 64 MB carry for a checkpoint
 #   EVAL=1 bash scripts/gpu_bundle.sh .deveval   # what `gen3dface eval` and notebook 08 need: diffusers,
 #                                                 # mediapipe, papermill + a kernel, dlib with its face
@@ -23,7 +24,7 @@ if [ -n "${EVAL:-}" ]; then
   pkgs=("diffusers==0.42.1" importlib_metadata "mediapipe==0.10.21" "protobuf==4.25.9" "dlib-bin==20.0.1.post1"
         "setuptools<81" trimesh papermill ipykernel)
 elif [ -n "${LEAN:-}" ]; then
-  pkgs=("diffusers==0.42.1" importlib_metadata ${LEAN_EXTRA:-})
+  pkgs=("diffusers==0.42.1" importlib_metadata trimesh ${LEAN_EXTRA:-})
 else
   pkgs=(papermill ipykernel ipywidgets plotly "mediapipe==0.10.21" "protobuf==4.25.9" "diffusers==0.42.1"
         importlib_metadata truststore trimesh scikit-image)
@@ -42,6 +43,9 @@ for w in "$tmp"/whl/*.whl; do
   case " $(echo $have) " in *" $name "*) continue ;; esac
   (cd "$tmp/site" && unzip -q -o "$w")
 done
+if [ -n "${LEAN:-}" ]; then  # diffusers' per-model pipelines (SD, Flux, ...): gen3dface imports none (half its size)
+  find "$tmp/site/diffusers/pipelines" -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
+fi
 for d in pose_detection pose_landmark palm_detection hand_landmark holistic_landmark objectron; do
   find "$tmp/site/mediapipe/modules/$d" -name '*.tflite' -delete 2>/dev/null || true
 done

@@ -5,7 +5,8 @@
 #   bash scripts/gpu_finetune.sh PREPARED.npz SECONDS [more train_small.py options, e.g. --side-weight 2]
 #
 #   PREPARED.npz  scripts/prepare_training.py's file (the shipped model's: see its model card, Data)
-#   SECONDS       training time (train_small --max-seconds); rebuilding the views from the seeds comes first
+#   SECONDS       the script's whole time (train_small --deadline): rendering the views from the seeds, then
+#                 training until 60 s before it ends, then the export; e.g. 540 for a 600 s call
 #
 # Writes into $OUT (default outputs/gpu_finetune): model/ (config.json and the fp16 safetensors in parts of at
 # most 15 MiB: join them with `cat F.part0 F.part1 ... > F`) and losses.jsonl. Carry the bundle of
@@ -28,7 +29,7 @@ run=$(mktemp -d)
 # shellcheck disable=SC1091
 source .devlean/activate.sh
 python scripts/train_small.py --prepared "$prepared" --run "$run" --init data/checkpoints/gen3dface-small/model \
-  --reprojection --mirror squarest --batch 16 --steps 1000000 --max-seconds "$secs" --ema 0.995 \
+  --reprojection --mirror squarest --batch 16 --steps 1000000 --deadline "$secs" --ema 0.995 \
   --lr-backbone 1e-4 --export "$run/export" --split-mb 15 "$@"
 mkdir -p "$out"
 cp -r "$run/export/." "$out/"

@@ -107,6 +107,13 @@ def main() -> None:
     ap.add_argument("--lr-new", type=float, default=5e-4)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--max-seconds", type=float, default=None)
+    ap.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        help="end training so that the whole script (rendering the views, training, export) ends within so many "
+        "seconds of its start: for a call with a hard time limit, whatever the rendering takes",
+    )
     ap.add_argument("--checkpoint-every", type=int, default=1000)
     ap.add_argument("--init", type=Path, default=None, help="start from these weights (no optimizer state)")
     ap.add_argument("--cache", type=Path, default=None)
@@ -148,6 +155,7 @@ def main() -> None:
     ap.add_argument("--sample-steps", type=int, default=50)
     ap.add_argument("--guidance", type=float, default=2.0)
     args = ap.parse_args()
+    started = time.perf_counter()
 
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
@@ -176,8 +184,9 @@ def main() -> None:
     )
     if args.profile_steps:
         profile_steps(model, data, cfg, args.profile_steps, dev)
+    max_seconds = training_seconds(args.max_seconds, args.deadline, time.perf_counter() - started)
     t = time.perf_counter()
-    losses = train(model, data, args.run, cfg, max_seconds=args.max_seconds)
+    losses = train(model, data, args.run, cfg, max_seconds=max_seconds)
     took = time.perf_counter() - t
     done = losses[-1]["step"] if losses else 0
     print(
@@ -185,6 +194,19 @@ def main() -> None:
     )
     if args.export is not None:
         export(args, losses, dev)
+
+
+#: seconds a ``--deadline`` keeps back for what follows training: the last step and checkpoint, the export
+EXPORT_RESERVE = 60.0
+
+
+def training_seconds(max_seconds: float | None, deadline: float | None, elapsed: float) -> float | None:
+    """The training time of this call: ``max_seconds``, shortened so that the script ends within ``deadline``
+    seconds of its start (``elapsed`` spent so far, :data:`EXPORT_RESERVE` kept for the export); at least 1."""
+    if deadline is None:
+        return max_seconds
+    left = max(deadline - elapsed - EXPORT_RESERVE, 1.0)
+    return left if max_seconds is None else min(max_seconds, left)
 
 
 def build_model(args) -> Gen3DFaceModel:

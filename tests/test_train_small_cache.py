@@ -66,3 +66,13 @@ def test_a_cache_written_before_settings_were_recorded_is_rendered_again(tmp_pat
     torch.save(_Views("old"), cache)
     assert mod.load_data(prep, 32, 4, "cpu", cache).tag == "render1"
     assert mod.load_data(prep, 32, 4, "cpu", cache).tag == "render1" and len(renders) == 1
+
+
+def test_a_deadline_shortens_training_by_what_rendering_took_and_keeps_time_for_the_export(monkeypatch):
+    mod, _ = _script(monkeypatch)
+    reserve = mod.EXPORT_RESERVE
+    assert mod.training_seconds(300.0, None, 100.0) == 300.0  # no deadline: --max-seconds as given
+    assert mod.training_seconds(None, None, 100.0) is None
+    assert mod.training_seconds(None, 540.0, 100.0) == 540.0 - 100.0 - reserve
+    assert mod.training_seconds(200.0, 540.0, 100.0) == 200.0  # the shorter of the two
+    assert mod.training_seconds(None, 540.0, 600.0) == 1.0  # rendering overran: one step, then export
