@@ -10,7 +10,7 @@
 #
 # Writes into $OUT (default outputs/gpu_finetune): model/ (config.json and the fp16 safetensors in parts of at
 # most 15 MiB: join them with `cat F.part0 F.part1 ... > F`) and losses.jsonl. Carry the bundle of
-# `LEAN=1 bash scripts/gpu_bundle.sh .devlean` and PREPARED: the tree (~54.4 MB) + .devlean (2.1 MB) + the
+# `LEAN=1 bash scripts/gpu_bundle.sh .devlean` and PREPARED: the tree (~54.4 MB) + .devlean (1.9 MB) + the
 # shipped model's prepared file (9.9 MB) fill the 64 MiB a call may carry, so the real-photo benchmark is sampled
 # in a second call, with the joined weights copied over data/checkpoints/gen3dface-small/model/ in the tree
 # (uncommitted) and the conditions made here (bench_real_photos.py --photos outputs/real --save-conditions C.npz):
@@ -18,7 +18,8 @@
 #   source .devlean/activate.sh && for s in "0 1" "2 3"; do python scripts/bench_real_photos.py \
 #     --conditions C.npz --seeds $s --save-views $OUT/views_${s// /}.npz; done
 #
-# then score here: bench_real_photos.py --score each file. To continue from other weights, copy them over the
+# (55 s for the four seeds on one H200; call it at once: the machine is released 30 s after a call), then score
+# here: bench_real_photos.py --score each file. To continue from other weights, copy them over the
 # shipped model first likewise (a fresh optimiser: a continuation, not an exact resume).
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: bash scripts/gpu_finetune.sh PREPARED.npz SECONDS [train_small options]" >&2; exit 2; }
