@@ -6,7 +6,7 @@
 #
 #   PREPARED.npz  scripts/prepare_training.py's file (the shipped model's: see its model card, Data)
 #   SECONDS       the script's whole time (train_small --deadline): rendering the views from the seeds, then
-#                 training until 60 s before it ends, then the export; e.g. 540 for a 600 s call
+#                 training until 60 s before it ends, then the export; 530 ran 495 s of a 600 s call
 #
 # Writes into $OUT (default outputs/gpu_finetune): model/ (config.json and the fp16 safetensors in parts of at
 # most 15 MiB: join them with `cat F.part0 F.part1 ... > F`) and losses.jsonl. Carry the bundle of
