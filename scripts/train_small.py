@@ -43,12 +43,13 @@ from gen3dface.generation.model import Gen3DFaceModel, add_reprojection
 from gen3dface.training.data import PreparedInputs, TrainData, load_train_data
 from gen3dface.training.export import export_checkpoint, preview_sheet, run_weights
 from gen3dface.training.loop import TrainConfig, azimuth_weights, train
-from gen3dface.volume.reprojection import SQUAREST_MARGIN, SQUAREST_RAMP
+from gen3dface.volume.reprojection import CLOSE_HOLES, SQUAREST_MARGIN, SQUAREST_RAMP
 
 
 def cache_settings(prepared: Path, size: int, views: int, reprojection: bool, mirror: bool | str) -> dict:
     """What a ``--cache`` file's training views depend on: the prepared file's bytes, the view size and count,
-    and the reprojection settings (mirror mode and the squarest rule's margin); a cache made otherwise is stale."""
+    and the reprojection settings (mirror mode, the squarest rule's margin, the face mesh's holes closed or not);
+    a cache made otherwise is stale."""
     return {
         "prepared_sha256": hashlib.sha256(prepared.read_bytes()).hexdigest() if prepared.exists() else None,
         "size": size,
@@ -56,6 +57,7 @@ def cache_settings(prepared: Path, size: int, views: int, reprojection: bool, mi
         "reprojection": bool(reprojection),
         "mirror": mirror if reprojection else False,
         "squarest": (SQUAREST_MARGIN, SQUAREST_RAMP) if reprojection and mirror == "squarest" else None,
+        "closed_holes": CLOSE_HOLES if reprojection else None,
     }
 
 

@@ -334,3 +334,29 @@ def test_training_inputs_are_reprojected_from_larger_crops_to_the_same_pixels():
     assert (v_big != v_own.bool()).float().mean() < 0.02  # the same surfaces are seen
     # the larger crop is sharper, so the colours differ a little, but not by a shift of the pattern
     assert (w_big - w_own)[both].abs().median() < 6, float((w_big - w_own)[both].abs().median())
+
+
+def test_close_holes_fills_the_eyes_and_mouth_and_keeps_the_outline():
+    """mediapipe's tesselation has four boundary loops: the outline, two eyes and the mouth. Closed, only the
+    outline is left open, and every inner edge is run once each way (the fans are wound like the mesh), also for
+    the mirrored mesh (x -> -x, winding reversed)."""
+    from gen3dface.volume.reprojection import close_holes
+
+    fv = torch.as_tensor(face_template(), dtype=torch.float32)[None].repeat(2, 1, 1)
+    ft = torch.as_tensor(tesselation_triangles())
+    for verts, tris in (
+        close_holes(fv, ft),
+        close_holes(fv * torch.tensor([-1.0, 1.0, 1.0]), ft[:, [0, 2, 1]]),
+    ):
+        assert verts.shape == (2, fv.shape[1] + 3, 3)
+        f = tris.numpy()
+        directed = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+        assert len(np.unique(directed, axis=0)) == len(directed)  # no edge run twice the same way
+        undirected, counts = np.unique(np.sort(directed, 1), axis=0, return_counts=True)
+        open_vertices = np.unique(undirected[counts == 1])
+        outline = face_template()[open_vertices]
+        # what is left open is the outline: round the whole face, not the eyes (x +-0.19) or the mouth
+        assert outline[:, 0].min() < -0.4 and outline[:, 0].max() > 0.4
+        # each hole's new vertex sits inside the face, between its rims
+        centres = verts[0, fv.shape[1] :]
+        assert (centres[:, 0].abs() < 0.3).all() and (centres[:, 2] > 0.3).all()

@@ -3,8 +3,9 @@
 The paper's model copies the photo's appearance into new views with a pretrained Stable Diffusion UNet and
 25k photoreal PanoHead identities; the offline models here have neither. What they do have is the paper's own
 face geometry prior: the face mesh estimated from the photo, in the canonical head frame, together with the
-camera that sees it (:class:`gen3dface.mesh.facemesh.FaceMesh` ``.camera``). Put behind it a fixed head proxy
-(an ellipsoid for the skull and hair with a hole where the face is, :func:`head_proxy`), and every pixel of a
+camera that sees it (:class:`gen3dface.mesh.facemesh.FaceMesh` ``.camera``). Close its eye and mouth holes
+(:func:`close_holes`) and put behind it a fixed head proxy (an ellipsoid for the skull and hair with a hole where
+the face is, :func:`head_proxy`), and every pixel of a
 target view that shows a part of the head the photo also shows can be traced back to the photo's pixel:
 
 1. rasterise the proxy (face mesh + skull) in the input camera: the depth the photo sees at every pixel;
@@ -81,17 +82,76 @@ def _skull() -> tuple[np.ndarray, np.ndarray]:
     return v[used].astype(np.float32), remap[f].astype(np.int64)
 
 
+#: Close the face mesh's inner holes (the eyes and the mouth of mediapipe's tesselation) in the head proxy, so the
+#: photo's eyes and mouth are carried into the views instead of being left for the model to draw.
+CLOSE_HOLES = True
+
+
+@lru_cache(maxsize=8)
+def _boundary_loops(triangles: bytes) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """The boundary loops of a triangle mesh ``(T, 3)`` (int64 bytes): per loop its directed edges ``(L, 2)``
+    (``a -> b`` as the triangle beside it runs) and its vertices ``(L,)``."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    f = np.frombuffer(triangles, dtype=np.int64).reshape(-1, 3)
+    directed = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    _, inverse, counts = np.unique(np.sort(directed, 1), axis=0, return_inverse=True, return_counts=True)
+    edges = directed[counts[inverse.reshape(-1)] == 1]
+    if not len(edges):
+        return ()
+    n = int(f.max()) + 1
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    loops = []
+    for c in np.unique(label[edges[:, 0]]):
+        e = edges[label[edges[:, 0]] == c]
+        loops.append((e, np.unique(e)))
+    return tuple(loops)
+
+
+def close_holes(face_vertices: torch.Tensor, face_triangles: torch.Tensor):
+    """The face meshes with their inner holes filled: a vertex at each hole's centre and a fan of triangles to
+    it, wound like their neighbours. The outline is the loop that encloses the largest area seen from the front
+    (+Z); a closed mouth's loop is a slit of almost none.
+
+    Args:
+        face_vertices: ``(B, P, 3)``; face_triangles: ``(T, 3)``.
+    Returns:
+        ``vertices (B, P + K, 3)`` and ``triangles (T + L, 3)`` for ``K`` holes of ``L`` edges in all.
+    """
+    ft = torch.as_tensor(face_triangles, dtype=torch.long)
+    loops = _boundary_loops(ft.cpu().numpy().astype(np.int64).tobytes())
+    xy = face_vertices.detach().mean(0)[:, :2].cpu().double().numpy()
+    area = [abs((xy[e[:, 0], 0] * xy[e[:, 1], 1] - xy[e[:, 1], 0] * xy[e[:, 0], 1]).sum()) for e, _ in loops]
+    P = face_vertices.shape[1]
+    centres, fans = [], []
+    for k, (e, ring) in enumerate(loops):
+        if k == int(np.argmax(area)):  # the outline, round all the others
+            continue
+        centres.append(face_vertices[:, torch.as_tensor(ring)].mean(1))
+        fan = np.stack([e[:, 1], e[:, 0], np.full(len(e), P + len(fans))], 1)  # each edge reversed
+        fans.append(torch.as_tensor(fan))
+    if not fans:
+        return face_vertices, ft
+    verts = torch.cat([face_vertices, torch.stack(centres, 1)], 1)
+    return verts, torch.cat([ft, torch.cat(fans).to(ft.device)])
+
+
 def head_proxy(face_vertices: torch.Tensor, face_triangles: torch.Tensor):
-    """The head proxy of estimated face meshes: the face mesh in front of the skull ellipsoid.
+    """The head proxy of estimated face meshes: the face mesh (its eye and mouth holes closed, :data:`CLOSE_HOLES`)
+    in front of the skull ellipsoid.
 
     Args:
         face_vertices: ``(B, P, 3)`` face meshes in the canonical head frame; face_triangles: ``(T, 3)``.
     Returns:
-        ``vertices (B, P + E, 3)``, ``triangles (T + F, 3)`` (every triangle counter-clockwise seen from outside:
-        mediapipe's tesselation faces +Z in the canonical frame) and ``two_sided (T + F,)``, all false: seen from
-        behind, a surface hides nothing (through the face mesh's eye and mouth holes the input camera sees
-        no skull wall, so the back of the skull can never be taken for a visible surface).
+        ``vertices (B, P + K + E, 3)`` (``K`` hole centres), ``triangles (T + L + F, 3)`` (every triangle
+        counter-clockwise seen from outside: mediapipe's tesselation faces +Z in the canonical frame) and
+        ``two_sided (T + L + F,)``, all false: seen from behind, a surface hides nothing (the back of the skull
+        can never be taken for a visible surface).
     """
+    if CLOSE_HOLES:
+        face_vertices, face_triangles = close_holes(face_vertices, face_triangles)
     sv, sf = _skull()
     dev, dtype = face_vertices.device, face_vertices.dtype
     B, P = face_vertices.shape[:2]
