@@ -22,6 +22,10 @@ On a GPU machine without the face models (mediapipe), in three steps, several se
     python scripts/bench_real_photos.py --conditions cond.npz --seeds 0 1 2 3 --save-views v.npz   # the GPU
     python scripts/bench_real_photos.py --score v.npz -o r.json     # here: the table per seed and their mean
 
+The photo's pixels alone carried into the views through the head proxy (no model; what the views could keep):
+
+    python scripts/bench_real_photos.py --conditions cond.npz --photo-only --save-views p.npz --device cpu
+
 Both files are plain arrays (``gen3dface.evaluation.conditions``), safe to carry between machines.
 """
 
@@ -130,10 +134,13 @@ def generate(args: argparse.Namespace) -> None:
         outs = []
         for lo in range(0, len(prepared), batch):
             part = [p for _, p in prepared[lo : lo + batch]]
-            outs += pipe.generate_batch(
-                part, num_views=n_views, steps=args.steps, guidance=guidance, seed=seed, keep_photo=keep
-            )
-        views[seed] = np.stack([o.views for o in outs])
+            if args.photo_only:  # no model: what the views could keep of the photo (the same for every seed)
+                outs.append(pipe.photo_views(part, n_views))
+            else:
+                outs += pipe.generate_batch(
+                    part, num_views=n_views, steps=args.steps, guidance=guidance, seed=seed, keep_photo=keep
+                )
+        views[seed] = np.concatenate(outs) if args.photo_only else np.stack([o.views for o in outs])
         print(
             f"seed {seed}: {len(outs)} photos x {n_views} views ({time.perf_counter() - t:.1f} s)", flush=True
         )
@@ -145,17 +152,11 @@ def generate(args: argparse.Namespace) -> None:
         "keep_photo": keep,
         "device": dev,
         "batch": batch,
+        "photo_only": bool(args.photo_only),
     }
     yaws = [p["mesh"].pose["yaw"] for _, p in prepared]
-    save_views(
-        args.save_views,
-        [n for n, _ in prepared],
-        np.stack([o.input_view for o in outs]),
-        views,
-        yaws,
-        settings,
-        skipped,
-    )
+    inputs = [p["crop"].image for _, p in prepared] if args.photo_only else [o.input_view for o in outs]
+    save_views(args.save_views, [n for n, _ in prepared], np.stack(inputs), views, yaws, settings, skipped)
     n = len(args.seeds) * len(prepared) * n_views
     print(
         f"{n} views in {time.perf_counter() - t:.1f} s ({n / (time.perf_counter() - t):.1f} views/s) -> "
@@ -285,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--save-views", type=Path, help="with --conditions: write the generated views here (.npz)"
+    )
+    ap.add_argument(
+        "--photo-only",
+        action="store_true",
+        help="with --conditions: save the photo's pixels alone carried into the views (no model, no sampling)",
     )
     ap.add_argument("--score", type=Path, help="score a --save-views file: a table per seed and their mean")
     args = ap.parse_args(argv)

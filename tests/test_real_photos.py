@@ -298,3 +298,28 @@ def test_identity_by_view_on_hand_made_embeddings():
     np.testing.assert_allclose(got["to_input"], [1.0, 1.0, 0.0])
     # input 0: view 0 ~ (1 + 0) / 2, view 1 likewise, view 2 ~ (0 + 0) / 2; input 1: view 0 has no other face
     np.testing.assert_allclose(got["to_views"], [0.5, 0.5, 0.0])
+
+
+def test_photo_only_views_carry_the_photo_and_nothing_else(tmp_path):
+    """``--photo-only`` saves what the shipped (reprojection) model's views could keep of the photo: the view
+    facing the camera is the photo's face, the view of the back of the head is white (the photo never sees it)."""
+    from gen3dface.evaluation.conditions import load_views, save_conditions
+    from gen3dface.generation.pipeline import Gen3DFacePipeline
+
+    pipe = Gen3DFacePipeline.from_checkpoint()
+    prep = pipe.prepare(sample_photo("astronaut"))
+    cond, views = tmp_path / "c.npz", tmp_path / "v.npz"
+    save_conditions(cond, [("astronaut.jpg", prep)], [])
+    args = ["--conditions", str(cond), "--photo-only", "--save-views", str(views), "--device", "cpu"]
+    assert _script().main(args) == 0
+    record, crops, by_seed = load_views(views)
+    got = by_seed[0][0]  # (16, S, S, 3)
+    assert record["settings"]["photo_only"] and np.array_equal(crops[0], prep["crop"].image)
+    assert np.array_equal(got, pipe.photo_views([prep])[0])
+    S = got.shape[1]
+    centre = slice(S * 3 // 8, S * 5 // 8)
+    front = got[8, centre, centre].astype(float)
+    photo = prep["crop"].image[centre, centre].astype(float)
+    assert (front < 250).any(-1).mean() > 0.95  # the photo reaches the whole face of the frontal view ...
+    assert np.abs(front.mean((0, 1)) - photo.mean((0, 1))).max() < 20  # ... in the photo's colours
+    assert (got[0] >= 250).all()  # the back of the head: nothing of the photo

@@ -309,6 +309,40 @@ class Gen3DFacePipeline(DiffusionPipeline):
         ]
 
     @torch.no_grad()
+    def photo_views(self, prepared: list[dict], num_views: int | None = None) -> np.ndarray:
+        """The photo's pixels alone carried into the target views through the head proxy, as a reprojection model
+        reads them (its mirror mode, from the larger crop), on white where the photo does not reach: no model, no
+        sampling. What the views could keep of the photo, to score beside what the model makes of it.
+
+        Args:
+            prepared: photos prepared by :meth:`prepare` for this (reprojection) model, sharing one mesh topology.
+        Returns:
+            ``(B, N, S, S, 3)`` uint8.
+        """
+        from gen3dface.volume.reprojection import reproject
+
+        if not self.model.config.reprojection:
+            raise InputError(
+                "photo_views needs a model trained with the reprojected photo (reprojection=True)"
+            )
+        N = num_views or self.model.config.n_views
+        S = self.model.image_size
+        B = len(prepared)
+        if B == 0:
+            return np.zeros((0, N, S, S, 3), np.uint8)
+        src = torch.cat([torch.as_tensor(p["source"]) for p in prepared]).to(self.device, torch.float32)
+        verts = torch.stack([torch.as_tensor(p["mesh"].vertices, dtype=torch.float32) for p in prepared])
+        warped, visible = reproject(
+            src,
+            batch_cameras([p["source_camera"] for p in prepared]).to(self.device),
+            verts.to(self.device),
+            torch.as_tensor(prepared[0]["mesh"].faces),
+            target_ring(N, image_size=S).batched(B).to(self.device),
+            mirror=self.model.config.reprojection_mirror,
+        )
+        return to_uint8(warped * visible + (1 - visible))
+
+    @torch.no_grad()
     def generate_views(
         self,
         images: torch.Tensor | np.ndarray,
