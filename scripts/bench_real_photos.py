@@ -222,10 +222,9 @@ def score(args: argparse.Namespace) -> None:
     mean = [sum(have(k)) / len(have(k)) if have(k) else None for k in range(4)]
     print(f"| mean | {fmt(mean)} |")
     by_view = view_table(x, embedded)
-    atomic_write_text(
-        args.output,
-        json.dumps({"seeds": per_seed, "mean": dict(zip(keys, mean)), "by_view": by_view}, indent=1),
-    )
+    by_photo = photo_table(record["names"], x, embedded)
+    result = {"seeds": per_seed, "mean": dict(zip(keys, mean)), "by_view": by_view, "by_photo": by_photo}
+    atomic_write_text(args.output, json.dumps(result, indent=1))
     print(f"results in {args.output}")
 
 
@@ -250,6 +249,47 @@ def view_table(inputs, views: dict) -> dict:
     return {
         "azimuth_deg": az.tolist(),
         **{k: [None if np.isnan(x) else float(x) for x in v] for k, v in got.items()},
+    }
+
+
+def photo_table(names: list[str], inputs, views: dict) -> dict:
+    """Print and return, per photo (the mean over the seeds), the views with a face, its input-to-output and
+    output-to-output ID (``evaluation.real_photos.identity_by_photo``) and, per seed, where along the ring the
+    faces are (``x`` a face, ``.`` none; the view facing the camera in the middle)."""
+    import warnings
+
+    import numpy as np
+
+    from gen3dface.evaluation.real_photos import identity_by_photo
+
+    got = [identity_by_photo(inputs, v) for v in views.values()]
+
+    def mean(k: str) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a photo without two faces in any seed: NaN
+            return np.nanmean(np.stack([g[k] for g in got]).astype(float), 0)
+
+    print(
+        "\n| photo | views with a face | input-to-output ID | output-to-output ID | faces along the ring, by seed |"
+    )
+    print("| --- | --- | --- | --- | --- |")
+    rows = []
+    for i, name in enumerate(names):
+        rings = ["".join("x" if f else "." for f in g["found"][i]) for g in got]
+        row = {
+            "photo": name,
+            **{k: float(mean(k)[i]) for k in ("faces", "to_input", "to_views")},
+            "rings": rings,
+        }
+        rows.append(row)
+        cells = [f"{row['faces']:.1f}"] + [
+            "—" if np.isnan(row[k]) else f"{row[k]:.3f}" for k in ("to_input", "to_views")
+        ]
+        print(f"| {name} | {' | '.join(cells)} | `{' '.join(rings)}` |")
+    return {
+        "rows": [
+            {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in rows
+        ]
     }
 
 

@@ -281,9 +281,25 @@ def test_the_benchmark_in_three_steps_scores_what_one_run_generates(tiny_checkpo
     res = json.loads(out.read_text())
     assert set(res["seeds"]) == {"0", "1"} and set(REAL_PHOTO) <= set(res["seeds"]["0"]["metrics"])
     assert len(res["by_view"]["azimuth_deg"]) == 4 and len(res["by_view"]["faces"]) == 4
+    assert "| photo |" in text and [r["photo"] for r in res["by_photo"]["rows"]] == record["names"]
+    assert all(len(r["rings"]) == 2 and all(len(g) == 4 for g in r["rings"]) for r in res["by_photo"]["rows"])
     assert _script().main(["--score", str(cond), "-o", str(out)]) == 2  # not a views file: one line, exit 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("bench_real_photos: error:")
+
+
+def test_identity_by_photo_on_hand_made_embeddings():
+    from gen3dface.evaluation.real_photos import identity_by_photo
+
+    nan = [np.nan, np.nan]
+    x = np.array([[1.0, 0.0], [0.0, 1.0]])
+    # input 0: three faces, two its person and one orthogonal; input 1: one face, so no output-to-output pair
+    e = np.array([[[2.0, 0.0], [1.0, 0.0], [0.0, 3.0]], [[0.0, 1.0], nan, nan]])
+    got = identity_by_photo(x, e)
+    np.testing.assert_array_equal(got["faces"], [3, 1])
+    np.testing.assert_array_equal(got["found"], [[True, True, True], [True, False, False]])
+    np.testing.assert_allclose(got["to_input"], [2 / 3, 1.0])
+    np.testing.assert_allclose(got["to_views"], [1 / 3, np.nan])  # pairs (0, 1) = 1, (0, 2) = (1, 2) = 0
 
 
 def test_identity_by_view_on_hand_made_embeddings():

@@ -130,6 +130,30 @@ def identity_by_view(input_embeddings: Any, view_embeddings: Any) -> dict[str, n
         }
 
 
+def identity_by_photo(input_embeddings: Any, view_embeddings: Any) -> dict[str, np.ndarray]:
+    """Which heads keep their identity, photo by photo (the set-wide means hide a photo whose head fails).
+
+    Args:
+        input_embeddings: ``(B, D)``; view_embeddings: ``(B, V, D)``; NaN rows where no face was found.
+    Returns:
+        ``"faces"`` ``(B,)`` the views with a face; ``"to_input"`` and ``"to_views"`` ``(B,)`` the input's
+        input-to-output and output-to-output ID (:func:`gen3dface.evaluation.identity.id_consistency_input`,
+        :func:`~gen3dface.evaluation.identity.id_consistency_output`; NaN where undefined); ``"found"`` ``(B, V)``
+        bool, where along the ring the faces are.
+    """
+    from gen3dface.evaluation.identity import id_consistency_input, id_consistency_output
+
+    x = np.asarray(input_embeddings, np.float64)
+    e = np.asarray(view_embeddings, np.float64)
+    found = ~np.isnan(e).any(-1)
+    return {
+        "faces": found.sum(1),
+        "to_input": np.array([id_consistency_input(a, b) for a, b in zip(x, e)]),
+        "to_views": np.array([id_consistency_output(b) for b in e]),
+        "found": found,
+    }
+
+
 # --------------------------------------------------------------------------------------- the photo set
 def _package_dir(name: str) -> Path | None:
     """The folder of an installed package, found without importing it (``None`` when not installed)."""
