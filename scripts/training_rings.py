@@ -4,6 +4,8 @@ exactly its training heads would score (views with a face, output-to-output ID),
     python scripts/training_rings.py -o outputs/bench/rings.npz --identities 60    # the shipped model's data
     python scripts/bench_real_photos.py --score outputs/bench/rings.npz -o rings.json
     python scripts/training_rings.py -o before.npz --identities 48 --janus none   # before the Janus filter
+    python scripts/training_rings.py -o held.npz --seed 9 --identities 8 --photos outputs/held  # held-out heads,
+    python scripts/bench_real_photos.py --photos outputs/held -o held.json --steps 25   # as photos through the model
 
 Each identity of the procedural dataset (``--seed``, ``--varied``, ``--symmetric``: the shipped model's,
 ``scripts/prepare_training.py``) that the Janus filter keeps is rendered at its 16 training target views, as
@@ -58,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--varied", type=float, default=0.75)
     ap.add_argument("--symmetric", type=float, default=0.8)
     ap.add_argument("--janus", default="0.5", help="the Janus filter's threshold, or 'none' (default 0.5)")
+    ap.add_argument(
+        "--photos",
+        type=Path,
+        help="also write each identity's frontal render (256 px) here as a photo, for bench_real_photos --photos",
+    )
     args = ap.parse_args(argv)
     from gen3dface.core.errors import Gen3DFaceError, InputError
 
@@ -78,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 def write(args: argparse.Namespace, tau: float | None) -> None:
     """Render the rings and inputs of ``args``' identities and save them as a views file."""
     from gen3dface.core.errors import NoFaceError
+    from gen3dface.core.images import save_png
     from gen3dface.evaluation.conditions import save_views
     from gen3dface.synth.synthesis import SynthConfig, render_identity
     from gen3dface.training.data import crop_from_render, procedural_source
@@ -90,8 +98,12 @@ def write(args: argparse.Namespace, tau: float | None) -> None:
     front = views[len(views) // 2]
     rings, crops, yaws, names, skipped = [], [], [], [], []
     for i in ids:
+        photo = render_identity(big, i, views=[front])["rgb"][0]
+        if args.photos:
+            args.photos.mkdir(parents=True, exist_ok=True)
+            save_png(args.photos / f"identity_{i:06d}.png", photo)
         try:  # training leaves out an input without a face likewise
-            _, crop, mesh = crop_from_render(render_identity(big, i, views=[front])["rgb"][0], cfg.res)
+            _, crop, mesh = crop_from_render(photo, cfg.res)
         except NoFaceError:
             skipped.append({"input": f"identity_{i:06d}", "reason": "no face in its frontal view"})
             continue

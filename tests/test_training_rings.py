@@ -26,7 +26,8 @@ def test_the_rings_are_the_training_targets_in_ring_order_with_a_cropped_input(t
 
     script = _script()
     out = tmp_path / "rings.npz"
-    assert script.main(["-o", str(out), "--identities", "2", "--janus", "none"]) == 0
+    photos = tmp_path / "photos"
+    assert script.main(["-o", str(out), "--identities", "2", "--janus", "none", "--photos", str(photos)]) == 0
     record, crops, views = load_views(out)
     cfg = SynthConfig(**procedural_source(2, varied_appearance=0.75, symmetric_appearance=0.8)["synth"])
     order = script.ring(cfg)
@@ -37,6 +38,11 @@ def test_the_rings_are_the_training_targets_in_ring_order_with_a_cropped_input(t
     np.testing.assert_array_equal(views[0][1], render_identity(cfg, 1, views=order)["rgb"])
     assert (crops < 250).any(-1).mean() > 0.1  # a head, not an empty crop
     assert abs(record["input_yaw"][0]) < 15  # the input is cropped from the frontal view
+    from gen3dface.core.images import load_image
+
+    assert sorted(p.name for p in photos.iterdir()) == ["identity_000000.png", "identity_000001.png"]
+    # the render the input is cut from
+    assert load_image(photos / "identity_000001.png").rgb.shape == (256, 256, 3)
     capsys.readouterr()
     assert script.main(["-o", str(tmp_path / "x.npz"), "--janus", "1.5"]) == 2  # a threshold outside [0, 1]
     err = capsys.readouterr().err.strip().splitlines()
