@@ -264,10 +264,12 @@ def photo_table(names: list[str], inputs, views: dict) -> dict:
 
     got = [identity_by_photo(inputs, v) for v in views.values()]
 
-    def mean(k: str) -> np.ndarray:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a photo without two faces in any seed: NaN
-            return np.nanmean(np.stack([g[k] for g in got]).astype(float), 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a photo without two faces in any seed: NaN
+        mean = {
+            k: np.nanmean(np.stack([g[k] for g in got]).astype(float), 0)
+            for k in ("faces", "to_input", "to_views")
+        }
 
     print(
         "\n| photo | views with a face | input-to-output ID | output-to-output ID | faces along the ring, by seed |"
@@ -276,11 +278,7 @@ def photo_table(names: list[str], inputs, views: dict) -> dict:
     rows = []
     for i, name in enumerate(names):
         rings = ["".join("x" if f else "." for f in g["found"][i]) for g in got]
-        row = {
-            "photo": name,
-            **{k: float(mean(k)[i]) for k in ("faces", "to_input", "to_views")},
-            "rings": rings,
-        }
+        row = {"photo": name, **{k: float(m[i]) for k, m in mean.items()}, "rings": rings}
         rows.append(row)
         cells = [f"{row['faces']:.1f}"] + [
             "—" if np.isnan(row[k]) else f"{row[k]:.3f}" for k in ("to_input", "to_views")

@@ -97,20 +97,22 @@ def write(args: argparse.Namespace, tau: float | None) -> None:
     views = ring(cfg)
     front = views[len(views) // 2]
     rings, crops, yaws, names, skipped = [], [], [], [], []
+    if args.photos:
+        args.photos.mkdir(parents=True, exist_ok=True)
     for i in ids:
+        name = f"identity_{i:06d}"
         photo = render_identity(big, i, views=[front])["rgb"][0]
         if args.photos:
-            args.photos.mkdir(parents=True, exist_ok=True)
-            save_png(args.photos / f"identity_{i:06d}.png", photo)
+            save_png(args.photos / f"{name}.png", photo)
         try:  # training leaves out an input without a face likewise
             _, crop, mesh = crop_from_render(photo, cfg.res)
         except NoFaceError:
-            skipped.append({"input": f"identity_{i:06d}", "reason": "no face in its frontal view"})
+            skipped.append({"input": name, "reason": "no face in its frontal view"})
             continue
         rings.append(render_identity(cfg, i, views=views)["rgb"])
         crops.append(crop)
         yaws.append(float(mesh.pose["yaw"]))
-        names.append(f"identity_{i:06d}")
+        names.append(name)
     if not names:
         raise NoFaceError("no identity's frontal view shows a face")
     settings = {"training_rings": True, **src["synth"], "janus": tau}
