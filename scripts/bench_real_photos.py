@@ -130,19 +130,30 @@ def generate(args: argparse.Namespace) -> None:
     guidance = pipe.guidance_for(args.guidance, keep)
     batch = args.batch or (16 if dev.startswith("cuda") else 1)
     views, t = {}, time.perf_counter()
+    parts = [[p for _, p in prepared[lo : lo + batch]] for lo in range(0, len(prepared), batch)]
+    if args.photo_only:  # no model: what the views could keep of the photo, the same for every seed
+        photo = np.concatenate([pipe.photo_views(part, n_views) for part in parts])
     for seed in args.seeds:
-        outs = []
-        for lo in range(0, len(prepared), batch):
-            part = [p for _, p in prepared[lo : lo + batch]]
-            if args.photo_only:  # no model: what the views could keep of the photo (the same for every seed)
-                outs.append(pipe.photo_views(part, n_views))
-            else:
-                outs += pipe.generate_batch(
-                    part, num_views=n_views, steps=args.steps, guidance=guidance, seed=seed, keep_photo=keep
-                )
-        views[seed] = np.concatenate(outs) if args.photo_only else np.stack([o.views for o in outs])
+        if args.photo_only:
+            views[seed] = photo
+        else:
+            views[seed] = np.stack(
+                [
+                    o.views
+                    for part in parts
+                    for o in pipe.generate_batch(
+                        part,
+                        num_views=n_views,
+                        steps=args.steps,
+                        guidance=guidance,
+                        seed=seed,
+                        keep_photo=keep,
+                    )
+                ]
+            )
         print(
-            f"seed {seed}: {len(outs)} photos x {n_views} views ({time.perf_counter() - t:.1f} s)", flush=True
+            f"seed {seed}: {len(prepared)} photos x {n_views} views ({time.perf_counter() - t:.1f} s)",
+            flush=True,
         )
     settings = {
         "checkpoint": str(args.checkpoint or "shipped small model"),
@@ -155,8 +166,8 @@ def generate(args: argparse.Namespace) -> None:
         "photo_only": bool(args.photo_only),
     }
     yaws = [p["mesh"].pose["yaw"] for _, p in prepared]
-    inputs = [p["crop"].image for _, p in prepared] if args.photo_only else [o.input_view for o in outs]
-    save_views(args.save_views, [n for n, _ in prepared], np.stack(inputs), views, yaws, settings, skipped)
+    crops = np.stack([p["crop"].image for _, p in prepared])  # the input views (generate_batch's input_view)
+    save_views(args.save_views, [n for n, _ in prepared], crops, views, yaws, settings, skipped)
     n = len(args.seeds) * len(prepared) * n_views
     print(
         f"{n} views in {time.perf_counter() - t:.1f} s ({n / (time.perf_counter() - t):.1f} views/s) -> "
