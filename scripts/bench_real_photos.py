@@ -27,6 +27,10 @@ The photo's pixels alone carried into the views through the head proxy (no model
     python scripts/bench_real_photos.py --conditions cond.npz --photo-only --save-views p.npz --device cpu
 
 Both files are plain arrays (``gen3dface.evaluation.conditions``), safe to carry between machines.
+
+Several scored runs against the line that trades faces found for output-to-output ID (each seed a point):
+
+    python scripts/bench_real_photos.py --tradeoff r1.json r2.json ...
 """
 
 from __future__ import annotations
@@ -239,6 +243,46 @@ def score(args: argparse.Namespace) -> None:
     print(f"results in {args.output}")
 
 
+def tradeoff(files: list[Path], at: float) -> None:
+    """Print each ``--score`` result's seeds as points (views with a face, output-to-output ID), the line
+    through all of them (``evaluation.real_photos.faces_tradeoff``) with its value at ``at`` faces, and how far
+    above the line each file's seeds lie on average."""
+    import json
+
+    import numpy as np
+
+    from gen3dface.core.errors import InputError
+    from gen3dface.evaluation.real_photos import faces_tradeoff
+
+    points = []  # (file, seed, faces, output-to-output ID)
+    for f in files:
+        try:
+            seeds = json.loads(Path(f).read_text())["seeds"]
+            for seed, res in seeds.items():
+                m = res["metrics"]
+                points.append((f, seed, m["faces_found"]["value"], m["id_consistency_output"]["value"]))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise InputError(f"{f}: not a --score result ({type(e).__name__}: {e})") from None
+    points = [p for p in points if p[2] is not None and p[3] is not None]
+    line = faces_tradeoff([p[2] for p in points], [p[3] for p in points])
+    a, b = line["intercept"], line["slope"]
+    print(f"\n{len(points)} runs (seeds) from {len(files)} files")
+    print(
+        f"output-to-output ID = {a:.3f} {b:+.4f} x faces (r = {line['r']:.2f}; spread about the line "
+        f"{line['spread']:.3f}); at {at:g} faces: {a + b * at:.3f}\n"
+    )
+    print("| results | seeds | views with a face | output-to-output ID | above the line |")
+    print("| --- | --- | --- | --- | --- |")
+    res = line["residual"]
+    for f in files:
+        idx = [i for i, p in enumerate(points) if p[0] == f]
+        if not idx:
+            continue
+        faces = np.mean([points[i][2] for i in idx])
+        out = np.mean([points[i][3] for i in idx])
+        print(f"| {f} | {len(idx)} | {faces:.2f} | {out:.3f} | {np.mean(res[idx]):+.3f} |")
+
+
 def view_table(inputs, views: dict) -> dict:
     """Print and return, per view of the ring (every seed pooled), the share of heads with a face there, its
     mean cosine with the input and with the head's other views (``evaluation.real_photos.identity_by_view``).
@@ -342,12 +386,21 @@ def main(argv: list[str] | None = None) -> int:
         help="with --conditions: save the photo's pixels alone carried into the views (no model, no sampling)",
     )
     ap.add_argument("--score", type=Path, help="score a --save-views file: a table per seed and their mean")
+    ap.add_argument(
+        "--tradeoff",
+        type=Path,
+        nargs="+",
+        help="--score results (.json): the line trading faces found for output-to-output ID, and each against it",
+    )
+    ap.add_argument(
+        "--at", type=float, default=7.0, help="with --tradeoff: the faces to read the line at (default 7)"
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if not (args.make_photos or args.photos or args.conditions or args.score):
+    if not (args.make_photos or args.photos or args.conditions or args.score or args.tradeoff):
         ap.error(
             "give --make-photos DIR (write the photo set), --photos DIR (run the benchmark), --conditions FILE "
-            "--save-views FILE (generate) or --score FILE"
+            "--save-views FILE (generate), --score FILE or --tradeoff FILE ..."
         )
     if args.conditions and not args.save_views:
         ap.error("--conditions needs --save-views FILE")
@@ -364,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
             generate(args)
         if args.score:
             score(args)
+        if args.tradeoff:
+            tradeoff(args.tradeoff, args.at)
     except Gen3DFaceError as e:
         print(f"bench_real_photos: error: {e}", file=sys.stderr)
         return 2

@@ -339,3 +339,41 @@ def test_photo_only_views_carry_the_photo_and_nothing_else(tmp_path):
     assert (front < 250).any(-1).mean() > 0.95  # the photo reaches the whole face of the frontal view ...
     assert np.abs(front.mean((0, 1)) - photo.mean((0, 1))).max() < 20  # ... in the photo's colours
     assert (got[0] >= 250).all()  # the back of the head: nothing of the photo
+
+
+def test_faces_tradeoff_fits_the_line_and_says_who_is_above_it():
+    from gen3dface.evaluation.real_photos import faces_tradeoff
+
+    faces = np.array([6.0, 7.0, 8.0, 7.0])
+    out = 0.8 - 0.05 * faces + np.array([0.0, 0.0, 0.0, 0.04])  # three on a line, the last 0.04 above it
+    got = faces_tradeoff(faces, out)
+    assert got["slope"] < 0 and got["r"] < 0
+    # least squares puts the line 0.01 above the three and 0.03 below the fourth
+    np.testing.assert_allclose(got["residual"], [-0.01, -0.01, -0.01, 0.03], atol=1e-9)
+    np.testing.assert_allclose(got["intercept"] + 7 * got["slope"], 0.8 - 0.35 + 0.01)
+    assert got["spread"] == pytest.approx(np.std([-0.01, -0.01, -0.01, 0.03]))
+    with pytest.raises(InputError, match="two runs"):
+        faces_tradeoff([7.0, 7.0], [0.4, 0.5])
+
+
+def test_the_tradeoff_flag_reads_score_results(tmp_path, capsys):
+    def result(path, points):
+        seeds = {
+            str(i): {"metrics": {"faces_found": {"value": f}, "id_consistency_output": {"value": o}}}
+            for i, (f, o) in enumerate(points)
+        }
+        path.write_text(json.dumps({"seeds": seeds}))
+        return str(path)
+
+    a = result(tmp_path / "a.json", [(6.0, 0.50), (8.0, 0.40)])
+    b = result(tmp_path / "b.json", [(7.0, 0.50)])
+    assert _script().main(["--tradeoff", a, b]) == 0
+    text = capsys.readouterr().out
+    assert "3 runs (seeds) from 2 files" in text
+    row_b = next(line for line in text.splitlines() if line.startswith(f"| {b} |"))
+    assert row_b.endswith("| +0.033 |")  # the line passes 0.467 at 7 faces; b is 0.033 above it
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert _script().main(["--tradeoff", a, str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a --score result" in err[0]

@@ -154,6 +154,36 @@ def identity_by_photo(input_embeddings: Any, view_embeddings: Any) -> dict[str, 
     }
 
 
+def faces_tradeoff(faces: Any, agreement: Any) -> dict[str, Any]:
+    """The straight line through runs of the benchmark: output-to-output ID ``= intercept + slope * faces``.
+
+    A run that finds a face in more views (further round the ring, where the views agree less with the front)
+    scores a lower output-to-output ID, so the two figures of one run cannot be read apart: a change that moves a
+    run along the line only trades one for the other, and one that helps lifts it above the line.
+
+    Args:
+        faces, agreement: ``(n,)`` each run's (one seed's) views with a face and output-to-output ID; at least
+            two runs with different face counts.
+    Returns:
+        ``"intercept"``, ``"slope"`` (least squares), ``"r"`` (their correlation), ``"residual"`` ``(n,)`` how far
+        each run lies above the line (negative: below) and ``"spread"``, the residuals' standard deviation.
+    """
+    f = np.asarray(faces, np.float64)
+    a = np.asarray(agreement, np.float64)
+    if f.shape != a.shape or f.ndim != 1 or len(f) < 2 or np.ptp(f) == 0:
+        raise InputError("a line needs at least two runs with different face counts")
+    slope, intercept = np.polyfit(f, a, 1)
+    residual = a - (intercept + slope * f)
+    r = float(np.corrcoef(f, a)[0, 1]) if np.ptp(a) > 0 else 0.0
+    return {
+        "intercept": float(intercept),
+        "slope": float(slope),
+        "r": r,
+        "residual": residual,
+        "spread": float(residual.std()),
+    }
+
+
 # --------------------------------------------------------------------------------------- the photo set
 def _package_dir(name: str) -> Path | None:
     """The folder of an installed package, found without importing it (``None`` when not installed)."""
