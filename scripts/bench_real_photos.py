@@ -254,17 +254,16 @@ def tradeoff(files: list[Path], at: float) -> None:
     from gen3dface.core.errors import InputError
     from gen3dface.evaluation.real_photos import faces_tradeoff
 
-    points = []  # (file, seed, faces, output-to-output ID)
+    points = []  # (file, faces, output-to-output ID), one per seed that has both
     for f in files:
         try:
-            seeds = json.loads(Path(f).read_text())["seeds"]
-            for seed, res in seeds.items():
+            for res in json.loads(Path(f).read_text())["seeds"].values():
                 m = res["metrics"]
-                points.append((f, seed, m["faces_found"]["value"], m["id_consistency_output"]["value"]))
-        except (OSError, ValueError, KeyError, TypeError) as e:
+                points.append((f, m["faces_found"]["value"], m["id_consistency_output"]["value"]))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise InputError(f"{f}: not a --score result ({type(e).__name__}: {e})") from None
-    points = [p for p in points if p[2] is not None and p[3] is not None]
-    line = faces_tradeoff([p[2] for p in points], [p[3] for p in points])
+    points = [p for p in points if p[1] is not None and p[2] is not None]
+    line = faces_tradeoff([p[1] for p in points], [p[2] for p in points])
     a, b = line["intercept"], line["slope"]
     print(f"\n{len(points)} runs (seeds) from {len(files)} files")
     print(
@@ -278,8 +277,8 @@ def tradeoff(files: list[Path], at: float) -> None:
         idx = [i for i, p in enumerate(points) if p[0] == f]
         if not idx:
             continue
-        faces = np.mean([points[i][2] for i in idx])
-        out = np.mean([points[i][3] for i in idx])
+        faces = np.mean([points[i][1] for i in idx])
+        out = np.mean([points[i][2] for i in idx])
         print(f"| {f} | {len(idx)} | {faces:.2f} | {out:.3f} | {np.mean(res[idx]):+.3f} |")
 
 
