@@ -56,6 +56,34 @@ def test_reprojection_carries_a_known_pattern_to_the_right_pixels():
     assert warped[0][~visible[0].bool().expand_as(warped[0])].abs().max() == 0
 
 
+def test_the_proxy_carries_nothing_round_the_side_of_the_head(monkeypatch):
+    """Only the front of the skull ellipsoid is in the proxy (:data:`PROXY_FRONT_DEG`): a photo from the side
+    still reaches the views beside it, but the side of the head behind the face, where the whole ellipsoid put the
+    photo's ear and hair, is left to the model (views from behind the ear get a small fraction of it)."""
+    import gen3dface.volume.reprojection as R
+
+    v, f = R._skull()
+    towards = v[f].mean(1) - np.asarray(R.PROXY_CENTRE)
+    azimuth = np.degrees(np.abs(np.arctan2(towards[:, 0], towards[:, 2])))
+    assert R.PROXY_FRONT_DEG - 10 < azimuth.max() <= R.PROXY_FRONT_DEG
+    cam_in = orbit_cameras(torch.tensor([60.0]), 0.0, image_size=S)
+    cams = crop_cameras(cam_in, np.array([[[1.0, 0, 0], [0, 1.0, 0]]]), S)
+    targets = orbit_cameras(torch.tensor([45.0, 112.5, 135.0]), 0.0, image_size=S).batched(1)
+    seen = {}
+    for limit in (180.0, R.PROXY_FRONT_DEG):  # the whole ellipsoid first: the photo is of a head with sides
+        monkeypatch.setattr(R, "PROXY_FRONT_DEG", limit)
+        R._skull.cache_clear()
+        if limit == 180.0:
+            fv, ft, mesh, shading = _proxy_scene()
+            image = render(mesh, cam_in, shading=shading)["rgb"][0]
+        _, visible = reproject(image, cams, fv, ft, targets)
+        seen[limit] = visible[0, :, 0].float().mean((1, 2))
+    R._skull.cache_clear()
+    whole, front = seen[180.0], seen[R.PROXY_FRONT_DEG]
+    assert front[0] > 0.15
+    assert (front[1:] < whole[1:] / 4).all() and whole[1:].min() > 0.15
+
+
 def test_reprojection_follows_a_crop_transform():
     """A crop (scale + shift of the photo) moves the carried pixels with it: the same target colours result."""
     fv, ft, mesh, shading = _proxy_scene()
