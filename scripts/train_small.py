@@ -27,6 +27,10 @@ target pixel from the mirror image where that sees its surface clearly more squa
 ``--side-weight W`` weighs the target views 45-112.5 degrees round from the front W times the others in the loss
 (``TrainConfig.view_weights``, scaled to mean 1; the paper's loss is the plain mean, W = 1): the views whose
 agreement with the front the real-photo benchmark finds weakest.
+
+``--average-with DIR [--average-weight W]`` exports ``W`` times the run's weights plus ``1 - W`` times DIR's
+(``gen3dface.training.export.average_weights``; W = 0.5 by default): a fine-tune averaged with the weights it
+started from (``--init``), as the shipped model's stage 10 is (its model card).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import torch
 from gen3dface.core.images import save_png
 from gen3dface.generation.model import Gen3DFaceModel, add_reprojection
 from gen3dface.training.data import PreparedInputs, TrainData, load_train_data
-from gen3dface.training.export import export_checkpoint, preview_sheet, run_weights
+from gen3dface.training.export import average_weights, export_checkpoint, preview_sheet, run_weights
 from gen3dface.training.loop import TrainConfig, azimuth_weights, train
 from gen3dface.volume.reprojection import CLOSE_HOLES, SQUAREST_MARGIN, SQUAREST_RAMP
 
@@ -154,9 +158,20 @@ def main() -> None:
         "--profile-steps", type=int, default=0, help="first profile so many steps (CUDA op table)"
     )
     ap.add_argument("--split-mb", type=float, default=15.0)
+    ap.add_argument(
+        "--average-with",
+        type=Path,
+        default=None,
+        help="export the run's weights averaged with this model's (e.g. the --init weights)",
+    )
+    ap.add_argument(
+        "--average-weight", type=float, default=0.5, help="the run's share of --average-with's average"
+    )
     ap.add_argument("--sample-steps", type=int, default=50)
     ap.add_argument("--guidance", type=float, default=2.0)
     args = ap.parse_args()
+    if not 0.0 <= args.average_weight <= 1.0:
+        ap.error(f"--average-weight must be in [0, 1], got {args.average_weight}")
     started = time.perf_counter()
 
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -271,6 +286,9 @@ def export(args, losses: list[dict], dev: str) -> None:
     """The run's weights (EMA when on) into ``--export`` (:mod:`gen3dface.training.export`), then preview
     sheets of ``--heldout`` inputs sampled with the weights as shipped."""
     net = run_weights(build_model(args), args.run, ema=bool(args.ema)).to(dev).eval()
+    if args.average_with is not None:
+        other = Gen3DFaceModel.from_pretrained(args.average_with, torch_dtype=torch.float32)
+        average_weights(net, other, args.average_weight)
     export_checkpoint(net, args.export, losses, split_mb=args.split_mb)
     if args.heldout is None:
         return

@@ -7,7 +7,13 @@ import torch
 
 from gen3dface.generation.model import Gen3DFaceModel
 from gen3dface.generation.pipeline import Gen3DFacePipeline
-from gen3dface.training.export import export_checkpoint, preview_sheet, run_weights, split_file
+from gen3dface.training.export import (
+    average_weights,
+    export_checkpoint,
+    preview_sheet,
+    run_weights,
+    split_file,
+)
 from gen3dface.training.loop import TrainConfig, train
 from test_model import tiny, tiny_data
 
@@ -66,3 +72,28 @@ def test_split_file_cuts_large_files_into_parts(tmp_path):
     small.write_bytes(b"x")
     split_file(small, 1.0)
     assert small.exists()
+
+
+def test_average_weights_blends_two_models_parameter_by_parameter():
+    import pytest
+
+    from gen3dface.core.errors import InputError
+
+    torch.manual_seed(0)
+    a, b = tiny(), tiny()
+    for p in b.parameters():
+        p.data.add_(torch.randn_like(p))
+    pa = [p.detach().clone() for p in a.parameters()]
+    pb = [p.detach().clone() for p in b.parameters()]
+    mid = average_weights(a, b, 0.25)
+    assert mid is a
+    for x, y, m in zip(pa, pb, a.parameters()):
+        assert torch.allclose(m, 0.25 * x + 0.75 * y, atol=1e-6)
+    assert any(not torch.equal(x, m) for x, m in zip(pa, a.parameters()))
+    for p, y in zip(average_weights(a, b, 0.0).parameters(), pb):  # all of the other: its weights exactly
+        assert torch.equal(p, y)
+    with pytest.raises(InputError, match="in \\[0, 1\\]"):
+        average_weights(a, b, 1.5)
+    other = Gen3DFaceModel.from_profile("smoke")
+    with pytest.raises(InputError, match="different parameters"):
+        average_weights(a, other)

@@ -7,6 +7,7 @@
     OUT/samples_sequential.png
 
 :func:`run_weights` takes the weights to ship from a run's last checkpoint (the EMA copy when training kept one),
+:func:`average_weights` blends them with another model's (a fine-tune averaged with the weights it started from),
 :func:`export_checkpoint` writes the folder, :func:`preview_sheet` draws samples beside their inputs and targets.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gen3dface.core.errors import InputError
 from gen3dface.core.images import to_uint8
 from gen3dface.core.storage import atomic_dir, atomic_write_text
 from gen3dface.generation.model import Gen3DFaceModel
@@ -41,6 +43,28 @@ def run_weights(model: Gen3DFaceModel, run_dir: str | Path, ema: bool = True) ->
         if "shadow_params" in state:
             for p, s in zip(model.parameters(), state["shadow_params"]):
                 p.copy_(s)
+    return model
+
+
+@torch.no_grad()
+def average_weights(model: Gen3DFaceModel, other: Gen3DFaceModel, weight: float = 0.5) -> Gen3DFaceModel:
+    """Set ``model``'s weights to ``weight * model + (1 - weight) * other``, parameter by parameter (buffers too;
+    a "model soup" of two fine-tunes of one model). A fine-tune averaged with the weights it started from lands
+    between the two in what it draws: the shipped model is one (model card, stage 10). Returns ``model``.
+
+    Raises :class:`InputError` when ``weight`` is outside [0, 1] or the two do not have the same parameters and
+    shapes (models of different configurations)."""
+    if not 0.0 <= weight <= 1.0:
+        raise InputError(f"the averaging weight must be in [0, 1], got {weight}")
+    mine, theirs = model.state_dict(), other.state_dict()
+    shapes = {k: tuple(v.shape) for k, v in mine.items()}
+    if shapes != {k: tuple(v.shape) for k, v in theirs.items()}:
+        raise InputError(
+            "cannot average the weights of models with different parameters (another configuration)"
+        )
+    for k, v in mine.items():
+        if v.is_floating_point():
+            v.copy_(weight * v.float() + (1 - weight) * theirs[k].to(v.device).float())
     return model
 
 

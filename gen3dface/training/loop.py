@@ -346,7 +346,8 @@ def loss_curve_figure(losses: list[dict], smooth: int = 20):
         if not runs or runs[-1][0] != r.get("objective"):
             runs.append((r.get("objective"), []))
         runs[-1][1].append(r)
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    many = len(runs) > 2  # many stages: one legend entry each (its running mean), under the plot
+    fig, ax = plt.subplots(figsize=(6, 3.2 + 0.16 * len(runs) * many))
     for n, (objective, recs) in enumerate(runs):
         steps = [r["step"] for r in recs]
         vals = [r["loss"] for r in recs]
@@ -356,13 +357,18 @@ def loss_curve_figure(losses: list[dict], smooth: int = 20):
             for i in range(len(vals))
         ]
         name = f" ({objective})" if objective else ""
-        ax.plot(steps, vals, lw=0.6, alpha=0.4, color=f"C{2 * n}", label=f"loss{name}")
-        ax.plot(steps, mean, lw=1.6, color=f"C{2 * n + 1}", label=f"running mean ({k}){name}")
+        ax.plot(steps, vals, lw=0.6, alpha=0.4, color=f"C{2 * n}", label=None if many else f"loss{name}")
+        ax.plot(
+            steps, mean, lw=1.6, color=f"C{2 * n + 1}", label=f"{'' if many else 'running '}mean ({k}){name}"
+        )
         if n:
             ax.axvline(steps[0], color="grey", lw=0.8, ls="--")
     ax.set_xlabel("step")
     ax.set_ylabel("Eq. (4) loss")
     ax.set_yscale("log")
-    ax.legend(fontsize=7)
+    if many:
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1, frameon=False)
+    else:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
