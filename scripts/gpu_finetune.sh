@@ -21,8 +21,9 @@
 # (55 s for the four seeds on one H200; call it at once: the machine is released 30 s after a call), then score
 # here: bench_real_photos.py --score each file. To continue from other weights, copy them over the
 # shipped model first likewise (a fresh optimiser: a continuation, not an exact resume). The shipped stage 10 is
-# stage 9 (git show f261dd7:data/checkpoints/gen3dface-small/model/diffusion_pytorch_model.safetensors) + 440 s
-# of this on the model card's p800.npz, averaged half and half with the weights it started from:
+# stage 9 + 440 s of this on the model card's p800.npz, averaged half and half with the weights it started from;
+# with stage 9's weights copied over the shipped model's file first (git show f261dd7:data/checkpoints/
+# gen3dface-small/model/diffusion_pytorch_model.safetensors), the same up to fp16 rounding and the GPU's noise:
 #   OUT=$OUT bash scripts/gpu_finetune.sh p800.npz 440 --average-with data/checkpoints/gen3dface-small/model
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: bash scripts/gpu_finetune.sh PREPARED.npz SECONDS [train_small options]" >&2; exit 2; }
