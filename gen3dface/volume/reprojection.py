@@ -62,9 +62,9 @@ SOURCE_SCALE = 2
 #: stand-in for a head (no ears, not the hair's silhouette): the photo's ears and side hair stretched over it came
 #: out in the side and back views as "faces" the detector finds (0.97 per head at |azimuth| >= 90 deg, agreeing
 #: with the rest at about 0.1), so the model now draws the sides itself. Measured on 9 real photos, stage 9's
-#: weights (trained with the whole ellipsoid), GPU seeds 0-7: output-to-output ID 0.468 over 7.08 faces with the whole ellipsoid, 0.541 over 6.82 with
-#: 45 deg (0.540 / 6.70 with 60, seeds 0-3; 0.534 / 6.61 with 75 and 0.458 / 7.22 with 90, seeds 0-1); in the
-#: pairs of views at -67.5 / 67.5 deg and the front ones 0.20-0.37 -> 0.30-0.55.
+#: weights (trained with the whole ellipsoid), GPU seeds 0-7: output-to-output ID 0.468 over 7.08 faces with the
+#: whole ellipsoid, 0.541 over 6.82 with 45 deg (0.540 / 6.70 with 60, seeds 0-3; 0.534 / 6.61 with 75 and 0.458 /
+#: 7.22 with 90, seeds 0-1); in the pairs of views at -67.5 / 67.5 deg and the front ones 0.20-0.37 -> 0.30-0.55.
 PROXY_FRONT_DEG = 45.0
 
 
