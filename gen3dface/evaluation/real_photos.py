@@ -1,11 +1,14 @@
 """The real-photo benchmark: a set of real face photos anyone can rebuild offline, and the identity measures
 read on it (does each generated head carry the identity of the person in the photo?).
 
-The photo set (:func:`real_photo_set`) comes only from photos that installed packages ship: insightface's
-``data/images`` (group photos are cut into one photo per face), scikit-image's astronaut, matplotlib's
-Grace Hopper and the repository's own samples (:mod:`gen3dface.core.samples`). Nothing is downloaded, and
-none of these photos may be used for training. The same photo shipped twice is kept once; faces too small to
-use are left out and listed in the set's ``manifest.json`` with the reason.
+The benchmark's photo set (:func:`real_photo_set`) comes only from photos that installed packages ship:
+insightface's ``data/images`` (group photos are cut into one photo per face), scikit-image's astronaut,
+matplotlib's Grace Hopper and the repository's own samples (:mod:`gen3dface.core.samples`); nothing is
+downloaded. A second set, ``"groups"``, cuts the group photos that two npm packages ship (:data:`GROUP_PHOTOS`,
+fetched from the registry on first use, each checked against its SHA-256): faces no model here was chosen on,
+to check that figures on the first set hold for faces in general. None of these photos may be used for
+training. The same photo shipped twice is kept once; faces too small to use are left out and listed in the
+set's ``manifest.json`` with the reason.
 
 The measures, for inputs and their views on the target ring (:func:`gen3dface.core.cameras.target_ring`):
 :func:`near_frontal_views` (the views within 45 degrees of azimuth of the input's pose),
@@ -16,6 +19,7 @@ paper's ID consistencies.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -28,7 +32,16 @@ from typing import Any
 
 import numpy as np
 
-from gen3dface.core.errors import InputError, NoFaceError
+from gen3dface.core.downloads import (
+    DOWNLOAD_ERRORS,
+    cache_root,
+    download_members,
+    npm_tarball_url,
+    one_line,
+    sha256_of,
+)
+from gen3dface.core.errors import BackendUnavailable, InputError, NoFaceError, OutputError
+from gen3dface.core.storage import atomic_write_bytes
 from gen3dface.faces.arcface import MATCH_THRESHOLD
 
 #: a view is near-frontal when its azimuth lies within this many degrees of the input's yaw
@@ -41,6 +54,36 @@ MIN_HEAD_PX = 128
 CUT_MARGINS = (1.3, 1.15, 1.0)
 MANIFEST = "manifest.json"
 _KIND = "gen3dface real-photo set"
+#: the photo sets: ``"packages"``, photos that installed packages ship (the benchmark's set, nothing
+#: downloaded); ``"groups"``, group photos that npm packages ship (:data:`GROUP_PHOTOS`), a second set of faces
+#: the repository has never seen in training or in choosing a model, downloaded on first use
+PHOTO_SETS = ("packages", "groups")
+#: the ``"groups"`` set's photos: ``(npm package, version, member of its tarball, the member's SHA-256)``.
+#: face-api's demo photos (MIT as the package states; the photos' own origin is not documented) and
+#: tracking.js's example (BSD as its package states): 23 faces of 128 px or more, many turned or tilted
+GROUP_PHOTOS: tuple[tuple[str, str, str, str], ...] = (
+    *(
+        ("@vladmandic/face-api", "1.7.15", f"package/demo/sample{k + 1}.jpg", h)
+        for k, h in enumerate(
+            (
+                "8ecae4b267b2d3169e06e00c7dee97097aa2a94635d45216f7732a5f4943cb51",
+                "7d2b60ae6f13bf30f422e04df87451081a02c83de469056f25afb44b7000c691",
+                "8eb081c9efb14370fa94d9feab9e5fbeafd19a627491853a80c2bf67f7ffa936",
+                "729efa5923061d40eb4ed5f267a18cc7b8ba6f852bb2757b16d8b7e4937476fc",
+                "6d45095ebb182d8f975c0790e0e4eefd86fbb40609cf4b271776d92e12662938",
+                "9baad80f9d5e306fb9b8c0913d44445f1e95848df317530efb03d0934c57ba87",
+            )
+        )
+    ),
+    (
+        "tracking",
+        "1.1.3",
+        "package/examples/assets/faces.jpg",
+        "889272392977114f72146e88b6775cdea9a2a421c84472972c862d7435281b7e",
+    ),
+)
+#: seconds a connection or a read of a photo download may stall before it is given up
+FETCH_TIMEOUT_S = 60.0
 
 
 # --------------------------------------------------------------------------------------- the measures
@@ -242,6 +285,67 @@ def source_photos() -> tuple[list[tuple[str, str, Callable[[], Any]]], list[dict
     return out, missing
 
 
+def group_photo_path(package: str, version: str, member: str) -> Path:
+    """Where a :data:`GROUP_PHOTOS` photo is kept in the download cache."""
+    folder = re.sub(r"[^A-Za-z0-9_.-]", "_", package.lstrip("@")) + f"-{version}"
+    return cache_root() / "photos" / folder / Path(member).name
+
+
+def fetch_group_photos(
+    photos: tuple[tuple[str, str, str, str], ...] | None = None,
+    timeout: float = FETCH_TIMEOUT_S,
+    progress: bool = False,
+    urls: dict[str, str] | None = None,
+) -> list[Path]:
+    """The ``"groups"`` set's photos in the cache, downloaded first where missing; their paths, in order.
+
+    Each package's registry tarball (``urls[package]`` instead, when given) is streamed once for the photos
+    it still owes; each photo is checked against its SHA-256 and written atomically, so a failed or interrupted
+    fetch leaves no photo behind. A photo already in the cache is checked again before it is used.
+
+    Raises:
+        :class:`BackendUnavailable` (one line: what failed and what to do) when offline, when the cache cannot
+        be written, or when a photo's checksum differs.
+    """
+    photos = GROUP_PHOTOS if photos is None else photos
+    paths = [group_photo_path(pkg, ver, member) for pkg, ver, member, _ in photos]
+    todo: dict[tuple[str, str], list[int]] = {}
+    for k, (pkg, ver, _, digest) in enumerate(photos):
+        if not (paths[k].is_file() and sha256_of(paths[k]) == digest):
+            todo.setdefault((pkg, ver), []).append(k)
+    for (pkg, ver), ks in todo.items():
+        url = (urls or {}).get(pkg) or npm_tarball_url(pkg, ver)
+        where = f"put the photos (SHA-256 in gen3dface.evaluation.real_photos.GROUP_PHOTOS) in {paths[ks[0]].parent}"
+        try:
+            got = download_members(url, [photos[k][2] for k in ks], timeout, progress, f"downloading {pkg}")
+        except DOWNLOAD_ERRORS as e:
+            raise BackendUnavailable(
+                f"could not download the group photos of {pkg} {ver} from {url} ({one_line(e)}); connect to the "
+                f"internet and run again, or {where}"
+            ) from None
+        for k in ks:
+            data, digest = got[photos[k][2]], photos[k][3]
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise BackendUnavailable(
+                    f"{photos[k][2]} downloaded from {url} has SHA-256 {hashlib.sha256(data).hexdigest()}, not "
+                    f"{digest}; nothing was saved"
+                )
+            try:
+                atomic_write_bytes(paths[k], data)
+            except OutputError as e:
+                raise BackendUnavailable(f"{e}; set GEN3DFACE_CACHE to a writable folder") from None
+    return paths
+
+
+def group_sources(progress: bool = False) -> list[tuple[str, str, Callable[[], Any]]]:
+    """The ``"groups"`` set's source photos as :func:`source_photos` gives them (fetched first)."""
+    out: list[tuple[str, str, Callable[[], Any]]] = []
+    for (pkg, ver, member, _), path in zip(GROUP_PHOTOS, fetch_group_photos(GROUP_PHOTOS, progress=progress)):
+        name = re.sub(r"[^A-Za-z0-9]", "", pkg.rsplit("/", 1)[-1]) + "_" + Path(member).stem
+        out.append((name, f"npm {pkg} {ver}: {member}", lambda p=path: p))
+    return out
+
+
 def _thumbnail(rgb: np.ndarray) -> np.ndarray:
     """A 16 x 16 grey thumbnail: two copies of one photo (re-encoded, say) have nearly equal ones."""
     import cv2
@@ -361,8 +465,14 @@ def _cuts(name: str, source: str, rgb: np.ndarray, min_head_px: int) -> tuple[li
     return photos, skipped
 
 
-def real_photo_set(folder: str | os.PathLike, min_head_px: int = MIN_HEAD_PX, progress: bool = False) -> dict:
-    """Write the benchmark's photo set into ``folder``: one PNG per usable face, and ``manifest.json``.
+def real_photo_set(
+    folder: str | os.PathLike,
+    min_head_px: int = MIN_HEAD_PX,
+    progress: bool = False,
+    photo_set: str = "packages",
+) -> dict:
+    """Write a real-photo set (:data:`PHOTO_SETS`; the benchmark's by default) into ``folder``: one PNG per
+    usable face, and ``manifest.json``.
 
     The folder is written whole or not at all (:func:`gen3dface.core.storage.atomic_dir`); a folder that holds
     an earlier set is replaced, any other non-empty folder is refused. File names are deterministic:
@@ -389,7 +499,9 @@ def real_photo_set(folder: str | os.PathLike, min_head_px: int = MIN_HEAD_PX, pr
             kind = None
         if kind != _KIND:
             raise InputError(f"{folder} is not empty and holds no real-photo set; give a new folder")
-    sources, skipped = source_photos()
+    if photo_set not in PHOTO_SETS:
+        raise InputError(f"unknown photo set {photo_set!r}; choose one of {', '.join(PHOTO_SETS)}")
+    sources, skipped = source_photos() if photo_set == "packages" else (group_sources(progress), [])
     photos: list[dict] = []
     seen: list[tuple[str, np.ndarray]] = []
     with progress_bar(total=len(sources), desc="real photos", unit="photo", disable=not progress) as bar:
@@ -409,12 +521,17 @@ def real_photo_set(folder: str | os.PathLike, min_head_px: int = MIN_HEAD_PX, pr
         raise NoFaceError(f"no usable face in the {len(sources)} source photos ({too_small} too small)")
     manifest = {
         "kind": _KIND,
+        "set": photo_set,
         "photos": [{k: v for k, v in p.items() if k != "image"} for p in photos],
         "skipped": skipped,
         "min_head_px": min_head_px,
         "n_too_small": too_small,
-        "note": "faces from photos that installed packages ship, one per file; for evaluation only, never "
-        "train on them",
+        "note": (
+            "faces from photos that installed packages ship"
+            if photo_set == "packages"
+            else "faces from group photos that npm packages ship, downloaded from the registry"
+        )
+        + ", one per file; for evaluation only, never train on them",
     }
 
     def write(stage: Path) -> None:

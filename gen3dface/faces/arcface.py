@@ -20,13 +20,7 @@ their normalisation.
 from __future__ import annotations
 
 import hashlib
-import http.client
-import io
 import os
-import tarfile
-import urllib.error
-import urllib.request
-import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -34,7 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from gen3dface.core.errors import BackendUnavailable, OutputError
-from gen3dface.core.progress import progress_bar
+from gen3dface.core.downloads import (
+    DOWNLOAD_ERRORS,
+    cache_root,
+    download_members,
+    npm_tarball_url,
+    one_line,
+    sha256_of,
+)
 from gen3dface.core.storage import atomic_write_bytes
 from gen3dface.faces.backends import insightface_root
 
@@ -48,7 +49,7 @@ ARCFACE_SIZE = 112
 EMBEDDING_DIM = 512
 
 NPM_PACKAGE, NPM_VERSION = "faceplugin-face-recognition-js", "0.0.1"
-NPM_TARBALL_URL = f"https://registry.npmjs.org/{NPM_PACKAGE}/-/{NPM_PACKAGE}-{NPM_VERSION}.tgz"
+NPM_TARBALL_URL = npm_tarball_url(NPM_PACKAGE, NPM_VERSION)
 NPM_MEMBER = "package/model/fr_feature.onnx"
 NPM_SHA256 = "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581"
 NPM_LABEL = "ArcFace-class 512-D (faceplugin fr_feature.onnx, training data undocumented)"
@@ -87,23 +88,9 @@ class ArcFaceSource:
     label: str
 
 
-def cache_root() -> Path:
-    """gen3dface's download cache: ``$GEN3DFACE_CACHE`` or ``~/.cache/gen3dface``."""
-    return Path(os.environ.get("GEN3DFACE_CACHE") or Path.home() / ".cache" / "gen3dface")
-
-
 def npm_model_path() -> Path:
     """Where the npm model ``fr_feature.onnx`` is kept in the cache."""
     return cache_root() / "models" / f"{NPM_PACKAGE}-{NPM_VERSION}" / "fr_feature.onnx"
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @lru_cache(maxsize=8)
@@ -120,44 +107,6 @@ def npm_model_ok(path: Path | None = None) -> bool:
     except OSError:
         return False
     return _verified(str(path), st.st_size, st.st_mtime_ns)
-
-
-class _Counting(io.RawIOBase):
-    """A readable stream that reports each chunk's size to ``update`` (a progress bar's)."""
-
-    def __init__(self, raw, update):
-        self.raw, self.update = raw, update
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:
-        data = self.raw.read(len(buf))
-        buf[: len(data)] = data
-        self.update(len(data))
-        return len(data)
-
-
-def _download_member(url: str, member: str, timeout: float, progress: bool) -> bytes:
-    """The bytes of ``member`` of the gzipped tarball at ``url``, read as a stream (stops once it is read)."""
-    req = urllib.request.Request(url, headers={"User-Agent": "gen3dface"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        total = int(resp.headers.get("Content-Length") or 0) or None
-        desc = f"downloading {NPM_PACKAGE} {NPM_VERSION}"
-        with progress_bar(total=total, desc=desc, unit="B", unit_scale=True, disable=not progress) as bar:
-            stream = io.BufferedReader(_Counting(resp, bar.update), 1 << 16)
-            with tarfile.open(fileobj=stream, mode="r|gz") as tar:
-                for info in tar:
-                    if info.name == member and info.isfile():
-                        data = tar.extractfile(info).read()
-                        bar.total = bar.n  # the rest of the tarball is not needed
-                        return data
-    raise tarfile.TarError(f"the tarball holds no {member}")
-
-
-def _one_line(e: BaseException) -> str:
-    reason = getattr(e, "reason", None) or e
-    return " ".join(str(reason).split()) or type(e).__name__
 
 
 def fetch_arcface(
@@ -181,17 +130,11 @@ def fetch_arcface(
         f"(SHA-256 {NPM_SHA256}) at {dest}"
     )
     try:
-        data = _download_member(url, NPM_MEMBER, timeout, progress)
-    except (
-        urllib.error.URLError,
-        http.client.HTTPException,
-        OSError,
-        tarfile.TarError,
-        EOFError,
-        zlib.error,
-    ) as e:
+        desc = f"downloading {NPM_PACKAGE} {NPM_VERSION}"
+        data = download_members(url, [NPM_MEMBER], timeout, progress, desc)[NPM_MEMBER]
+    except DOWNLOAD_ERRORS as e:
         raise BackendUnavailable(
-            f"could not download the ArcFace-class face model from {url} ({_one_line(e)}); {todo}"
+            f"could not download the ArcFace-class face model from {url} ({one_line(e)}); {todo}"
         ) from None
     got = hashlib.sha256(data).hexdigest()
     if got != NPM_SHA256:
