@@ -59,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=2, help="the dataset seed (default 2: the shipped model's)")
     ap.add_argument("--varied", type=float, default=0.75)
     ap.add_argument("--symmetric", type=float, default=0.8)
+    ap.add_argument(
+        "--squircle",
+        type=float,
+        default=None,
+        help="the heads' skull exponent (prepare_training.py --squircle)",
+    )
     ap.add_argument("--janus", default="0.5", help="the Janus filter's threshold, or 'none' (default 0.5)")
     ap.add_argument(
         "--photos",
@@ -90,7 +96,9 @@ def write(args: argparse.Namespace, tau: float | None) -> None:
     from gen3dface.synth.synthesis import SynthConfig, render_identity
     from gen3dface.training.data import crop_from_render, procedural_source
 
-    src = procedural_source(args.seed, varied_appearance=args.varied, symmetric_appearance=args.symmetric)
+    src = procedural_source(
+        args.seed, varied_appearance=args.varied, symmetric_appearance=args.symmetric, squircle=args.squircle
+    )
     cfg = SynthConfig(**src["synth"])
     big = SynthConfig(**{**src["synth"], "res": int(src["input_res"])})
     ids = kept_identities(cfg, args.first_identity, args.identities, tau)

@@ -103,6 +103,20 @@ def test_faces_too_small_are_left_out_and_counted(photo_set, tmp_path, monkeypat
     assert not (tmp_path / "none").exists()
 
 
+def test_doubtful_faces_are_left_out_and_said_why(tmp_path, monkeypatch):
+    t1 = _t1()
+    monkeypatch.setattr(real_photos, "source_photos", lambda: ([("t1", "the group photo", lambda: t1)], []))
+    everyone = real_photo_set(tmp_path / "all")
+    monkeypatch.setattr(real_photos, "MIN_FACE_SCORE", 0.93)  # between the scores of t1's six faces
+    sure = real_photo_set(tmp_path / "sure")
+    doubtful = [s for s in sure["skipped"] if s["reason"].startswith("a doubtful face")]
+    assert doubtful and len(sure["photos"]) + len(doubtful) == len(everyone["photos"])
+    assert all("< 0.93" in s["reason"] for s in doubtful)
+    for p in sure["photos"]:  # what is kept is found with confidence in its own cut
+        (face,) = detect_faces(load_image(tmp_path / "sure" / p["file"]))
+        assert face.score >= 0.93
+
+
 def _tarball(path: Path, members: dict[str, bytes]) -> str:
     """A gzipped tarball of ``members`` (name -> bytes) at ``path``, as a file:// URL."""
     import io

@@ -127,3 +127,34 @@ def test_symmetric_appearance_rate_is_checked_and_recorded():
     assert render_identity(cfg, 0)["meta"]["symmetric_appearance"] is True
     plain = SynthConfig(views=4, res=32, ssaa=1, mesh_resolution=32, varied_appearance=1.0)
     assert render_identity(plain, 0)["meta"]["symmetric_appearance"] is False
+
+
+def test_squircle_rounds_the_skull_and_is_checked_and_recorded():
+    import dataclasses
+
+    import numpy as np
+
+    from gen3dface.synth.head_params import EYE_Y, sample_head_params
+    from gen3dface.synth.heads import build_head
+    from gen3dface.synth.synthesis import identity_heads
+
+    with pytest.raises(InputError, match="squircle"):
+        SynthConfig(squircle=1.0)
+    p = sample_head_params(11, "photo")
+    assert p.squircle == 2.5  # the shipped model's heads
+
+    def reach(params, azimuth_deg):
+        """How far the head surface reaches from the vertical axis at the eye line, towards ``azimuth_deg``."""
+        v = build_head(params, 64).vertices.numpy()
+        az = np.degrees(np.arctan2(v[:, 0], v[:, 2]))
+        near = (np.abs(v[:, 1] - EYE_Y - 0.25) < 0.03) & (
+            np.abs(az - azimuth_deg) < 4
+        )  # the forehead's height
+        return float(np.hypot(v[near, 0], v[near, 2]).max())
+
+    round_ = dataclasses.replace(p, squircle=2.0)
+    assert reach(round_, 45.0) < reach(p, 45.0) - 0.02  # rounder between the face and the side
+    assert abs(reach(round_, 90.0) - reach(p, 90.0)) < 0.02  # the same width
+    cfg = SynthConfig(views=4, res=32, ssaa=1, mesh_resolution=32, squircle=2.0)
+    assert identity_heads(cfg, 0).params.squircle == 2.0
+    assert identity_heads(SynthConfig(views=4, res=32, ssaa=1, mesh_resolution=32), 0).params.squircle == 2.5

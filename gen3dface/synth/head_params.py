@@ -71,7 +71,9 @@ class HeadParams:
     ``lip_thickness``. ``ear_size`` scale, ``neck_width`` half-width. Hair: ``hair_style`` in
     :data:`HAIR_STYLES`, ``hair_volume`` shell thickness, ``hairline`` raise (+) or fringe (-) in degrees,
     ``hair_length`` of long hair and ponytails. Light: ``light_azimuth`` / ``light_elevation`` degrees of
-    the key light in the head frame, ``light_intensity``, ``ambient``.
+    the key light in the head frame, ``light_intensity``, ``ambient``. ``squircle``: the exponent of the
+    skull's horizontal cross-section (not drawn per identity: :class:`gen3dface.synth.synthesis.SynthConfig`
+    sets it for a whole dataset): 2 an ellipse, larger flattens the face and the sides of the head.
     """
 
     seed: int
@@ -109,6 +111,7 @@ class HeadParams:
     light_elevation: float
     light_intensity: float
     ambient: float
+    squircle: float = 2.5
 
     @property
     def shading(self) -> Shading:

@@ -108,7 +108,6 @@ def _mirror_x(v: torch.Tensor, f: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 
 
 # --------------------------------------------------------------------------------------- skull and face
-_SQUIRCLE = 2.5  # exponent of the horizontal cross-section: > 2 flattens the face and the sides
 _JAW_BOX = 3.2  # exponent of the vertical profile of the lower face (2 would be an ellipsoid)
 
 
@@ -117,7 +116,7 @@ def _skull(dirs: torch.Tensor, p: HeadParams) -> torch.Tensor:
     x, y, z = dirs.unbind(-1)
     ay = torch.where(y > 0, torch.tensor(p.skull_top - EYE_Y), torch.tensor(EYE_Y - p.chin_y))
     az = torch.where(z > 0, torch.tensor(p.face_depth), torch.tensor(p.back_depth))
-    n = _SQUIRCLE
+    n = p.squircle
     m = 2 + (_JAW_BOX - 2) * _smoothstep(0.0, 0.5, z) * (y < 0)  # a boxy lower face: chin below the lips
     horiz = ((x / p.skull_width).abs() ** n + (z / az).abs() ** n) ** (1 / n)
     r = 1.0 / (horiz**m + (y / ay).abs() ** m) ** (1 / m)
@@ -132,7 +131,7 @@ def _skull(dirs: torch.Tensor, p: HeadParams) -> torch.Tensor:
 def _eye_centres(p: HeadParams) -> torch.Tensor:
     """Eyeball centres ``(2, 3)``: subject's right (x < 0) then left."""
     x = torch.tensor([p.eye_spacing])
-    n = _SQUIRCLE
+    n = p.squircle
     z_skin = p.face_depth * (1 - (x / p.skull_width) ** n).clamp(min=0) ** (1 / n)
     zc = float(z_skin) - 0.035 - p.eye_size
     return torch.tensor([[-p.eye_spacing, EYE_Y, zc], [p.eye_spacing, EYE_Y, zc]])
@@ -198,7 +197,7 @@ def _front_z(x: torch.Tensor, y: torch.Tensor, p: HeadParams) -> torch.Tensor:
     ay = torch.where(y > EYE_Y, torch.tensor(p.skull_top - EYE_Y), torch.tensor(EYE_Y - p.chin_y))
     jaw = _smoothstep(EYE_Y - 0.05, p.chin_y, y) ** 1.2
     xs = x / (1 - (1 - p.jaw_width) * jaw)
-    n, m = _SQUIRCLE, torch.where(y < EYE_Y, _JAW_BOX, 2.0)
+    n, m = p.squircle, torch.where(y < EYE_Y, _JAW_BOX, 2.0)
     h = (1 - ((y - EYE_Y) / ay).abs() ** m).clamp(min=0) ** (1 / m)
     horiz = h**n - (xs / p.skull_width).abs() ** n
     z = p.face_depth * horiz.clamp(min=0) ** (1 / n)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +67,8 @@ class SynthConfig:
             memorise the colours of).
         symmetric_appearance: fraction of the repainted identities whose painting is mirror-symmetric about
             the face's plane, as real faces' colours nearly are (``vary_appearance(symmetric=True)``).
+        squircle: every head's skull cross-section exponent (:class:`HeadParams`; 2.5 the shipped model's data,
+            2 rounder).
     """
 
     views: int = 48
@@ -78,6 +80,7 @@ class SynthConfig:
     mesh_resolution: int = 96
     varied_appearance: float = 0.0
     symmetric_appearance: float = 0.0
+    squircle: float = 2.5
 
     def __post_init__(self):
         if self.views < 1 or self.views > 512:
@@ -92,6 +95,8 @@ class SynthConfig:
             raise InputError(f"varied_appearance is a rate in [0, 1], got {self.varied_appearance}")
         if not 0.0 <= self.symmetric_appearance <= 1.0:
             raise InputError(f"symmetric_appearance is a rate in [0, 1], got {self.symmetric_appearance}")
+        if not 1.5 <= self.squircle <= 4.0:
+            raise InputError(f"squircle must be between 1.5 and 4, got {self.squircle}")
         if self.ssaa not in (1, 2, 3, 4):
             raise InputError(f"ssaa must be 1..4, got {self.ssaa}")
 
@@ -178,7 +183,7 @@ class IdentityHeads:
 def identity_heads(cfg: SynthConfig, index: int) -> IdentityHeads:
     """Build identity ``index``'s head (and its defect's head): the CPU half of rendering an identity."""
     seed = identity_seed(cfg, index)
-    params = sample_head_params(seed, cfg.style)
+    params = replace(sample_head_params(seed, cfg.style), squircle=cfg.squircle)
     mesh = build_head(params, cfg.mesh_resolution)
     varied = identity_varied(cfg, index)
     symmetric = varied and identity_symmetric(cfg, index)
@@ -193,7 +198,8 @@ def identity_heads(cfg: SynthConfig, index: int) -> IdentityHeads:
         other = turned(mesh, 180.0)
     elif defect == "drift":
         affected = az > DRIFT_AZIMUTH
-        other = build_head(sample_head_params(seed + 500_000_009, cfg.style), cfg.mesh_resolution)
+        other_params = replace(sample_head_params(seed + 500_000_009, cfg.style), squircle=cfg.squircle)
+        other = build_head(other_params, cfg.mesh_resolution)
         other = vary_appearance(other, seed + 500_000_009, symmetric) if varied else other
     return IdentityHeads(index, seed, params, mesh, other, affected, defect, varied, symmetric)
 

@@ -238,24 +238,25 @@ def procedural_source(
     input_res: int = 256,
     varied_appearance: float = 0.0,
     symmetric_appearance: float = 0.0,
+    squircle: float | None = None,
 ) -> dict:
     """A procedural source for :func:`build_training_inputs`: identities of ``SynthConfig(seed=seed, style=style,
     defect_rate=defect_rate, varied_appearance=varied_appearance, symmetric_appearance=symmetric_appearance)``
-    (48-view grid at 128 px, ssaa 2: the shipped model's data), input views rendered at ``input_res``."""
-    return {
-        "kind": "procedural",
-        "input_res": input_res,
-        "synth": {
-            "views": 48,
-            "res": 128,
-            "seed": seed,
-            "ssaa": 2,
-            "style": style,
-            "defect_rate": defect_rate,
-            "varied_appearance": varied_appearance,
-            "symmetric_appearance": symmetric_appearance,
-        },
+    (48-view grid at 128 px, ssaa 2: the shipped model's data), input views rendered at ``input_res``;
+    ``squircle``: the heads' skull exponent (``None``: SynthConfig's default, and the key left out)."""
+    synth = {
+        "views": 48,
+        "res": 128,
+        "seed": seed,
+        "ssaa": 2,
+        "style": style,
+        "defect_rate": defect_rate,
+        "varied_appearance": varied_appearance,
+        "symmetric_appearance": symmetric_appearance,
     }
+    if squircle is not None:
+        synth["squircle"] = squircle
+    return {"kind": "procedural", "input_res": input_res, "synth": synth}
 
 
 def identity_surface(folder: Path):
