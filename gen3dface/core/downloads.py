@@ -2,8 +2,9 @@
 
 The only downloads the package makes: a registry tarball (``https://registry.npmjs.org/<name>/-/<name>-<v>.tgz``,
 a plain gzipped tar, no ``node`` needed) is streamed and only the members asked for are kept; the stream stops
-once they are read. Callers check each member's checksum and write it atomically
-(:func:`gen3dface.core.storage.atomic_write_bytes`), so a failed or interrupted fetch leaves nothing behind.
+once they are read. :func:`fetch_members` checks each member against its SHA-256 before any is written, then
+writes them atomically (:func:`gen3dface.core.storage.atomic_write_bytes`), so a failed or interrupted fetch
+leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
+from gen3dface.core.errors import BackendUnavailable, OutputError
 from gen3dface.core.progress import progress_bar
+from gen3dface.core.storage import atomic_write_bytes
 
 #: what a download can fail with: offline, refused, cut short, not a tarball
 DOWNLOAD_ERRORS = (
@@ -98,3 +101,38 @@ def one_line(e: BaseException) -> str:
     """A download error as one short line (a URLError's reason, whitespace folded)."""
     reason = getattr(e, "reason", None) or e
     return " ".join(str(reason).split()) or type(e).__name__
+
+
+def fetch_members(
+    url: str,
+    wanted: dict[str, tuple[str, Path]],
+    what: str,
+    todo: str,
+    timeout: float,
+    progress: bool = False,
+    desc: str = "downloading",
+) -> None:
+    """Download the members of the tarball at ``url`` that ``wanted`` names (``{member: (its SHA-256,
+    where to write it)}``), check every one, then write them.
+
+    Raises:
+        :class:`BackendUnavailable` in one line: ``what`` could not be downloaded (offline, refused, not a
+        tarball, a member missing), a member's checksum differs (nothing is written), or the cache cannot be
+        written; ``todo`` says what the user can do.
+    """
+    try:
+        got = download_members(url, list(wanted), timeout, progress, desc)
+    except DOWNLOAD_ERRORS as e:
+        raise BackendUnavailable(f"could not download {what} from {url} ({one_line(e)}); {todo}") from None
+    for member, (digest, _) in wanted.items():
+        actual = hashlib.sha256(got[member]).hexdigest()
+        if actual != digest:
+            raise BackendUnavailable(
+                f"{what} downloaded from {url} has SHA-256 {actual} for {member}, not the published {digest}; "
+                f"nothing was saved: {todo}"
+            )
+    for member, (_, dest) in wanted.items():
+        try:
+            atomic_write_bytes(dest, got[member])
+        except OutputError as e:
+            raise BackendUnavailable(f"{e}; set GEN3DFACE_CACHE to a writable folder") from None

