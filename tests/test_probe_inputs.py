@@ -290,3 +290,25 @@ def test_arrays_are_turned_only_when_asked(astronaut):
     assert abs(face_roll(find_face(upside_down))) < 30  # Face Mesh's upright fit, as the detector gives it
     with pytest.warns(UserWarning, match="rotated by 180 deg"):
         assert abs(face_roll(find_face(upside_down, upright=True))) > 150
+
+
+def test_a_doubtful_face_is_named_in_a_note(astronaut_path, tmp_path, capsys, monkeypatch):
+    """A face the detector is unsure of (a false face on hair, a face cut off by the photo's edge) still gives a
+    result, with a note saying why it may not show a person; a clear face gives no such note."""
+    from gen3dface.faces import detect
+
+    assert main(["crop", str(astronaut_path), "-o", str(tmp_path / "sure")]) == 0
+    assert "doubtful" not in capsys.readouterr().err
+    real = detect.detect_faces
+
+    def unsure(*args, **kwargs):
+        faces = real(*args, **kwargs)
+        for f in faces:
+            f.score = 0.5
+        return faces
+
+    monkeypatch.setattr(detect, "detect_faces", unsure)
+    assert main(["crop", str(astronaut_path), "-o", str(tmp_path / "unsure")]) == 0
+    err = capsys.readouterr().err
+    assert "doubtful (detector confidence 0.50 < 0.7)" in err and "note" in err
+    assert (tmp_path / "unsure").is_dir()

@@ -34,15 +34,15 @@ import numpy as np
 from gen3dface.core.downloads import cache_root, fetch_members, npm_tarball_url, sha256_of
 from gen3dface.core.errors import InputError, NoFaceError
 from gen3dface.faces.arcface import MATCH_THRESHOLD
+from gen3dface.faces.detect import DOUBTFUL_FACE_SCORE
 
 #: a view is near-frontal when its azimuth lies within this many degrees of the input's yaw
 NEAR_FRONTAL_DEG = 45.0
 #: faces whose head crop (the pipeline's crop square, :func:`gen3dface.faces.detect.crop_quad`) spans fewer
 #: photo pixels than this are left out: the shipped model's input view is 128 px, so they would be upsampled
 MIN_HEAD_PX = 128
-#: faces the detector finds with less confidence than this are left out: on the photos these sets cut, real faces
-#: score 0.79-0.97 and the one false face found (long hair under a face that the photo's edge cuts off) 0.54
-MIN_FACE_SCORE = 0.7
+#: faces the detector finds with less confidence than this are left out (the pipeline's doubtful face)
+MIN_FACE_SCORE = DOUBTFUL_FACE_SCORE
 #: the cut around each face: the pipeline's crop square enlarged by the first of these margins that leaves no
 #: other face in the cut
 CUT_MARGINS = (1.3, 1.15, 1.0)
