@@ -34,7 +34,7 @@ import numpy as np
 from gen3dface.core.downloads import cache_root, fetch_members, npm_tarball_url, sha256_of
 from gen3dface.core.errors import InputError, NoFaceError
 from gen3dface.faces.arcface import MATCH_THRESHOLD
-from gen3dface.faces.detect import DOUBTFUL_FACE_SCORE
+from gen3dface.faces.detect import DOUBTFUL_FACE_SCORE, is_doubtful
 
 #: a view is near-frontal when its azimuth lies within this many degrees of the input's yaw
 NEAR_FRONTAL_DEG = 45.0
@@ -54,7 +54,7 @@ _KIND = "gen3dface real-photo set"
 PHOTO_SETS = ("packages", "groups")
 #: the ``"groups"`` set's photos: ``(npm package, version, member of its tarball, the member's SHA-256)``.
 #: face-api's demo photos (MIT as the package states; the photos' own origin is not documented) and
-#: tracking.js's example (BSD as its package states): 23 faces of 128 px or more, many turned or tilted
+#: tracking.js's example (BSD as its package states): 22 usable faces, many turned or tilted
 GROUP_PHOTOS: tuple[tuple[str, str, str, str], ...] = (
     *(
         ("@vladmandic/face-api", "1.7.15", f"package/demo/sample{k + 1}.jpg", h)
@@ -422,7 +422,7 @@ def cut_face(rgb: np.ndarray, face) -> tuple[np.ndarray, list[int]] | str:
         faces = detect_faces(cut)
         ours = [f for f in faces if np.hypot(*(f.keypoints.mean(0) + [x0, y0] - centre)) < 0.15 * side]
         if len(faces) == 1 and ours:
-            if float(np.nan_to_num(ours[0].score, nan=1.0)) < MIN_FACE_SCORE:
+            if is_doubtful(ours[0], MIN_FACE_SCORE):
                 return _doubtful(ours[0].score)
             return cut, [x0, y0, x1, y1]
         seen_alone |= len(faces) > 1 and bool(ours)
@@ -442,7 +442,7 @@ def _cuts(name: str, source: str, rgb: np.ndarray, min_head_px: int) -> tuple[li
         file = f"{name}.png" if len(faces) == 1 else f"{name}_{k:02d}.png"
         side = _head_square(face)[1]
         where = f"{source}, face {k + 1} of {len(faces)} at x={face.keypoints[:, 0].mean():.0f}"
-        if float(np.nan_to_num(face.score, nan=1.0)) < MIN_FACE_SCORE:
+        if is_doubtful(face, MIN_FACE_SCORE):
             skipped.append({"source": where, "reason": _doubtful(face.score)})
             continue
         if side < min_head_px:

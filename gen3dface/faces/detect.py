@@ -130,6 +130,12 @@ def detect_faces(image, backend: str = "mediapipe") -> list[Face]:
     return sorted(faces, key=lambda f: -f.area)
 
 
+def is_doubtful(face: Face, threshold: float = DOUBTFUL_FACE_SCORE) -> bool:
+    """Whether the detector found ``face`` with less confidence than ``threshold`` (a face without a score,
+    from a backend that gives none, is not doubtful)."""
+    return float(np.nan_to_num(face.score, nan=1.0)) < threshold
+
+
 def find_face(image, backend: str = "mediapipe", upright: bool | None = None) -> Face:
     """The largest face in ``image``. Raises :class:`NoFaceError`; warns with
     :class:`MultipleFacesWarning` when there are several. With ``upright``, a face lying on its side or upside
@@ -162,11 +168,11 @@ def find_face(image, backend: str = "mediapipe", upright: bool | None = None) ->
             f"no face found in {name} by the {backend} detector{hint}; use a photo where one face "
             "is visible, roughly frontal (up to about 60 degrees of turn), not heavily occluded"
         )
-    score = float(np.nan_to_num(faces[0].score, nan=1.0))
-    if score < DOUBTFUL_FACE_SCORE and (upright or (upright is None and photo.path is not None)):
+    if is_doubtful(faces[0]) and (upright or (upright is None and photo.path is not None)):
         warnings.warn(
             DoubtfulFaceNote(
-                f"the face found in {name} is doubtful (detector confidence {score:.2f} < {DOUBTFUL_FACE_SCORE}); "
+                f"the face found in {name} is doubtful (detector confidence {faces[0].score:.2f} < "
+                f"{DOUBTFUL_FACE_SCORE}); "
                 "if the face is cut off by the photo's edge, hidden or not there, the result will not show a person"
             ),
             stacklevel=2,
