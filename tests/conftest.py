@@ -71,6 +71,19 @@ def png_header_claiming(width: int, height: int) -> bytes:
     )
 
 
+def npm_tarball(path: Path, members: dict[str, bytes]) -> str:
+    """A gzipped tarball holding ``members`` (name -> bytes, in order) written at ``path``, as a file:// URL: a
+    stand-in for an npm registry tarball that the download code streams like the real one."""
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path.resolve().as_uri()
+
+
 def encode(img: Image.Image, fmt: str = "PNG") -> bytes:
     buf = io.BytesIO()
     img.save(buf, format=fmt)

