@@ -285,20 +285,28 @@ def tradeoff(files: list[Path], at: float) -> None:
 
 def view_table(inputs, views: dict) -> dict:
     """Print and return, per view of the ring (every seed pooled), the share of heads with a face there, its
-    mean cosine with the input and with the head's other views (``evaluation.real_photos.identity_by_view``).
-    ``inputs``: the inputs' face embeddings ``(P, D)``; ``views``: per seed the views' ``(P, N, D)``."""
+    mean cosine with the input, with the head's other views, with the head's frontal view and with other
+    people's frontal views (``evaluation.real_photos.identity_by_view``). ``inputs``: the inputs' face
+    embeddings ``(P, D)``; ``views``: per seed the views' ``(P, N, D)``."""
     import numpy as np
 
     from gen3dface.core.cameras import ring_azimuths
     from gen3dface.evaluation.real_photos import identity_by_view
 
-    got = identity_by_view(np.concatenate([inputs] * len(views)), np.concatenate(list(views.values())))
+    people = np.tile(np.arange(len(inputs)), len(views))  # one photo under every seed is one person
+    got = identity_by_view(
+        np.concatenate([inputs] * len(views)), np.concatenate(list(views.values())), people
+    )
     az = ring_azimuths(next(iter(views.values())).shape[1]).numpy()
-    print("\n| view azimuth | heads with a face | cosine with the input | cosine with the other views |")
-    print("| --- | --- | --- | --- |")
+    print(
+        "\n| view azimuth | heads with a face | cosine with the input | cosine with the other views "
+        "| with its head's front | with other people's fronts |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
     for k, a in enumerate(az):
         cells = [f"{100 * got['faces'][k]:.0f} %"] + [
-            "—" if np.isnan(got[m][k]) else f"{got[m][k]:.3f}" for m in ("to_input", "to_views")
+            "—" if np.isnan(got[m][k]) else f"{got[m][k]:.3f}"
+            for m in ("to_input", "to_views", "to_front", "to_other_fronts")
         ]
         print(f"| {a:+.1f}° | {' | '.join(cells)} |")
     return {

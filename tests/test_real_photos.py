@@ -399,6 +399,18 @@ def test_identity_by_view_on_hand_made_embeddings():
     np.testing.assert_allclose(got["to_input"], [1.0, 1.0, 0.0])
     # input 0: view 0 ~ (1 + 0) / 2, view 1 likewise, view 2 ~ (0 + 0) / 2; input 1: view 0 has no other face
     np.testing.assert_allclose(got["to_views"], [0.5, 0.5, 0.0])
+    # each head's front is view 1 (V // 2; NaN there); input 1 has none, so only head 1 meets another's front
+    np.testing.assert_allclose(got["to_front"], [1.0, np.nan, 0.0])
+    np.testing.assert_allclose(got["to_other_fronts"], [0.0, np.nan, np.nan])
+    # a third head, input 1's person, with a front: head 0 meets it, head 1 both fronts, head 2 head 0's
+    e3 = np.concatenate([e, [[[0.0, 1.0], [0.0, 1.0], [1.0, 0.0]]]])
+    x3 = np.concatenate([x, [[0.0, 1.0]]])
+    got = identity_by_view(x3, e3)
+    np.testing.assert_allclose(got["to_front"], [1.0, np.nan, 0.0])
+    np.testing.assert_allclose(got["to_other_fronts"], [(0.0 + 0.5 + 0.0) / 3, 0.0, 1.0])
+    # heads 0 and 2 labelled one person (one photo under two seeds): neither is the other's impostor
+    got = identity_by_view(x3, e3, people=[0, 1, 0])
+    np.testing.assert_allclose(got["to_other_fronts"], [0.5, np.nan, np.nan])
 
 
 def test_photo_only_views_carry_the_photo_and_nothing_else(tmp_path):

@@ -138,16 +138,22 @@ def faces_found_per_input(found: Any) -> float:
     return float(np.asarray(found, bool).sum(1).mean())
 
 
-def identity_by_view(input_embeddings: Any, view_embeddings: Any) -> dict[str, np.ndarray]:
+def identity_by_view(
+    input_embeddings: Any, view_embeddings: Any, people: Any = None
+) -> dict[str, np.ndarray]:
     """Where along the ring a head keeps its identity, view by view (what the set-wide means hide).
 
     Args:
         input_embeddings: ``(B, D)``; view_embeddings: ``(B, V, D)``; NaN rows where no face was found.
+        people: ``(B,)`` who each input is (rows of one photo under several seeds share a label; default: all
+            different).
     Returns:
         ``(V,)`` arrays: ``"faces"`` the fraction of inputs with a face in the view; ``"to_input"`` the mean
         cosine of the view with its input; ``"to_views"`` the mean cosine of the view with the head's other
-        views that show a face (the view's share of output-to-output ID). Means over the inputs where both
-        sides have a face; NaN where there are none.
+        views that show a face (the view's share of output-to-output ID); ``"to_front"`` with its own head's
+        frontal view (index ``V // 2``, NaN there) and ``"to_other_fronts"`` with other people's frontal views:
+        the two apart say whether a turned view still shows *this* person or only a face. Means over the inputs
+        where both sides have a face; NaN where there are none.
     """
     x = np.asarray(input_embeddings, np.float64)
     e = np.asarray(view_embeddings, np.float64)
@@ -160,10 +166,19 @@ def identity_by_view(input_embeddings: Any, view_embeddings: Any) -> dict[str, n
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a view without a face anywhere: NaN, said above
         to_views = np.where(found & (others > 0), (sim.sum(2) - 1.0) / others, np.nan)
+        front, has = z[:, z.shape[1] // 2], found[:, z.shape[1] // 2]  # (B, D), (B,)
+        cross = np.einsum("bvd,cd->bvc", z, front)  # each view against every head's front; 0 without a face
+        p = np.arange(len(z)) if people is None else np.asarray(people)
+        other = (p[:, None] != p[None, :]) & has[None, :]  # (B, B): another person's front with a face
+        to_front = np.where(found & has[:, None], cross[np.arange(len(z)), :, np.arange(len(z))], np.nan)
+        to_front[:, z.shape[1] // 2] = np.nan
+        to_others = np.where(found, (cross * other[:, None]).sum(2) / other.sum(1)[:, None], np.nan)
         return {
             "faces": found.mean(0),
             "to_input": np.nanmean(np.where(found, to_input, np.nan), 0),
             "to_views": np.nanmean(to_views, 0),
+            "to_front": np.nanmean(to_front, 0),
+            "to_other_fronts": np.nanmean(to_others, 0),
         }
 
 
