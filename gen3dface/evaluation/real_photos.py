@@ -166,12 +166,13 @@ def identity_by_view(
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a view without a face anywhere: NaN, said above
         to_views = np.where(found & (others > 0), (sim.sum(2) - 1.0) / others, np.nan)
-        front, has = z[:, z.shape[1] // 2], found[:, z.shape[1] // 2]  # (B, D), (B,)
-        cross = np.einsum("bvd,cd->bvc", z, front)  # each view against every head's front; 0 without a face
+        mid = z.shape[1] // 2  # the view facing the camera
+        front, has = z[:, mid], found[:, mid]  # (B, D), (B,)
+        to_front = np.where(found & has[:, None], np.einsum("bvd,bd->bv", z, front), np.nan)
+        to_front[:, mid] = np.nan
         p = np.arange(len(z)) if people is None else np.asarray(people)
         other = (p[:, None] != p[None, :]) & has[None, :]  # (B, B): another person's front with a face
-        to_front = np.where(found & has[:, None], cross[np.arange(len(z)), :, np.arange(len(z))], np.nan)
-        to_front[:, z.shape[1] // 2] = np.nan
+        cross = np.einsum("bvd,cd->bvc", z, front)  # each view against every head's front; 0 without a face
         to_others = np.where(found, (cross * other[:, None]).sum(2) / other.sum(1)[:, None], np.nan)
         return {
             "faces": found.mean(0),
