@@ -168,7 +168,7 @@ def identity_by_view(
         to_views = np.where(found & (others > 0), (sim.sum(2) - 1.0) / others, np.nan)
         mid = z.shape[1] // 2  # the view facing the camera
         front, has = z[:, mid], found[:, mid]  # (B, D), (B,)
-        to_front = np.where(found & has[:, None], np.einsum("bvd,bd->bv", z, front), np.nan)
+        to_front = np.where(found & has[:, None], sim[:, :, mid], np.nan)  # the head's own pairs, above
         to_front[:, mid] = np.nan
         p = np.arange(len(z)) if people is None else np.asarray(people)
         other = (p[:, None] != p[None, :]) & has[None, :]  # (B, B): another person's front with a face
