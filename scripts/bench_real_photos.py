@@ -187,11 +187,13 @@ def score(args: argparse.Namespace) -> None:
 
     from gen3dface.core.parallel import WorkerPool, worker_count
     from gen3dface.core.storage import atomic_write_text
-    from gen3dface.evaluation.conditions import load_views
+    from gen3dface.evaluation.conditions import load_views, mirror_views
     from gen3dface.evaluation.identity import collect_face_embeddings, resolve_backend, submit_face_embeddings
     from gen3dface.evaluation.outputs import evaluate_outputs
 
     record, crops, views = load_views(args.score)
+    if args.mirrored:
+        record, crops, views = mirror_views(record, crops, views)
     backend = resolve_backend("auto")
     rows, per_seed = [], {}
     keys = ("id_consistency_input", "near_frontal_match", "id_consistency_output", "faces_found")
@@ -401,6 +403,12 @@ def main(argv: list[str] | None = None) -> int:
         help="with --conditions: save the photo's pixels alone carried into the views (no model, no sampling)",
     )
     ap.add_argument("--score", type=Path, help="score a --save-views file: a table per seed and their mean")
+    ap.add_argument(
+        "--mirrored",
+        action="store_true",
+        help="with --score: score the views' mirror images (each ring reordered to match): the same faces turned "
+        "the other way",
+    )
     ap.add_argument(
         "--tradeoff",
         type=Path,

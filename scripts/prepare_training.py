@@ -74,6 +74,13 @@ def main() -> None:
         "rounder, and the training heads' own rings show a face at +-67.5 deg more often)",
     )
     ap.add_argument(
+        "--hair-side",
+        type=float,
+        default=None,
+        help="procedural: the longitude in degrees from which long hair falls beside the face (default 56, the "
+        "shipped model's data; 80 leaves the cheek in view from 67.5 deg round)",
+    )
+    ap.add_argument(
         "--janus",
         type=float,
         default=None,
@@ -122,6 +129,7 @@ def main() -> None:
             varied_appearance=args.varied,
             symmetric_appearance=args.symmetric,
             squircle=args.squircle,
+            hair_side=args.hair_side,
         )
     )
     ids = None if args.folder else list(range(args.first_identity, args.first_identity + args.identities))

@@ -65,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the heads' skull exponent (prepare_training.py --squircle)",
     )
+    ap.add_argument(
+        "--hair-side",
+        type=float,
+        default=None,
+        help="where long hair falls beside the face, degrees (prepare_training.py --hair-side)",
+    )
     ap.add_argument("--janus", default="0.5", help="the Janus filter's threshold, or 'none' (default 0.5)")
     ap.add_argument(
         "--photos",
@@ -97,7 +103,11 @@ def write(args: argparse.Namespace, tau: float | None) -> None:
     from gen3dface.training.data import crop_from_render, procedural_source
 
     src = procedural_source(
-        args.seed, varied_appearance=args.varied, symmetric_appearance=args.symmetric, squircle=args.squircle
+        args.seed,
+        varied_appearance=args.varied,
+        symmetric_appearance=args.symmetric,
+        squircle=args.squircle,
+        hair_side=args.hair_side,
     )
     cfg = SynthConfig(**src["synth"])
     big = SynthConfig(**{**src["synth"], "res": int(src["input_res"])})

@@ -474,3 +474,22 @@ def test_the_tradeoff_flag_reads_score_results(tmp_path, capsys):
     assert _script().main(["--tradeoff", a, str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a --score result" in err[0]
+
+
+def test_mirror_views_flips_each_view_and_reverses_the_ring():
+    from gen3dface.evaluation.conditions import mirror_views
+
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (2, 8, 8, 3), dtype=np.uint8)
+    views = {3: rng.integers(0, 255, (2, 16, 8, 8, 3), dtype=np.uint8)}
+    record = {"input_yaw": [10.0, -4.0], "names": ["a", "b"]}
+    r, c, v = mirror_views(record, crops, views)
+    az = ring_azimuths(16).numpy()
+    assert r["input_yaw"] == [-10.0, 4.0] and r["names"] == ["a", "b"]
+    assert np.array_equal(c[1], crops[1][:, ::-1])
+    for k in range(16):  # the view at a is the mirror image of the one at -a
+        j = int(np.flatnonzero(np.isclose((az + az[k]) % 360, 0))[0])
+        assert np.array_equal(v[3][0, k], views[3][0, j][:, ::-1])
+    assert np.array_equal(v[3][0, 8], views[3][0, 8][:, ::-1])  # the front stays the front
+    r2, c2, v2 = mirror_views(r, c, v)
+    assert np.array_equal(v2[3], views[3]) and np.array_equal(c2, crops) and r2["input_yaw"] == [10.0, -4.0]

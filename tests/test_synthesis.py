@@ -158,3 +158,31 @@ def test_squircle_rounds_the_skull_and_is_checked_and_recorded():
     cfg = SynthConfig(views=4, res=32, ssaa=1, mesh_resolution=32, squircle=2.0)
     assert identity_heads(cfg, 0).params.squircle == 2.0
     assert identity_heads(SynthConfig(views=4, res=32, ssaa=1, mesh_resolution=32), 0).params.squircle == 2.5
+
+
+def test_hair_side_moves_long_hair_back_beside_the_face_and_is_checked_and_recorded():
+    import dataclasses
+
+    import numpy as np
+
+    from gen3dface.synth.head_params import EYE_Y, sample_head_params
+    from gen3dface.synth.heads import HAIR, build_head
+    from gen3dface.synth.synthesis import identity_heads
+
+    with pytest.raises(InputError, match="hair_side"):
+        SynthConfig(hair_side=10.0)
+    p = dataclasses.replace(sample_head_params(11, "photo"), hair_style="long")
+    assert p.hair_side == 56.0  # the shipped model's heads
+
+    def curtain(params, lo, hi):
+        """Hair vertices below the eye line between ``lo`` and ``hi`` degrees of longitude from the front."""
+        m = build_head(params, 64)
+        v = m.vertices.numpy()[m.labels.numpy() == HAIR]
+        az = np.abs(np.degrees(np.arctan2(v[:, 0], v[:, 2])))
+        return int(((v[:, 1] < EYE_Y - 0.1) & (az > lo) & (az < hi)).sum())
+
+    back = dataclasses.replace(p, hair_side=80.0)
+    assert curtain(p, 60, 75) > 0 and curtain(back, 60, 75) == 0  # the cheek is in view from 67.5 deg round
+    assert curtain(back, 95, 180) > 0  # the hair still falls behind
+    cfg = SynthConfig(views=4, res=32, ssaa=1, mesh_resolution=32, hair_side=80.0)
+    assert identity_heads(cfg, 0).params.hair_side == 80.0

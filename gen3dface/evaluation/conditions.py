@@ -169,3 +169,20 @@ def load_views(path: str | Path) -> tuple[dict, np.ndarray, dict[int, np.ndarray
     if crops.shape[0] != P or any(v.shape[0] != P or v.dtype != np.uint8 for v in views.values()):
         raise InputError(f"{path}: its arrays do not match its {P} names")
     return record, crops, views
+
+
+def mirror_views(
+    record: dict, crops: np.ndarray, views: dict[int, np.ndarray]
+) -> tuple[dict, np.ndarray, dict[int, np.ndarray]]:
+    """:func:`load_views`' result seen in a mirror: every image flipped left to right, each ring reordered so the
+    view at azimuth ``a`` (:func:`gen3dface.core.cameras.ring_azimuths`) holds the mirror image of the view at
+    ``-a`` (what the mirrored head shows there), the inputs' yaws negated. The same faces, turned the other way:
+    scored again, it shows how much a face detector's finds depend on which way a turned face looks."""
+    n = next(iter(views.values())).shape[1]
+    order = (-np.arange(n)) % n
+    flipped = {s: np.ascontiguousarray(v[:, order, :, ::-1]) for s, v in views.items()}
+    return (
+        {**record, "input_yaw": [-float(y) for y in record["input_yaw"]]},
+        np.ascontiguousarray(crops[:, :, ::-1]),
+        flipped,
+    )

@@ -74,6 +74,8 @@ class HeadParams:
     the key light in the head frame, ``light_intensity``, ``ambient``. ``squircle``: the exponent of the
     skull's horizontal cross-section (not drawn per identity: :class:`gen3dface.synth.synthesis.SynthConfig`
     sets it for a whole dataset): 2 an ellipse, larger flattens the face and the sides of the head.
+    ``hair_side``: the longitude in degrees (0 = the front) from which long hair falls as a curtain beside the
+    face, fully 14 degrees further round (likewise set for a whole dataset).
     """
 
     seed: int
@@ -112,6 +114,7 @@ class HeadParams:
     light_intensity: float
     ambient: float
     squircle: float = 2.5
+    hair_side: float = 56.0
 
     @property
     def shading(self) -> Shading:

@@ -377,7 +377,7 @@ def _hair(p: HeadParams, n: int, rng: np.random.Generator):
     pos = pos + dirs * (thick * cover - 0.05 * (1 - cover))[:, None]  # sinks under the skin at the hairline
     keep = cover > 0.005
     if p.hair_style == "long":  # below the eye line, beside and behind the face, the hair falls
-        side = _smoothstep(math.radians(56), math.radians(70), lon.abs())
+        side = _smoothstep(math.radians(p.hair_side), math.radians(p.hair_side + 14), lon.abs())
         cover = torch.maximum(cover, side * _smoothstep(-0.3, 0.0, lat))  # over the ears
         pos = _skull(dirs, p) + dirs * (thick * cover - 0.05 * (1 - cover))[:, None]
         keep = (cover > 0.005) | (side > 0)

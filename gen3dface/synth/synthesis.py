@@ -69,6 +69,9 @@ class SynthConfig:
             the face's plane, as real faces' colours nearly are (``vary_appearance(symmetric=True)``).
         squircle: every head's skull cross-section exponent (:class:`HeadParams`; 2.5 the shipped model's data,
             2 rounder).
+        hair_side: the longitude (degrees from the front) from which every long-haired head's hair falls
+            beside the face (:class:`HeadParams`; 56 the shipped model's data: the curtain then hides the cheek
+            from views 67.5 degrees round, where a face is found on fewer heads).
     """
 
     views: int = 48
@@ -81,6 +84,7 @@ class SynthConfig:
     varied_appearance: float = 0.0
     symmetric_appearance: float = 0.0
     squircle: float = 2.5
+    hair_side: float = 56.0
 
     def __post_init__(self):
         if self.views < 1 or self.views > 512:
@@ -97,6 +101,8 @@ class SynthConfig:
             raise InputError(f"symmetric_appearance is a rate in [0, 1], got {self.symmetric_appearance}")
         if not 1.5 <= self.squircle <= 4.0:
             raise InputError(f"squircle must be between 1.5 and 4, got {self.squircle}")
+        if not 30.0 <= self.hair_side <= 120.0:
+            raise InputError(f"hair_side must be between 30 and 120 degrees, got {self.hair_side}")
         if self.ssaa not in (1, 2, 3, 4):
             raise InputError(f"ssaa must be 1..4, got {self.ssaa}")
 
@@ -183,7 +189,7 @@ class IdentityHeads:
 def identity_heads(cfg: SynthConfig, index: int) -> IdentityHeads:
     """Build identity ``index``'s head (and its defect's head): the CPU half of rendering an identity."""
     seed = identity_seed(cfg, index)
-    params = replace(sample_head_params(seed, cfg.style), squircle=cfg.squircle)
+    params = replace(sample_head_params(seed, cfg.style), squircle=cfg.squircle, hair_side=cfg.hair_side)
     mesh = build_head(params, cfg.mesh_resolution)
     varied = identity_varied(cfg, index)
     symmetric = varied and identity_symmetric(cfg, index)
@@ -198,7 +204,9 @@ def identity_heads(cfg: SynthConfig, index: int) -> IdentityHeads:
         other = turned(mesh, 180.0)
     elif defect == "drift":
         affected = az > DRIFT_AZIMUTH
-        other_params = replace(sample_head_params(seed + 500_000_009, cfg.style), squircle=cfg.squircle)
+        other_params = replace(
+            sample_head_params(seed + 500_000_009, cfg.style), squircle=cfg.squircle, hair_side=cfg.hair_side
+        )
         other = build_head(other_params, cfg.mesh_resolution)
         other = vary_appearance(other, seed + 500_000_009, symmetric) if varied else other
     return IdentityHeads(index, seed, params, mesh, other, affected, defect, varied, symmetric)

@@ -239,11 +239,13 @@ def procedural_source(
     varied_appearance: float = 0.0,
     symmetric_appearance: float = 0.0,
     squircle: float | None = None,
+    hair_side: float | None = None,
 ) -> dict:
     """A procedural source for :func:`build_training_inputs`: identities of ``SynthConfig(seed=seed, style=style,
     defect_rate=defect_rate, varied_appearance=varied_appearance, symmetric_appearance=symmetric_appearance)``
     (48-view grid at 128 px, ssaa 2: the shipped model's data), input views rendered at ``input_res``;
-    ``squircle``: the heads' skull exponent (``None``: SynthConfig's default, and the key left out)."""
+    ``squircle``: the heads' skull exponent, ``hair_side``: where long hair falls beside the face (``None``:
+    SynthConfig's defaults, and the keys left out)."""
     synth = {
         "views": 48,
         "res": 128,
@@ -256,6 +258,8 @@ def procedural_source(
     }
     if squircle is not None:
         synth["squircle"] = squircle
+    if hair_side is not None:
+        synth["hair_side"] = hair_side
     return {"kind": "procedural", "input_res": input_res, "synth": synth}
 
 
