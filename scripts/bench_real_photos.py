@@ -27,7 +27,11 @@ The photo's pixels alone carried into the views through the head proxy (no model
 
     python scripts/bench_real_photos.py --conditions cond.npz --photo-only --save-views p.npz --device cpu
 
-Both files are plain arrays (``gen3dface.evaluation.conditions``), safe to carry between machines.
+Both files are plain arrays (``gen3dface.evaluation.conditions``), safe to carry between machines. The same
+views seen in a mirror (each view flipped, the ring reordered to match): how much the face detector's finds
+depend on which way a turned face looks:
+
+    python scripts/bench_real_photos.py --score v.npz -o m.json --mirrored
 
 Several scored runs against the line that trades faces found for output-to-output ID (each seed a point):
 
