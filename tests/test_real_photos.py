@@ -485,7 +485,7 @@ def test_mirror_views_flips_each_view_and_reverses_the_ring():
     record = {"input_yaw": [10.0, -4.0], "names": ["a", "b"]}
     r, c, v = mirror_views(record, crops, views)
     az = ring_azimuths(16).numpy()
-    assert r["input_yaw"] == [-10.0, 4.0] and r["names"] == ["a", "b"]
+    assert r["input_yaw"] == [-10.0, 4.0] and r["names"] == ["a", "b"] and r["settings"]["mirrored"]
     assert np.array_equal(c[1], crops[1][:, ::-1])
     for k in range(16):  # the view at a is the mirror image of the one at -a
         j = int(np.flatnonzero(np.isclose((az + az[k]) % 360, 0))[0])
@@ -493,3 +493,4 @@ def test_mirror_views_flips_each_view_and_reverses_the_ring():
     assert np.array_equal(v[3][0, 8], views[3][0, 8][:, ::-1])  # the front stays the front
     r2, c2, v2 = mirror_views(r, c, v)
     assert np.array_equal(v2[3], views[3]) and np.array_equal(c2, crops) and r2["input_yaw"] == [10.0, -4.0]
+    assert not r2["settings"]["mirrored"]
