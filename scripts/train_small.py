@@ -47,12 +47,12 @@ from gen3dface.generation.model import Gen3DFaceModel, add_reprojection
 from gen3dface.training.data import PreparedInputs, TrainData, load_train_data
 from gen3dface.training.export import average_weights, export_checkpoint, preview_sheet, run_weights
 from gen3dface.training.loop import TrainConfig, azimuth_weights, train
-from gen3dface.volume.reprojection import CLOSE_HOLES, SQUAREST_MARGIN, SQUAREST_RAMP
+from gen3dface.volume.reprojection import CLOSE_HOLES, SQUAREST_MARGIN, SQUAREST_RAMP, SQUAREST_SMOOTH
 
 
 def cache_settings(prepared: Path, size: int, views: int, reprojection: bool, mirror: bool | str) -> dict:
     """What a ``--cache`` file's training views depend on: the prepared file's bytes, the view size and count,
-    and the reprojection settings (mirror mode, the squarest rule's margin, the face mesh's holes closed or not);
+    and the reprojection settings (mirror mode, the squarest rule's margin and normals, the face mesh's holes closed or not);
     a cache made otherwise is stale."""
     return {
         "prepared_sha256": hashlib.sha256(prepared.read_bytes()).hexdigest() if prepared.exists() else None,
@@ -60,7 +60,9 @@ def cache_settings(prepared: Path, size: int, views: int, reprojection: bool, mi
         "views": views,
         "reprojection": bool(reprojection),
         "mirror": mirror if reprojection else False,
-        "squarest": (SQUAREST_MARGIN, SQUAREST_RAMP) if reprojection and mirror == "squarest" else None,
+        "squarest": (SQUAREST_MARGIN, SQUAREST_RAMP, SQUAREST_SMOOTH)
+        if reprojection and mirror == "squarest"
+        else None,
         "closed_holes": CLOSE_HOLES if reprojection else None,
     }
 

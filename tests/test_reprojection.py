@@ -297,6 +297,44 @@ def test_squarest_leaves_a_near_frontal_photo_its_own_pixels(monkeypatch):
     assert own.sum() > 1000 and kept > 0.98 and flipped > 0.3, (int(own.sum()), kept, flipped)
 
 
+def test_squarest_switches_whole_regions_not_specks(monkeypatch):
+    """An estimated face mesh is slightly bumpy and not symmetric, so the flat normals of a triangle and of its
+    mirror image differ from triangle to triangle. The squarest rule reads the smooth surface's normals
+    (:data:`SQUAREST_SMOOTH`): the pixels it takes from the mirror image form a few connected regions, where flat
+    normals scatter them in specks (on a real photo, dots of the other cheek's colour along the mesh's edges)."""
+    from scipy.ndimage import convolve, label
+
+    import gen3dface.volume.reprojection as reprojection
+
+    g = torch.Generator().manual_seed(0)
+    fv = torch.as_tensor(face_template(), dtype=torch.float32)[None]
+    fv = fv + 0.003 * torch.randn(
+        fv.shape, generator=g
+    )  # an estimate's bumps (median crease ~9 deg, real ~6.5)
+    ft = torch.as_tensor(tesselation_triangles())
+    image = torch.rand(1, 3, S, S, generator=g) * 1.6 - 0.8  # photo and mirror image differ at every pixel
+    cam_in = orbit_cameras(torch.tensor([10.0]), 0.0, image_size=S)
+    cams = crop_cameras(cam_in, np.array([[[1.0, 0, 0], [0, 1.0, 0]]]), S)
+    targets = orbit_cameras(torch.tensor([-30.0, 0.0]), 0.0, image_size=S).batched(1)
+    w_fill, _ = reproject(image, cams, fv, ft, targets, mirror=True)
+
+    def switched(smooth: bool) -> list[tuple[int, int, int]]:
+        monkeypatch.setattr(reprojection, "SQUAREST_SMOOTH", smooth)
+        w, _ = reproject(image, cams, fv, ft, targets, mirror="squarest")
+        out = []
+        for k in range(2):
+            sw = ((w_fill - w).abs().amax(2) > 1e-6)[0, k].numpy()
+            neighbours = convolve(sw.astype(int), np.ones((3, 3), int), mode="constant") - sw
+            out.append((int(sw.sum()), int((sw & (neighbours <= 2)).sum()), label(sw)[1]))
+        return out
+
+    smooth, flat = switched(True), switched(False)
+    for (n_s, iso_s, parts_s), (n_f, iso_f, parts_f) in zip(smooth, flat):
+        assert n_s > 500 and abs(n_s - n_f) < 0.1 * n_f, (smooth, flat)  # about as much is switched ...
+        assert parts_s <= 6 and iso_s <= 15, smooth  # ... in a few regions
+        assert parts_f >= 2 * parts_s and iso_f >= 2 * iso_s, (smooth, flat)
+
+
 def test_a_mirror_model_reads_the_mirror_filled_reprojection():
     from gen3dface.core.cameras import target_ring
     from gen3dface.generation.model import Gen3DFaceModel, add_reprojection

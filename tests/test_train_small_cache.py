@@ -1,5 +1,5 @@
 """``scripts/train_small.py --cache``: a cache is reused only when it was made from the same prepared file with
-the same view size, view count and reprojection settings (mirror mode and the squarest rule's margin)."""
+the same view size, view count and reprojection settings (mirror mode and the squarest rule's margin and normals)."""
 
 from __future__ import annotations
 
@@ -53,13 +53,16 @@ def test_a_cache_is_reused_only_for_the_data_and_settings_it_was_made_with(tmp_p
     mod.load_data(prep, 64, 4, "cpu", cache, reprojection=True, mirror="squarest")
     monkeypatch.setattr(mod, "SQUAREST_MARGIN", mod.SQUAREST_MARGIN + 0.05)
     assert mod.load_data(prep, 64, 4, "cpu", cache, reprojection=True, mirror="squarest").tag == "render6"
+    # and which normals it compares
+    monkeypatch.setattr(mod, "SQUAREST_SMOOTH", not mod.SQUAREST_SMOOTH)
+    assert mod.load_data(prep, 64, 4, "cpu", cache, reprojection=True, mirror="squarest").tag == "render7"
     # so is whether the face mesh's eye and mouth holes are closed
     monkeypatch.setattr(mod, "CLOSE_HOLES", not mod.CLOSE_HOLES)
-    assert mod.load_data(prep, 64, 4, "cpu", cache, reprojection=True, mirror="squarest").tag == "render7"
+    assert mod.load_data(prep, 64, 4, "cpu", cache, reprojection=True, mirror="squarest").tag == "render8"
     # a device copy without the prepared file uses the current cache
     prep.unlink()
-    assert mod.load_data(prep, 64, 4, "cpu", cache, reprojection=True, mirror="squarest").tag == "render7"
-    assert len(renders) == 7
+    assert mod.load_data(prep, 64, 4, "cpu", cache, reprojection=True, mirror="squarest").tag == "render8"
+    assert len(renders) == 8
 
 
 def test_a_cache_written_before_settings_were_recorded_is_rendered_again(tmp_path, monkeypatch):
