@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from gen3dface.core.cameras import Cameras
 from gen3dface.synth.raster import barycentrics, rasterize, take
+from gen3dface.synth.render import vertex_normals
 
 #: The skull ellipsoid of the head proxy in the canonical head frame: centre and radii (the procedural heads
 #: span x +-0.58, y -0.97..0.84 with the neck, z +-0.8; the face template's front is at z ~ 0.56..0.77).
@@ -177,19 +178,6 @@ def head_proxy(face_vertices: torch.Tensor, face_triangles: torch.Tensor):
     return verts, tris, two_sided
 
 
-def _vertex_normals(verts: torch.Tensor, tris: torch.Tensor) -> torch.Tensor:
-    """Unit vertex normals ``(B, Q, 3)`` of meshes ``verts (B, Q, 3)``, ``tris (T, 3)``: the area-weighted mean of
-    the normals of the triangles round each vertex."""
-    corners = verts[:, tris]  # (B, T, 3, 3)
-    area_normal = torch.cross(
-        corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0], dim=-1
-    )
-    acc = torch.zeros_like(verts)
-    for k in range(3):
-        acc.index_add_(1, tris[:, k], area_normal)
-    return F.normalize(acc, dim=-1)
-
-
 def _surface(verts: torch.Tensor, tris: torch.Tensor, two_sided: torch.Tensor, cams: Cameras):
     """Rasterise ``verts (B, Q, 3)`` in cameras ``(B, K)``: the world point ``(B, K, H, W, 3)`` and camera depth
     ``(B, K, H, W)`` each pixel sees (depth ``inf`` and point 0 where nothing is), its triangle's unit normal
@@ -220,7 +208,9 @@ def _surface(verts: torch.Tensor, tris: torch.Tensor, two_sided: torch.Tensor, c
     normal = F.normalize(
         torch.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0], dim=-1), dim=-1
     )
-    vn = _vertex_normals(verts.float(), tris)[:, None].expand(B, K, Q, 3).reshape(-1, 3)
+    offsets = (torch.arange(B, device=verts.device) * Q)[:, None, None]
+    vn = vertex_normals(verts.reshape(-1, 3).float(), (tris[None] + offsets).reshape(-1, 3)).view(B, Q, 3)
+    vn = vn[:, None].expand(B, K, Q, 3).reshape(-1, 3)
     smooth = F.normalize((bary[..., None] * take(vn, tri)).sum(1), dim=-1)
     n_pix = B * K * H * W
     out_p = torch.zeros(n_pix, 3, device=verts.device)
