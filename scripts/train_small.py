@@ -52,8 +52,8 @@ from gen3dface.volume.reprojection import CLOSE_HOLES, SQUAREST_MARGIN, SQUAREST
 
 def cache_settings(prepared: Path, size: int, views: int, reprojection: bool, mirror: bool | str) -> dict:
     """What a ``--cache`` file's training views depend on: the prepared file's bytes, the view size and count,
-    and the reprojection settings (mirror mode, the squarest rule's margin and normals, the face mesh's holes closed or not);
-    a cache made otherwise is stale."""
+    and the reprojection settings (mirror mode, the squarest rule's margin and normals, the face mesh's holes
+    closed or not); a cache made otherwise is stale."""
     return {
         "prepared_sha256": hashlib.sha256(prepared.read_bytes()).hexdigest() if prepared.exists() else None,
         "size": size,

@@ -1,5 +1,5 @@
 """``scripts/train_small.py --cache``: a cache is reused only when it was made from the same prepared file with
-the same view size, view count and reprojection settings (mirror mode and the squarest rule's margin and normals)."""
+the same view size, view count and reprojection settings (mirror mode, the squarest rule's margin and normals)."""
 
 from __future__ import annotations
 

@@ -176,9 +176,9 @@ def mirror_views(
 ) -> tuple[dict, np.ndarray, dict[int, np.ndarray]]:
     """:func:`load_views`' result seen in a mirror: every image flipped left to right, each ring reordered so the
     view at azimuth ``a`` (:func:`gen3dface.core.cameras.ring_azimuths`) holds the mirror image of the view at
-    ``-a`` (what the mirrored head shows there), the inputs' yaws negated, ``mirrored`` turned over in its settings. The
-    same faces, turned the other way: scored again, it shows how much a face detector's finds depend on which way a
-    turned face looks."""
+    ``-a`` (what the mirrored head shows there), the inputs' yaws negated, ``mirrored`` turned over in its
+    settings. The same faces, turned the other way: scored again, it shows how much a face detector's finds depend
+    on which way a turned face looks."""
     n = next(iter(views.values())).shape[1]
     order = (-np.arange(n)) % n
     settings = record.get("settings", {})

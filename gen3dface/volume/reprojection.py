@@ -178,10 +178,13 @@ def head_proxy(face_vertices: torch.Tensor, face_triangles: torch.Tensor):
     return verts, tris, two_sided
 
 
-def _surface(verts: torch.Tensor, tris: torch.Tensor, two_sided: torch.Tensor, cams: Cameras):
+def _surface(
+    verts: torch.Tensor, tris: torch.Tensor, two_sided: torch.Tensor, cams: Cameras, smooth: bool = False
+):
     """Rasterise ``verts (B, Q, 3)`` in cameras ``(B, K)``: the world point ``(B, K, H, W, 3)`` and camera depth
     ``(B, K, H, W)`` each pixel sees (depth ``inf`` and point 0 where nothing is), its triangle's unit normal
-    ``(B, K, H, W, 3)`` and the smooth normal there ``(B, K, H, W, 3)`` (the vertex normals interpolated)."""
+    ``(B, K, H, W, 3)`` and, with ``smooth``, the smooth normal there ``(B, K, H, W, 3)`` (the vertex normals
+    interpolated; else None)."""
     B, K = cams.shape
     H, W = cams.height, cams.width
     Q, T = verts.shape[1], len(tris)
@@ -208,18 +211,21 @@ def _surface(verts: torch.Tensor, tris: torch.Tensor, two_sided: torch.Tensor, c
     normal = F.normalize(
         torch.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0], dim=-1), dim=-1
     )
-    offsets = (torch.arange(B, device=verts.device) * Q)[:, None, None]
-    vn = vertex_normals(verts.reshape(-1, 3).float(), (tris[None] + offsets).reshape(-1, 3)).view(B, Q, 3)
-    vn = vn[:, None].expand(B, K, Q, 3).reshape(-1, 3)
-    smooth = F.normalize((bary[..., None] * take(vn, tri)).sum(1), dim=-1)
     n_pix = B * K * H * W
+    shape = (B, K, H, W, 3)
     out_p = torch.zeros(n_pix, 3, device=verts.device)
     out_n = torch.zeros(n_pix, 3, device=verts.device)
-    out_s = torch.zeros(n_pix, 3, device=verts.device)
     out_d = torch.full((n_pix,), float("inf"), device=verts.device)
-    out_p[hit], out_n[hit], out_s[hit], out_d[hit] = point, normal, smooth, depth
-    shape = (B, K, H, W, 3)
-    return out_p.view(shape), out_d.view(B, K, H, W), out_n.view(shape), out_s.view(shape)
+    out_p[hit], out_n[hit], out_d[hit] = point, normal, depth
+    out_s = None
+    if smooth:
+        offsets = (torch.arange(B, device=verts.device) * Q)[:, None, None]
+        vn = vertex_normals(verts.reshape(-1, 3).float(), (tris[None] + offsets).reshape(-1, 3))
+        vn = vn.view(B, 1, Q, 3).expand(B, K, Q, 3).reshape(-1, 3)
+        out_s = torch.zeros(n_pix, 3, device=verts.device)
+        out_s[hit] = F.normalize((bary[..., None] * take(vn, tri)).sum(1), dim=-1)
+        out_s = out_s.view(shape)
+    return out_p.view(shape), out_d.view(B, K, H, W), out_n.view(shape), out_s
 
 
 def reproject(
@@ -275,10 +281,10 @@ def reproject(
 #: 0.10, none from 0.15.
 SQUAREST_MARGIN = 0.15
 SQUAREST_RAMP = 0.1
-#: The squarest rule compares cosines of the **smooth** surface (the face mesh's vertex normals interpolated), not of
-#: its flat triangles. An estimated face mesh is bumpy: neighbouring triangles' flat normals differ by more than the
-#: margin, so on a real photo the choice flipped from triangle to triangle and left specks of the other cheek's
-#: colour along the mesh's edges (dark dots on a lit cheek), which the views kept. The photo's pixels alone
+#: The squarest rule compares cosines of the **smooth** surface (the face mesh's vertex normals interpolated),
+#: not of its flat triangles. An estimated face mesh is bumpy: neighbouring triangles' flat normals differ by more
+#: than the margin, so on a real photo the choice flipped from triangle to triangle and left specks of the other
+#: cheek's colour along the mesh's edges (dark dots on a lit cheek), which the views kept. The photo's pixels alone
 #: carried into 16 views (no model), flat -> smooth: the benchmark's 9 photos, input-to-output ArcFace cosine
 #: 0.598 -> 0.632, output-to-output 0.581 -> 0.616; the 22 group-photo faces 0.558 -> 0.570 and 0.543 -> 0.551.
 #: Visibility (:data:`MIN_COSINE`) still reads the flat normals, as every model here was trained.
@@ -307,7 +313,7 @@ def _carry(
     depth_in = _surface(verts, tris, two, cin)[1]  # (B, 1, S, S)
     cams = cameras.to(dev)
     N, H, W = cams.shape[1], cams.height, cams.width
-    point, depth, normal, smooth = _surface(verts, tris, two, cams)  # (B, N, H, W, 3)
+    point, depth, normal, smooth = _surface(verts, tris, two, cams, SQUAREST_SMOOTH)  # (B, N, H, W, 3)
     pts = point.reshape(B, 1, N * H * W, 3)
     uv, z = cin.project(pts)  # (B, 1, NHW, 2), (B, 1, NHW)
     grid = (uv / torch.tensor([cin.width, cin.height], device=dev) * 2 - 1).reshape(B, N * H, W, 2)
@@ -323,14 +329,13 @@ def _carry(
     eye = cin.centers.reshape(B, 1, 1, 1, 3)
     to_eye = F.normalize(eye - point, dim=-1)
     cos = (normal * to_eye).sum(-1)  # outward normals: negative = facing away
-    smooth_cos = (smooth * to_eye).sum(-1)
     inside = (grid.abs() <= 1).all(-1).reshape(B, N, H, W)
     zz = z.reshape(B, N, H, W)
     foreground = (colour <= BACKGROUND_LEVEL).any(2)
     vis = torch.isfinite(depth) & inside & (zz > 0) & (zz <= seen + DEPTH_TOLERANCE) & (cos >= MIN_COSINE)
     vis &= foreground
     vis = vis[:, :, None].to(images.dtype)
-    square = smooth_cos if SQUAREST_SMOOTH else cos
+    square = cos if smooth is None else (smooth * to_eye).sum(-1)
     return colour.to(images.dtype) * vis, vis, square[:, :, None].to(images.dtype) * vis
 
 
