@@ -149,15 +149,60 @@ def test_keep_known_puts_the_known_content_back():
 
     sch = make_scheduler("ddim")
     sch.set_timesteps(4)
+    t, t_next = int(sch.timesteps[0]), int(sch.timesteps[1])
     x = torch.randn(1, 2, 3, 8, 8)
+    eps = torch.randn(1, 2, 3, 8, 8)
     x0 = torch.rand(1, 2, 3, 8, 8)
     w = torch.zeros(1, 2, 1, 8, 8)
     w[..., :4] = 1
-    mid = keep_known(sch, x, (x0, w), 0, torch.Generator().manual_seed(0))
-    assert torch.equal(mid[..., 4:], x[..., 4:])  # weight 0: untouched
-    assert not torch.allclose(mid[..., :4], x0[..., :4])  # weight 1 mid-way: x0 noised to the next timestep
-    last = keep_known(sch, x, (x0, w), 3)
+    out = sch.step(eps, t, x)
+    mid = keep_known(sch, out.prev_sample, (x0, w), 0, out.pred_original_sample)
+    assert torch.equal(mid[..., 4:], out.prev_sample[..., 4:])  # weight 0: untouched
+    # weight 1 mid-way: the step DDIM takes from x0 instead of its own estimate, with its own noise
+    a = sch.alphas_cumprod[t_next]
+    want = a.sqrt() * x0 + (1 - a).sqrt() * eps
+    assert torch.allclose(mid[..., :4], want[..., :4], atol=1e-5)
+    last = keep_known(sch, x, (x0, w), 3, x)
     assert torch.equal(last[..., :4], x0[..., :4]) and torch.equal(last[..., 4:], x[..., 4:])
+
+
+def test_keep_known_leaves_half_kept_pixels_at_their_timesteps_noise_level():
+    """Where the weight is 1/2, the pixels carry all the noise of their timestep, not half its variance (as
+    mixing the photo noised afresh with the model's noisy pixels would leave them)."""
+    from gen3dface.generation.diffusion import keep_known, make_scheduler
+
+    sch = make_scheduler("ddim")
+    sch.set_timesteps(10)
+    t, t_next = int(sch.timesteps[2]), int(sch.timesteps[3])
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(1, 1, 3, 64, 64, generator=g)
+    photo = torch.rand(1, 1, 3, 64, 64, generator=g)
+    noise = torch.randn(1, 1, 3, 64, 64, generator=g)
+    a_t, a_next = sch.alphas_cumprod[t], sch.alphas_cumprod[t_next]
+    x_t = a_t.sqrt() * clean + (1 - a_t).sqrt() * noise
+    out = sch.step(noise, t, x_t)  # an exact noise prediction: the clean estimate is ``clean``
+    w = torch.full((1, 1, 1, 64, 64), 0.5)
+    got = keep_known(sch, out.prev_sample, (photo, w), 2, out.pred_original_sample)
+    residual = got - a_next.sqrt() * (0.5 * photo + 0.5 * clean)
+    assert torch.allclose(residual, (1 - a_next).sqrt() * noise, atol=1e-5)
+
+
+def test_keep_known_with_ddpm_is_the_posterior_step_from_the_kept_estimate():
+    from gen3dface.generation.diffusion import keep_known, make_scheduler
+
+    sch = make_scheduler("ddpm")
+    sch.set_timesteps(5)
+    t = int(sch.timesteps[1])
+    x = torch.randn(1, 2, 3, 8, 8)
+    eps = torch.randn(1, 2, 3, 8, 8)
+    x0 = torch.rand(1, 2, 3, 8, 8)
+    w = torch.ones(1, 2, 1, 8, 8)
+    out = sch.step(eps, t, x, generator=torch.Generator().manual_seed(1))
+    got = keep_known(sch, out.prev_sample, (x0, w), 1, out.pred_original_sample)
+    a_t = sch.alphas_cumprod[t]
+    eps_x0 = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()  # the noise prediction whose estimate is x0
+    want = sch.step(eps_x0, t, x, generator=torch.Generator().manual_seed(1)).prev_sample
+    assert torch.allclose(got, want, atol=1e-5)
 
 
 def test_keep_photo_draws_the_views_towards_the_reprojected_photo():
@@ -192,6 +237,34 @@ def test_keep_photo_draws_the_views_towards_the_reprojected_photo():
     err_free = np.abs(free - want)[core].mean()
     err_kept = np.abs(kept - want)[core].mean()
     assert err_kept < 1.0 and err_free > 20, (err_kept, err_free)
+
+
+def test_keep_photo_leaves_the_hidden_pixels_of_a_partly_visible_latent_pixel_to_the_model():
+    """Pixel latents: each pixel of a latent pixel has its own keep weight, 0 where the photo does not see it,
+    so no hidden pixel is drawn towards the warp's mid-grey (which dotted the seam round the kept pixels)."""
+    from gen3dface.core.cameras import target_ring
+    from gen3dface.generation.model import Gen3DFaceModel
+    from gen3dface.generation.pipeline import keep_weights
+
+    base = Gen3DFaceModel.from_profile("smoke")
+    model = Gen3DFaceModel(**{**dict(base.config), "reprojection": True, "codec": "pixel", "codec_factor": 2})
+    S_ = model.image_size
+    fv, ft, mesh, shading = _proxy_scene()
+    cin = orbit_cameras(torch.tensor([0.0]), 0.0, image_size=S_)
+    image = render(mesh, cin, shading=shading)["rgb"][0]
+    cams = crop_cameras(cin, np.array([[[1.0, 0, 0], [0, 1.0, 0]]]), S_)
+    ring = target_ring(4, image_size=S_).batched(1)
+    y = model.condition(image, fv, ft, cameras=ring, input_cameras=cams)
+    x0, w = keep_weights(model, y, 0.8)
+    assert x0.shape == w.shape == (1, 4, model.channels, S_ // 2, S_ // 2)
+    visible = model.encode(y["reprojection_visible"].expand(1, 4, 3, S_, S_))  # (1, 4, C, h, w): per pixel
+    frac = visible.mean(2, keepdim=True)
+    assert torch.all(w[visible == 0] == 0)  # hidden pixels: the model's
+    whole = (frac == 1).expand_as(w)
+    assert whole.sum() > 50 and torch.allclose(w[whole], torch.tensor(0.8))
+    part = (frac == 0.75).expand_as(w) & (visible == 1)
+    assert part.sum() > 0 and torch.allclose(w[part], torch.tensor(0.4))  # 3 of 4 seen: half the weight
+    assert torch.all(w[(frac <= 0.5).expand_as(w)] == 0)
 
 
 def test_guidance_defaults_to_off_while_the_photo_is_kept():

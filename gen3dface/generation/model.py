@@ -332,7 +332,9 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         A ``reprojection`` model also needs the target ``cameras (B, N)`` and the ``input_cameras (B,)`` (in the
         input views' pixels, :func:`gen3dface.volume.reprojection.crop_cameras`), or the already computed
         ``reprojected = (warped (B, N, 3, S, S), visible (B, N, 1, S, S))``; it adds ``y["reprojection"]``
-        ``(B, N, C + 1, h, w)``: the warped views' latents and the visibility averaged to latent pixels.
+        ``(B, N, C + 1, h, w)``: the warped views' latents and the visibility averaged to latent pixels, and
+        ``y["reprojection_visible"]`` ``(B, N, 1, S, S)``: the visibility itself (what ``keep_photo`` reads; the
+        network does not).
         ``source``: ``(images (B, 3, kS, kS), their cameras (B,))`` to carry from instead (a larger crop)."""
         V = self.config.volume_size
         voxels = []
@@ -354,6 +356,7 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
                 0, visible.shape[:2]
             )
             y["reprojection"] = torch.cat([self.encode(warped), vis], 2)
+            y["reprojection_visible"] = visible
         return y
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from gen3dface.core.errors import InputError
 from gen3dface.core.limits import check_model_config_file
 from gen3dface.core.images import to_tensor, to_uint8
 from gen3dface.generation.inputs import photo_condition
+from gen3dface.generation.codecs import PixelCodec
 from gen3dface.generation.model import Gen3DFaceModel
 
 #: the shipped small model, trained by scripts/train_small.py (see its MODEL_CARD.md)
@@ -457,14 +458,24 @@ GUIDANCE_KEEPING_PHOTO = 1.0
 
 
 def keep_weights(model: Gen3DFaceModel, y: dict, strength: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """What ``keep_photo`` keeps: the reprojected photo's latents ``(B, N, C, h, w)`` and a weight ``(B, N, 1, h,
-    w)``: ``strength`` where a latent pixel is wholly visible from the photo, falling to 0 where at most half
-    of it is (silhouettes and grazing surfaces, where the head proxy is least trustworthy)."""
+    """What ``keep_photo`` keeps: the reprojected photo's latents ``(B, N, C, h, w)`` and a weight: ``strength``
+    where a latent pixel is wholly visible from the photo, falling to 0 where at most half of it is (silhouettes
+    and grazing surfaces, where the head proxy is least trustworthy).
+
+    In the pixel models' latents (:class:`PixelCodec`: a latent channel is one pixel's colour) the weight is per
+    channel, ``(B, N, C, h, w)``, and 0 on the pixels the photo does not see: a partly visible latent pixel keeps
+    its visible pixels and leaves the others to the model. (Kept whole, its hidden pixels were pulled towards the
+    warp's 0, mid-grey, and the seam between the photo's pixels and the model's came out dotted.) A VAE's latent
+    channels mix their pixels, so there the weight is ``(B, N, 1, h, w)``."""
     if not model.config.reprojection:
         raise InputError("keep_photo needs a model trained with the reprojected photo (reprojection=True)")
     rep = y["reprojection"]
     C = model.channels
-    return rep[:, :, :C], strength * (2 * rep[:, :, C:] - 1).clamp(0, 1)
+    w = strength * (2 * rep[:, :, C:] - 1).clamp(0, 1)
+    if isinstance(model.codec, PixelCodec):
+        v = y["reprojection_visible"].to(w.device, w.dtype)
+        w = w * model.encode(v.expand(*v.shape[:2], 3, *v.shape[-2:]))
+    return rep[:, :, :C], w
 
 
 def batch_cameras(cameras: list[Cameras]) -> Cameras:
