@@ -274,33 +274,20 @@ def predict_noise(
 
 
 def keep_known(
-    scheduler: Scheduler,
-    x: torch.Tensor,
-    keep: tuple[torch.Tensor, torch.Tensor],
-    i: int,
-    x0_pred: torch.Tensor,
+    scheduler: Scheduler, x: torch.Tensor, keep: tuple[torch.Tensor, torch.Tensor], i: int, generator=None
 ) -> torch.Tensor:
-    """``x`` (just stepped from ``scheduler.timesteps[i]`` to the next timestep, the step's clean estimate being
-    ``x0_pred``) with the known ``keep = (x0, weight)`` put back in the clean estimate: ``x`` as if the step had
-    predicted ``weight * x0 + (1 - weight) * x0_pred``, its noise left as the step drew it. After the last step,
-    ``weight * x0 + (1 - weight) * x``.
-
-    The noise stays the sampler's own, so every pixel of ``x`` carries the noise level of its timestep. Mixing
-    in ``x0`` noised afresh (RePaint's ``weight * q(x0, t) + (1 - weight) * x``) would leave a pixel of weight
-    1/2 with half the noise variance the model expects, beside pixels that have all of it.
-    """
+    """``x`` (just stepped to the timestep after ``scheduler.timesteps[i]``) with the known ``keep = (x0,
+    weight)`` put back: ``weight * q(x0, t_next) + (1 - weight) * x``; after the last step, ``x0`` itself."""
     x0, w = keep
-    x0, w = x0.to(x.dtype), w.to(x.dtype)
     ts = scheduler.timesteps
-    if i + 1 >= len(ts):
-        return w * x0 + (1 - w) * x
-    ac = scheduler.alphas_cumprod.to(x.device, torch.float64)
-    a_t, a_prev = ac[int(ts[i])], ac[int(ts[i + 1])]
-    if isinstance(scheduler, DDPMScheduler):  # the posterior mean's weight on the clean estimate
-        c0 = a_prev.sqrt() * (1 - a_t / a_prev) / (1 - a_t)
-    else:  # DDIM: x_prev = sqrt(a_prev) x0_pred + (a term in the predicted noise) [+ fresh noise]
-        c0 = a_prev.sqrt()
-    return x + float(c0) * w * (x0 - x0_pred.to(x.dtype))
+    if i + 1 < len(ts):
+        t_next = int(ts[i + 1])
+        a = scheduler.alphas_cumprod.to(x.device)[t_next].to(x.dtype)
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        known = a.sqrt() * x0.to(x.dtype) + (1 - a).sqrt() * noise
+    else:
+        known = x0.to(x.dtype)
+    return w.to(x.dtype) * known + (1 - w.to(x.dtype)) * x
 
 
 @torch.no_grad()
@@ -342,9 +329,9 @@ def sample(
         x_T: start noise; drawn from ``generator`` when ``None``.
         callback: called as ``callback(i, t, x_t)`` after every step.
         keep: ``(x0 (B, V, C, H, W), weight (B, V, 1 or C, H, W))``: known content to keep (inpainting in the manner
-            of RePaint, Lugmayr et al. 2022): after each of the first ``keep_until`` of the steps, the step's clean
-            estimate becomes ``weight * x0 + (1 - weight) * estimate`` (:func:`keep_known`), so where the weight is
-            1 the views follow ``x0`` and elsewhere the model fills in what fits it.
+            of RePaint, Lugmayr et al. 2022): after each of the first ``keep_until`` of the steps, ``x_t`` becomes
+            ``weight * q(x0, t) + (1 - weight) * x_t`` at the step's new timestep, so where the weight is 1 the
+            views follow ``x0`` and elsewhere the model fills in what fits it.
     """
     if sampler not in ("joint", "sequential"):
         raise InputError(f"unknown sampler {sampler!r}; choose 'joint' or 'sequential'")
@@ -374,10 +361,9 @@ def sample(
         tb = torch.full((batch_size,), int(t), device=device, dtype=torch.long)
         x_in = scheduler.scale_model_input(x, t)
         eps = predict_noise(model, x_in, tb, y, cameras, sampler=sampler, guidance=guidance, null_y=null_y)
-        out = scheduler.step(eps, t, x, generator=generator, **extra)
-        x = out.prev_sample
+        x = scheduler.step(eps, t, x, generator=generator, **extra).prev_sample
         if keep is not None and i < round(keep_until * steps):
-            x = keep_known(scheduler, x, keep, i, out.pred_original_sample)
+            x = keep_known(scheduler, x, keep, i, generator)
         if callback is not None:
             callback(i, int(t), x)
     return x
