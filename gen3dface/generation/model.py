@@ -274,8 +274,7 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
         from the input view, and at sampling time (pure noise) falls back to a mean head. Models configured
         with ``zero_terminal_snr`` use the same betas rescaled to reach SNR 0 at t = T (Lin et al. 2024,
         "Common diffusion noise schedules and sample steps are flawed"), v-prediction and trailing DDIM
-        timesteps, so the first sampling step starts from pure noise and must read the input view.
-        """
+        timesteps, so the first sampling step starts from pure noise and must read the input view."""
         from gen3dface.generation.diffusion import make_scheduler
 
         extra = {"prediction_type": self.config.prediction_type}
@@ -394,8 +393,7 @@ class Gen3DFaceModel(ModelMixin, ConfigMixin):
                 the unconditional half). F_H and the frustum volumes do not read the input view, so they are
                 computed once for ``B / G`` samples and shared: the same result, with less work.
         Returns:
-            ``eps (B, K, C, h, w)``.
-        """
+            ``eps (B, K, C, h, w)``."""
         B, N = x_t.shape[:2]
         if views is None:
             views = torch.arange(N, device=x_t.device)
@@ -532,8 +530,7 @@ def attention_to_views(
 
     Runs the model once, captures the input of the ``layer``-th self-attention (``attn1``) layer, and returns the
     attention probabilities of ``query_view``'s tokens (averaged over its tokens and the heads) over the tokens
-    of every frame: ``(B, 1 + N, h, w)`` (frame 0 = the input view), summing to 1 per sample.
-    """
+    of every frame: ``(B, 1 + N, h, w)`` (frame 0 = the input view), summing to 1 per sample."""
     mods = [m for n, m in model.unet.named_modules() if n.endswith("attn1")]
     attn = mods[layer]
     seen = {}
