@@ -13,9 +13,12 @@
     python scripts/prepare_training.py -o more.npz --identities 1200 --first-identity 800 --seed 2 --varied 0.75 \
         --per-identity 3 --symmetric 0.8 --janus 0.5     # identities 800-1999 of the same dataset, then
     python scripts/prepare_training.py -o all.npz --from symj.npz more.npz         # one file of both
+    python scripts/prepare_training.py -o sides.npz --from c800.npz --sides   # only heads whose +-67.5 deg views
+                                                 # the face detector finds (gen3dface.synth.pruning.SIDE_AZIMUTH)
 
 CPU work (mediapipe on every candidate view): about 20 minutes for 1000 procedural identities on 2 cores; the
-Janus filter (procedural sources; a folder is pruned by `gen3dface prune`) adds about 0.3 s per identity.
+Janus filter (procedural sources; a folder is pruned by `gen3dface prune`) adds about 0.3 s per identity, the side
+filter about 0.2 s.
 The views themselves are not stored: ``gen3dface.training.data.load_train_data`` re-renders them on the training
 device from the seeds (or reads the folder).
 """
@@ -28,7 +31,7 @@ from pathlib import Path
 
 from gen3dface.core.cameras import TARGET_VIEWS
 from gen3dface.core.errors import InputError
-from gen3dface.synth.pruning import procedural_janus
+from gen3dface.synth.pruning import SIDE_AZIMUTH, procedural_janus, procedural_sides
 from gen3dface.synth.synthesis import SynthConfig
 from gen3dface.training.data import PreparedInputs, build_training_inputs, procedural_source, target_views
 
@@ -89,20 +92,26 @@ def main() -> None:
         "(the paper's Janus filter, gen3dface.synth.pruning.procedural_janus)",
     )
     ap.add_argument(
+        "--sides",
+        action="store_true",
+        help="procedural: leave out every identity with a target view at +-67.5 deg in which the face detector "
+        "finds no face (gen3dface.synth.pruning.procedural_sides; not in the paper)",
+    )
+    ap.add_argument(
         "--from",
         dest="prepared",
         type=Path,
         nargs="+",
         default=None,
-        help="filter this prepared file (with --janus) instead of building one; several files of one source "
+        help="filter this prepared file (with --janus and/or --sides) instead of building one; several files of one source "
         "are concatenated first",
     )
     args = ap.parse_args()
     if args.first_identity < 0 or (args.first_identity and (args.folder or args.prepared)):
         raise SystemExit("--first-identity: a procedural identity index (0 or more) for a build from seeds")
     if args.prepared is not None:
-        if args.janus is None and len(args.prepared) < 2:
-            raise SystemExit("--from needs --janus, or several files to concatenate")
+        if args.janus is None and not args.sides and len(args.prepared) < 2:
+            raise SystemExit("--from needs --janus or --sides, or several files to concatenate")
         try:
             parts = [PreparedInputs.load(p) for p in args.prepared]
             if args.janus is not None:  # a part already filtered at this threshold is not scored again
@@ -110,6 +119,11 @@ def main() -> None:
                     p
                     if (p.source.get("janus") or {}).get("tau") == args.janus
                     else janus_filter(p, p.source, sorted(set(p.identity.tolist())), args.janus)
+                    for p in parts
+                ]
+            if args.sides:
+                parts = [
+                    p if "sides" in p.source else side_filter(p, p.source, sorted(set(p.identity.tolist())))
                     for p in parts
                 ]
             prep = PreparedInputs.concat(parts)
@@ -138,6 +152,10 @@ def main() -> None:
         if args.folder:
             raise SystemExit("--janus filters procedural sources; prune a folder with `gen3dface prune`")
         ids = sorted(set(janus_filter(None, source, ids, args.janus)))
+    if args.sides:
+        if args.folder:
+            raise SystemExit("--sides filters procedural sources")
+        ids = side_filter(None, source, ids)
     prep = build_training_inputs(
         source, identities=ids, per_identity=args.per_identity, crop_size=args.crop_size, meshes=args.meshes
     )
@@ -158,6 +176,19 @@ def janus_filter(prep: PreparedInputs | None, source: dict, ids: list[int], tau:
     keep = [i for i in ids if not rejected[i]]
     source["janus"] = {"tau": tau, "scored": len(ids), "left_out": len(ids) - len(keep)}
     print(f"Janus filter (tau {tau}): {len(ids) - len(keep)} of {len(ids)} identities left out", flush=True)
+    return keep if prep is None else prep.subset(keep)
+
+
+def side_filter(prep: PreparedInputs | None, source: dict, ids: list[int]):
+    """The identities of ``ids`` the side filter keeps (``prep`` None), or ``prep`` restricted to them; records
+    the filter in ``source["sides"]``."""
+    if source.get("kind") != "procedural":
+        raise InputError("--sides filters procedural sources")
+    cfg = SynthConfig(**source["synth"])
+    missed = procedural_sides(cfg, ids, target_views(cfg.views, TARGET_VIEWS))
+    keep = [i for i in ids if not missed[i]]
+    source["sides"] = {"azimuth": SIDE_AZIMUTH, "scored": len(ids), "left_out": len(ids) - len(keep)}
+    print(f"side filter: {len(ids) - len(keep)} of {len(ids)} identities left out", flush=True)
     return keep if prep is None else prep.subset(keep)
 
 

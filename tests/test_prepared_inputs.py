@@ -13,7 +13,9 @@ from gen3dface.training.data import PreparedInputs
 SOURCE = {"kind": "procedural", "synth": {"seed": 2, "varied_appearance": 0.75}, "crop_size": 128}
 
 
-def _part(ids: list[int], per: int = 2, janus: dict | None = None, seed: int = 0) -> PreparedInputs:
+def _part(
+    ids: list[int], per: int = 2, janus: dict | None = None, seed: int = 0, sides: dict | None = None
+) -> PreparedInputs:
     rng = np.random.default_rng(seed)
     m = len(ids) * per
     return PreparedInputs(
@@ -22,7 +24,7 @@ def _part(ids: list[int], per: int = 2, janus: dict | None = None, seed: int = 0
         crop_M=rng.normal(size=(m, 2, 3)),
         vertices=rng.normal(size=(m, 5, 3)).astype(np.float32),
         faces=np.array([[0, 1, 2], [2, 3, 4]]),
-        source={**SOURCE, **({"janus": janus} if janus else {})},
+        source={**SOURCE, **({"janus": janus} if janus else {}), **({"sides": sides} if sides else {})},
         camera_K=rng.normal(size=(m, 3, 3)),
         camera_c2w=rng.normal(size=(m, 4, 4)),
     )
@@ -64,6 +66,17 @@ def test_files_that_do_not_belong_together_are_refused():
                 _part([9], janus={"tau": 0.7, "scored": 1, "left_out": 0}),
             ]
         )
+
+
+def test_side_filter_records_add_up_like_the_janus_records_and_must_agree():
+    sides = {"azimuth": 67.5, "scored": 4, "left_out": 3}
+    a = _part([0], janus={"tau": 0.5, "scored": 2, "left_out": 1}, sides=sides)
+    b = _part([7], janus={"tau": 0.5, "scored": 3, "left_out": 1}, sides={**sides, "left_out": 1})
+    both = PreparedInputs.concat([a, b])
+    assert both.source["sides"] == {"azimuth": 67.5, "scored": 8, "left_out": 4}
+    assert both.source["janus"] == {"tau": 0.5, "scored": 5, "left_out": 2}
+    with pytest.raises(InputError, match="side azimuth"):
+        PreparedInputs.concat([a, _part([9], janus={"tau": 0.5, "scored": 1, "left_out": 0})])
 
 
 def test_files_without_a_janus_record_or_from_before_a_synth_field_existed_still_join():

@@ -201,3 +201,26 @@ def test_cli_reports_a_missing_clip_in_one_line(defect_dataset, monkeypatch, cap
     assert main(["prune", str(defect_dataset), "--janus", "clip", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "CLIP Janus filter" in err and len(err.splitlines()) == 1
+
+
+def test_procedural_side_filter_reports_the_side_views_without_a_face_and_scores_no_other_view():
+    """The side filter renders only the target views between 45 and 67.5 deg round, and lists exactly those
+    of them in which the detector finds no face (checked against the detector on the same renders)."""
+    from gen3dface.synth.synthesis import render_identity
+    from gen3dface.training.data import target_views
+
+    cfg = SynthConfig(views=48, seed=2, varied_appearance=0.75, symmetric_appearance=0.8, hair_side=80.0)
+    ring = target_views(48, 16)
+    az = cfg.cameras().azimuth_deg.numpy()
+    side = [v for v in ring if 45 < abs(az[v]) <= pruning.SIDE_AZIMUTH]
+    assert sorted(abs(az[side]).tolist()) == [67.5, 67.5]
+    ids = [1, 2, 3, 8]  # of the heads this data's Janus filter keeps: one side found, none, both, both
+    got = pruning.procedural_sides(cfg, ids, ring, progress=False)
+    assert sorted(got) == ids
+    for i in ids:
+        rgb = render_identity(cfg, i, views=side)["rgb"]
+        want = [v for v, x in zip(side, rgb) if not pruning.detect_faces(np.ascontiguousarray(x))]
+        assert got[i] == want, (i, got[i], want)
+    assert [len(got[i]) for i in ids] == [1, 2, 0, 0], got
+    with pytest.raises(InputError, match="between 45 and 67.5"):
+        pruning.procedural_sides(cfg, ids, [v for v in ring if abs(az[v]) <= 45], progress=False)

@@ -38,6 +38,9 @@ from gen3dface.volume.reprojection import SOURCE_SCALE, crop_cameras
 #: held-out identities.
 HELDOUT_SEED = 5
 MAX_INPUT_AZIMUTH = 67.5  # front-hemisphere input views: |azimuth| <= this (mediapipe loses faces beyond ~70)
+#: The data filters a prepared file's source may record (``scripts/prepare_training.py --janus / --sides``): the
+#: setting each was run at, and what concatenated files must agree on.
+_FILTERS = {"janus": ("tau", "Janus threshold"), "sides": ("azimuth", "side azimuth")}
 
 
 def ring_views(n_grid_views: int = 48) -> list[int]:
@@ -162,8 +165,8 @@ class PreparedInputs:
     @classmethod
     def concat(cls, parts: list["PreparedInputs"]) -> "PreparedInputs":
         """Several prepared files of one source (e.g. identities 0-799 and 800-1999 of one procedural dataset,
-        prepared on different days) as one. Their sources must agree (a Janus filter record aside: the filtered
-        counts are added up when every part was filtered at the same threshold), their identities must not
+        prepared on different days) as one. Their sources must agree (the records of the Janus and side filters
+        aside: the filtered counts are added up when every part was filtered alike), their identities must not
         overlap, and they must all keep their input cameras or all not."""
         if not parts:
             raise InputError("nothing to concatenate")
@@ -172,7 +175,7 @@ class PreparedInputs:
         def plain(src: dict) -> dict:  # files written before a SynthConfig field existed hold its default
             from gen3dface.synth.synthesis import SynthConfig
 
-            out = json.loads(json.dumps({k: v for k, v in src.items() if k != "janus"}))
+            out = json.loads(json.dumps({k: v for k, v in src.items() if k not in _FILTERS}))
             if "synth" in out:
                 out["synth"] = {**json.loads(json.dumps(dataclasses.asdict(SynthConfig()))), **out["synth"]}
             return out
@@ -187,17 +190,18 @@ class PreparedInputs:
         ids = [set(p.identity.tolist()) for p in parts]
         if sum(map(len, ids)) != len(set().union(*ids)):
             raise InputError("the prepared files share identities")
-        source = {k: v for k, v in first.source.items() if k != "janus"}
-        records = [p.source.get("janus") for p in parts]
-        if any(r is not None for r in records):
-            taus = {None if r is None else r["tau"] for r in records}
-            if len(taus) != 1:
-                raise InputError("concatenate prepared files filtered at the same Janus threshold, or none")
-            source["janus"] = {
-                "tau": taus.pop(),
-                "scored": sum(r["scored"] for r in records),
-                "left_out": sum(r["left_out"] for r in records),
-            }
+        source = {k: v for k, v in first.source.items() if k not in _FILTERS}
+        for name, (setting, what) in _FILTERS.items():
+            records = [p.source.get(name) for p in parts]
+            if any(r is not None for r in records):
+                values = {None if r is None else r[setting] for r in records}
+                if len(values) != 1:
+                    raise InputError(f"concatenate prepared files filtered at the same {what}, or none")
+                source[name] = {
+                    setting: values.pop(),
+                    "scored": sum(r["scored"] for r in records),
+                    "left_out": sum(r["left_out"] for r in records),
+                }
 
         def cat(name: str):
             return None if first.camera_K is None else np.concatenate([getattr(p, name) for p in parts])
