@@ -186,7 +186,8 @@ def generate(args: argparse.Namespace) -> None:
 
 def score(args: argparse.Namespace) -> None:
     """Score every seed of ``--score``'s views as the benchmark does; print a row per seed and their mean, then
-    a row per view (:func:`view_table`). Every face is embedded once, for both."""
+    a row per view (:func:`view_table`), the pairs of views by kind (:func:`kind_table`) and a row per photo.
+    Every face is embedded once, for all."""
     import json
 
     from gen3dface.core.parallel import WorkerPool, worker_count
@@ -244,8 +245,15 @@ def score(args: argparse.Namespace) -> None:
     mean = [sum(have(k)) / len(have(k)) if have(k) else None for k in range(4)]
     print(f"| mean | {fmt(mean)} |")
     by_view = view_table(x, embedded)
+    by_kind = kind_table(embedded)
     by_photo = photo_table(record["names"], x, embedded)
-    result = {"seeds": per_seed, "mean": dict(zip(keys, mean)), "by_view": by_view, "by_photo": by_photo}
+    result = {
+        "seeds": per_seed,
+        "mean": dict(zip(keys, mean)),
+        "by_view": by_view,
+        "by_kind": by_kind,
+        "by_photo": by_photo,
+    }
     atomic_write_text(args.output, json.dumps(result, indent=1))
     print(f"results in {args.output}")
 
@@ -319,6 +327,30 @@ def view_table(inputs, views: dict) -> dict:
         "azimuth_deg": az.tolist(),
         **{k: [None if np.isnan(x) else float(x) for x in v] for k, v in got.items()},
     }
+
+
+def kind_table(views: dict) -> dict:
+    """Print and return output-to-output ID taken apart by the kinds of view in each pair (front, side, back;
+    ``evaluation.identity.id_consistency_by_kind``), every seed pooled, and what it is without the back's
+    finds. ``views``: per seed the views' face embeddings ``(P, N, D)``."""
+    import numpy as np
+
+    from gen3dface.core.cameras import ring_azimuths
+    from gen3dface.evaluation.identity import id_consistency_by_kind
+
+    e = np.concatenate(list(views.values()))
+    got = id_consistency_by_kind(e, ring_azimuths(e.shape[1]).numpy())
+    pairs = [k for k in got if "-" in k]
+    print(
+        "\n| pairs of views (front: within 45°, side: to 90°, back: from 90°) | " + " | ".join(pairs) + " |"
+    )
+    print("| --- |" + " --- |" * len(pairs))
+    print("| mean cosine | " + " | ".join("—" if np.isnan(got[k]) else f"{got[k]:.3f}" for k in pairs) + " |")
+    print(
+        f"without the back's views: output-to-output ID {got['without_back']:.3f} over "
+        f"{got['faces_without_back']:.2f} faces"
+    )
+    return {k: None if np.isnan(v) else v for k, v in got.items()}
 
 
 def photo_table(names: list[str], inputs, views: dict) -> dict:

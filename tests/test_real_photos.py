@@ -367,6 +367,7 @@ def test_the_benchmark_in_three_steps_scores_what_one_run_generates(tiny_checkpo
     assert set(res["seeds"]) == {"0", "1"} and set(REAL_PHOTO) <= set(res["seeds"]["0"]["metrics"])
     assert len(res["by_view"]["azimuth_deg"]) == 4 and len(res["by_view"]["faces"]) == 4
     assert "| photo |" in text and [r["photo"] for r in res["by_photo"]["rows"]] == record["names"]
+    assert "| pairs of views" in text and set(res["by_kind"]) >= {"front-front", "without_back"}
     assert all(len(r["rings"]) == 2 and all(len(g) == 4 for g in r["rings"]) for r in res["by_photo"]["rows"])
     assert _script().main(["--score", str(cond), "-o", str(out)]) == 2  # not a views file: one line, exit 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -385,6 +386,26 @@ def test_identity_by_photo_on_hand_made_embeddings():
     np.testing.assert_array_equal(got["found"], [[True, True, True], [True, False, False]])
     np.testing.assert_allclose(got["to_input"], [2 / 3, 1.0])
     np.testing.assert_allclose(got["to_views"], [1 / 3, np.nan])  # pairs (0, 1) = 1, (0, 2) = (1, 2) = 0
+
+
+def test_output_to_output_id_by_kind_of_view_on_hand_made_embeddings():
+    from gen3dface.evaluation.identity import id_consistency_by_kind, id_consistency_output
+
+    nan = [np.nan, np.nan]
+    az = [180.0, -67.5, 0.0, 45.0, 90.0]  # back, side, front, front, back (90 deg counts as the back)
+    f, g = [1.0, 0.0], [0.0, 1.0]
+    # head 0: front pair agree, the side half-way, a "face" on the back orthogonal; head 1: only one front face
+    e = np.array([[nan, [1.0, 1.0], f, f, g], [g, nan, f, nan, nan]])
+    got = id_consistency_by_kind(e, az)
+    assert got["front-front"] == pytest.approx(1.0)
+    assert got["front-side"] == pytest.approx(np.sqrt(0.5))
+    assert got["front-back"] == pytest.approx(
+        0.0
+    )  # head 0's (0, 0) twice and head 1's (0, 0): all orthogonal
+    assert got["side-back"] == pytest.approx(np.sqrt(0.5)) and np.isnan(got["side-side"])
+    assert np.isnan(got["back-back"])  # head 0 has one back face, head 1 one: no pair within a head
+    assert got["without_back"] == pytest.approx(id_consistency_output(e[0, 1:4]))  # head 1: one face, NaN
+    assert got["faces_without_back"] == pytest.approx((3 + 1) / 2)
 
 
 def test_identity_by_view_on_hand_made_embeddings():

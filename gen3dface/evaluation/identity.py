@@ -235,6 +235,43 @@ def id_consistency_output(embeddings: np.ndarray) -> float:
     return float(sim[np.triu_indices(m, k=1)].mean())
 
 
+#: The kinds of view :func:`id_consistency_by_kind` pairs up, by how far round from the front (|azimuth|, deg):
+#: the front up to 45 (where near-frontal matches are read), the sides beyond it and short of 90, the back from 90.
+VIEW_KINDS = ("front", "side", "back")
+
+
+def id_consistency_by_kind(embeddings: np.ndarray, azimuths: Any) -> dict[str, float]:
+    """Output-to-output ID taken apart by the kinds of view in each pair (:data:`VIEW_KINDS`): which pairs pull
+    the mean down, and what it would be without the faces found on the back of the head.
+
+    Args:
+        embeddings: ``(B, V, D)`` the views of ``B`` heads; NaN rows where no face was found.
+        azimuths: ``(V,)`` the views' azimuths in degrees (0: the front).
+    Returns:
+        ``"front-front"``, ``"front-side"``, ... (every pair of kinds): the mean cosine over all such pairs of
+        views with a face, pooled over the heads (NaN where there are none); ``"without_back"`` the mean over
+        the heads of :func:`id_consistency_output` of their front and side views, and ``"faces_without_back"``
+        the mean number of those with a face.
+    """
+    e = np.asarray(embeddings, np.float64)
+    a = np.abs((np.asarray(azimuths, np.float64) + 180.0) % 360.0 - 180.0)
+    kind = np.where(a <= 45.0, "front", np.where(a < 90.0, "side", "back"))
+    found = ~np.isnan(e).any(-1)
+    z = np.where(found[..., None], _unit(np.nan_to_num(e, nan=1.0)), 0.0)
+    sim = np.einsum("bvd,bwd->bvw", z, z)
+    pair = found[:, :, None] & found[:, None, :] & ~np.eye(len(a), dtype=bool)
+    out: dict[str, float] = {}
+    for i, k in enumerate(VIEW_KINDS):
+        for m in VIEW_KINDS[i:]:
+            sel = pair & ((kind == k)[:, None] & (kind == m)[None, :])[None]
+            out[f"{k}-{m}"] = float(sim[sel].mean()) if sel.any() else float("nan")
+    keep = kind != "back"
+    per_head = [id_consistency_output(h[keep]) for h in e]
+    out["without_back"] = float(np.nanmean(per_head)) if not np.isnan(per_head).all() else float("nan")
+    out["faces_without_back"] = float(found[:, keep].sum(1).mean())
+    return out
+
+
 def id_consistency_input(input_embedding: np.ndarray, output_embeddings: np.ndarray) -> float:
     """Input-to-output ID consistency of one input: mean cosine similarity of the input's embedding
     ``(D,)`` to each generated view's ``(V, D)``; NaN rows are left out; NaN when nothing is left."""
