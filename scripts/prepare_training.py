@@ -166,30 +166,38 @@ def main() -> None:
     )
 
 
+def _filtered(prep: PreparedInputs | None, source: dict, ids: list[int], name: str, record: dict, filt):
+    """The identities of ``ids`` that ``filt(cfg, ids, views)`` (a :mod:`gen3dface.synth.pruning` filter) finds
+    nothing wrong with (``prep`` None), or ``prep`` restricted to them; records the filter in
+    ``source[name]`` (``record`` plus how many identities were scored and left out)."""
+    cfg = SynthConfig(**source["synth"])
+    flagged = filt(cfg, ids, target_views(cfg.views, TARGET_VIEWS))
+    keep = [i for i in ids if not flagged[i]]
+    source[name] = {**record, "scored": len(ids), "left_out": len(ids) - len(keep)}
+    return keep if prep is None else prep.subset(keep)
+
+
 def janus_filter(prep: PreparedInputs | None, source: dict, ids: list[int], tau: float):
-    """The identities of ``ids`` the Janus filter keeps (``prep`` None), or ``prep`` restricted to them; records
-    the filter in ``source["janus"]``."""
+    """:func:`_filtered` by the paper's Janus filter (``tau``), recorded in ``source["janus"]``."""
     if source.get("kind") != "procedural":
         raise InputError("--janus filters procedural sources; prune a folder with `gen3dface prune`")
-    cfg = SynthConfig(**source["synth"])
-    rejected = procedural_janus(cfg, ids, target_views(cfg.views, TARGET_VIEWS), tau)
-    keep = [i for i in ids if not rejected[i]]
-    source["janus"] = {"tau": tau, "scored": len(ids), "left_out": len(ids) - len(keep)}
-    print(f"Janus filter (tau {tau}): {len(ids) - len(keep)} of {len(ids)} identities left out", flush=True)
-    return keep if prep is None else prep.subset(keep)
+    out = _filtered(
+        prep, source, ids, "janus", {"tau": tau}, lambda cfg, i, v: procedural_janus(cfg, i, v, tau)
+    )
+    print(
+        f"Janus filter (tau {tau}): {source['janus']['left_out']} of {len(ids)} identities left out",
+        flush=True,
+    )
+    return out
 
 
 def side_filter(prep: PreparedInputs | None, source: dict, ids: list[int]):
-    """The identities of ``ids`` the side filter keeps (``prep`` None), or ``prep`` restricted to them; records
-    the filter in ``source["sides"]``."""
+    """:func:`_filtered` by the side filter, recorded in ``source["sides"]``."""
     if source.get("kind") != "procedural":
         raise InputError("--sides filters procedural sources")
-    cfg = SynthConfig(**source["synth"])
-    missed = procedural_sides(cfg, ids, target_views(cfg.views, TARGET_VIEWS))
-    keep = [i for i in ids if not missed[i]]
-    source["sides"] = {"azimuth": SIDE_AZIMUTH, "scored": len(ids), "left_out": len(ids) - len(keep)}
-    print(f"side filter: {len(ids) - len(keep)} of {len(ids)} identities left out", flush=True)
-    return keep if prep is None else prep.subset(keep)
+    out = _filtered(prep, source, ids, "sides", {"azimuth": SIDE_AZIMUTH}, procedural_sides)
+    print(f"side filter: {source['sides']['left_out']} of {len(ids)} identities left out", flush=True)
+    return out
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from gen3dface.core.errors import BackendUnavailable, InputError
 from gen3dface.core.parallel import WorkerPool, gather, map_chunks, worker_count
 from gen3dface.core.progress import progress_bar
 from gen3dface.evaluation.image_metrics import as_uint8_images, check_pair, flat_images
+from gen3dface.evaluation.real_photos import NEAR_FRONTAL_DEG
 from gen3dface.faces.arcface import EMBEDDING_DIM, arcface_model, arcface_source
 from gen3dface.faces.detect import detect_faces, face_embedding
 
@@ -236,8 +237,10 @@ def id_consistency_output(embeddings: np.ndarray) -> float:
 
 
 #: The kinds of view :func:`id_consistency_by_kind` pairs up, by how far round from the front (|azimuth|, deg):
-#: the front up to 45 (where near-frontal matches are read), the sides beyond it and short of 90, the back from 90.
+#: the front up to :data:`NEAR_FRONTAL_DEG` (where near-frontal matches are read), the sides beyond it and short
+#: of :data:`BACK_FROM_DEG`, the back from there.
 VIEW_KINDS = ("front", "side", "back")
+BACK_FROM_DEG = 90.0
 
 
 def id_consistency_by_kind(embeddings: np.ndarray, azimuths: Any) -> dict[str, float]:
@@ -255,7 +258,7 @@ def id_consistency_by_kind(embeddings: np.ndarray, azimuths: Any) -> dict[str, f
     """
     e = np.asarray(embeddings, np.float64)
     a = np.abs((np.asarray(azimuths, np.float64) + 180.0) % 360.0 - 180.0)
-    kind = np.where(a <= 45.0, "front", np.where(a < 90.0, "side", "back"))
+    kind = np.where(a <= NEAR_FRONTAL_DEG, "front", np.where(a < BACK_FROM_DEG, "side", "back"))
     found = ~np.isnan(e).any(-1)
     z = np.where(found[..., None], _unit(np.nan_to_num(e, nan=1.0)), 0.0)
     sim = np.einsum("bvd,bwd->bvw", z, z)
