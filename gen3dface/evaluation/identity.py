@@ -33,7 +33,6 @@ from gen3dface.core.errors import BackendUnavailable, InputError
 from gen3dface.core.parallel import WorkerPool, gather, map_chunks, worker_count
 from gen3dface.core.progress import progress_bar
 from gen3dface.evaluation.image_metrics import as_uint8_images, check_pair, flat_images
-from gen3dface.evaluation.real_photos import NEAR_FRONTAL_DEG
 from gen3dface.faces.arcface import EMBEDDING_DIM, arcface_model, arcface_source
 from gen3dface.faces.detect import detect_faces, face_embedding
 
@@ -236,6 +235,9 @@ def id_consistency_output(embeddings: np.ndarray) -> float:
     return float(sim[np.triu_indices(m, k=1)].mean())
 
 
+#: a view is near-frontal when its azimuth lies within this many degrees of the input's yaw (the real-photo
+#: benchmark's near-frontal matches, :mod:`gen3dface.evaluation.real_photos`)
+NEAR_FRONTAL_DEG = 45.0
 #: The kinds of view :func:`id_consistency_by_kind` pairs up, by how far round from the front (|azimuth|, deg):
 #: the front up to :data:`NEAR_FRONTAL_DEG` (where near-frontal matches are read), the sides beyond it and short
 #: of :data:`BACK_FROM_DEG`, the back from there.

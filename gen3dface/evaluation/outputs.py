@@ -31,6 +31,7 @@ from gen3dface.evaluation.clip import CLIP_PRETRAINED, clip_name, clip_similarit
 from gen3dface.evaluation.fid import InceptionFeatures, fid_from_features
 from gen3dface.evaluation.identity import (
     backend_note,
+    NEAR_FRONTAL_DEG,
     REID_THRESHOLD,
     collect_face_embeddings,
     embed_images,
@@ -42,7 +43,6 @@ from gen3dface.evaluation.identity import (
 )
 from gen3dface.evaluation.image_metrics import as_uint8_images, flat_images, lpips_distance, psnr, ssim
 from gen3dface.evaluation.real_photos import (
-    NEAR_FRONTAL_DEG,
     faces_found_per_input,
     near_frontal_match_rate,
     near_frontal_views,

