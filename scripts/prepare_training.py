@@ -166,38 +166,56 @@ def main() -> None:
     )
 
 
-def _filtered(prep: PreparedInputs | None, source: dict, ids: list[int], name: str, record: dict, filt):
+def _filtered(
+    prep: PreparedInputs | None,
+    source: dict,
+    ids: list[int],
+    name: str,
+    label: str,
+    refusal: str,
+    record: dict,
+    filt,
+):
     """The identities of ``ids`` that ``filt(cfg, ids, views)`` (a :mod:`gen3dface.synth.pruning` filter) finds
     nothing wrong with (``prep`` None), or ``prep`` restricted to them; records the filter in
-    ``source[name]`` (``record`` plus how many identities were scored and left out)."""
+    ``source[name]`` (``record`` plus how many identities were scored and left out) and says so under ``label``.
+    A source that is not procedural is refused with ``refusal``."""
+    if source.get("kind") != "procedural":
+        raise InputError(refusal)
     cfg = SynthConfig(**source["synth"])
     flagged = filt(cfg, ids, target_views(cfg.views, TARGET_VIEWS))
     keep = [i for i in ids if not flagged[i]]
     source[name] = {**record, "scored": len(ids), "left_out": len(ids) - len(keep)}
+    print(f"{label}: {len(ids) - len(keep)} of {len(ids)} identities left out", flush=True)
     return keep if prep is None else prep.subset(keep)
 
 
 def janus_filter(prep: PreparedInputs | None, source: dict, ids: list[int], tau: float):
     """:func:`_filtered` by the paper's Janus filter (``tau``), recorded in ``source["janus"]``."""
-    if source.get("kind") != "procedural":
-        raise InputError("--janus filters procedural sources; prune a folder with `gen3dface prune`")
-    out = _filtered(
-        prep, source, ids, "janus", {"tau": tau}, lambda cfg, i, v: procedural_janus(cfg, i, v, tau)
+    return _filtered(
+        prep,
+        source,
+        ids,
+        "janus",
+        f"Janus filter (tau {tau})",
+        "--janus filters procedural sources; prune a folder with `gen3dface prune`",
+        {"tau": tau},
+        lambda cfg, i, v: procedural_janus(cfg, i, v, tau),
     )
-    print(
-        f"Janus filter (tau {tau}): {source['janus']['left_out']} of {len(ids)} identities left out",
-        flush=True,
-    )
-    return out
 
 
 def side_filter(prep: PreparedInputs | None, source: dict, ids: list[int]):
     """:func:`_filtered` by the side filter, recorded in ``source["sides"]``."""
-    if source.get("kind") != "procedural":
-        raise InputError("--sides filters procedural sources")
-    out = _filtered(prep, source, ids, "sides", {"azimuth": SIDE_AZIMUTH}, procedural_sides)
-    print(f"side filter: {source['sides']['left_out']} of {len(ids)} identities left out", flush=True)
-    return out
+    return _filtered(
+        prep,
+        source,
+        ids,
+        "sides",
+        "side filter",
+        "--sides filters procedural sources",
+        {"azimuth": SIDE_AZIMUTH},
+        procedural_sides,
+    )
 
 
 if __name__ == "__main__":
