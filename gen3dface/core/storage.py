@@ -25,20 +25,30 @@ os.umask(_UMASK)
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path`` in one step.
 
-    On an exception the temporary file is removed and ``path`` is left as it was.
+    On an exception the temporary file is removed and ``path`` is left as it was. A symbolic link is followed
+    (its target is replaced, the link kept); a device or pipe (``-o /dev/null``) is written into, never replaced.
     """
-    path = Path(path)
+    path = Path(os.path.realpath(path))
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give a file name")
+    special = path.exists() and not path.is_file()
+    folder = Path(tempfile.gettempdir()) if special else path.parent
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.parent)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=folder)
     except OSError as e:
-        raise OutputError(f"cannot write to {path.parent}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write to {folder}: {e.strerror or e}") from None
     os.close(fd)
     tmp = Path(tmp)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
     try:
         yield tmp
-        os.replace(tmp, path)
+        if special:
+            with open(tmp, "rb") as src, open(path, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            tmp.unlink()
+        else:
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
