@@ -84,6 +84,12 @@ def main() -> None:
         "shipped model's data; 80 leaves the cheek in view from 67.5 deg round)",
     )
     ap.add_argument(
+        "--plain-back",
+        action="store_true",
+        help="procedural: repainted heads keep their patterns on the face's side, one flat colour per part from "
+        "the ears back (patterned backs read as faces)",
+    )
+    ap.add_argument(
         "--janus",
         type=float,
         default=None,
@@ -144,6 +150,7 @@ def main() -> None:
             symmetric_appearance=args.symmetric,
             squircle=args.squircle,
             hair_side=args.hair_side,
+            plain_back=args.plain_back,
         )
     )
     ids = None if args.folder else list(range(args.first_identity, args.first_identity + args.identities))

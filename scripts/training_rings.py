@@ -71,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="where long hair falls beside the face, degrees (prepare_training.py --hair-side)",
     )
+    ap.add_argument(
+        "--plain-back",
+        action="store_true",
+        help="repainted heads keep their patterns on the face's side (prepare_training.py --plain-back)",
+    )
     ap.add_argument("--janus", default="0.5", help="the Janus filter's threshold, or 'none' (default 0.5)")
     ap.add_argument(
         "--photos",
@@ -108,6 +113,7 @@ def write(args: argparse.Namespace, tau: float | None) -> None:
         symmetric_appearance=args.symmetric,
         squircle=args.squircle,
         hair_side=args.hair_side,
+        plain_back=args.plain_back,
     )
     cfg = SynthConfig(**src["synth"])
     big = SynthConfig(**{**src["synth"], "res": int(src["input_res"])})

@@ -186,3 +186,38 @@ def test_hair_side_moves_long_hair_back_beside_the_face_and_is_checked_and_recor
     assert curtain(back, 95, 180) > 0  # the hair still falls behind
     cfg = SynthConfig(views=4, res=32, ssaa=1, mesh_resolution=32, hair_side=80.0)
     assert identity_heads(cfg, 0).params.hair_side == 80.0
+
+
+def test_plain_back_keeps_the_face_side_painted_and_paints_the_back_flat():
+    import torch
+
+    from gen3dface.synth.appearance import PLAIN_BACK_FADE, plain_behind, random_pattern, triplanar
+    from gen3dface.synth.appearance import vary_appearance
+    from gen3dface.synth.head_params import HAIR, SKIN, sample_head_params
+    from gen3dface.synth.heads import build_head
+    from gen3dface.synth.synthesis import identity_heads
+
+    head = build_head(sample_head_params(11, "photo"), 48)
+    labels = head.labels.long()
+    z = torch.nn.functional.normalize(head.vertices, dim=-1)[:, 2]
+    front, back = z > PLAIN_BACK_FADE[1], z < PLAIN_BACK_FADE[0]
+    rng = __import__("numpy").random.default_rng(0)
+    for _ in range(3):
+        paint = triplanar([random_pattern(rng) for _ in range(3)], head.vertices)
+        plain = plain_behind(paint, head.vertices, labels)
+        assert torch.equal(plain[front], paint[front])
+        for part in (SKIN, HAIR):  # one colour per part on the back, a mean of its painted side's colours
+            on_back, painted = back & (labels == part), (z > PLAIN_BACK_FADE[0]) & (labels == part)
+            assert on_back.any() and painted.any()
+            assert plain[on_back].std(0).max() < 1e-5
+            lo, hi = paint[painted].min(0).values, paint[painted].max(0).values
+            assert ((plain[on_back][0] >= lo - 1e-5) & (plain[on_back][0] <= hi + 1e-5)).all()
+    for seed in range(3):
+        patterned = vary_appearance(head, seed)
+        flat = vary_appearance(head, seed, plain_back=True)
+        assert torch.allclose(flat.colors[front], patterned.colors[front])
+        assert torch.equal(flat.texture, patterned.texture)  # the face's painting is the front's
+        assert flat.colors[back].std(0).sum() < patterned.colors[back].std(0).sum()
+    cfg = SynthConfig(views=4, res=32, ssaa=1, mesh_resolution=32, varied_appearance=1.0, plain_back=True)
+    patterned_cfg = SynthConfig(**{**cfg.__dict__, "plain_back": False})
+    assert not torch.equal(identity_heads(cfg, 0).mesh.colors, identity_heads(patterned_cfg, 0).mesh.colors)

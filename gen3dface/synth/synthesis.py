@@ -72,6 +72,8 @@ class SynthConfig:
         hair_side: the longitude (degrees from the front) from which every long-haired head's hair falls
             beside the face (:class:`HeadParams`; 56 the shipped model's data: the curtain then hides the cheek
             from views 67.5 degrees round, where a face is found on fewer heads).
+        plain_back: repainted heads keep their patterns on the face's side only, and each part is one flat
+            colour from the ears back (``vary_appearance(plain_back=True)``): patterned backs read as faces.
     """
 
     views: int = 48
@@ -85,6 +87,7 @@ class SynthConfig:
     symmetric_appearance: float = 0.0
     squircle: float = 2.5
     hair_side: float = 56.0
+    plain_back: bool = False
 
     def __post_init__(self):
         if self.views < 1 or self.views > 512:
@@ -194,7 +197,7 @@ def identity_heads(cfg: SynthConfig, index: int) -> IdentityHeads:
     varied = identity_varied(cfg, index)
     symmetric = varied and identity_symmetric(cfg, index)
     if varied:
-        mesh = vary_appearance(mesh, seed, symmetric)
+        mesh = vary_appearance(mesh, seed, symmetric, cfg.plain_back)
     defect = identity_defect(cfg, index)
     az = cfg.cameras().azimuth_deg
     affected = torch.zeros(len(az), dtype=torch.bool)
@@ -208,7 +211,7 @@ def identity_heads(cfg: SynthConfig, index: int) -> IdentityHeads:
             sample_head_params(seed + 500_000_009, cfg.style), squircle=cfg.squircle, hair_side=cfg.hair_side
         )
         other = build_head(other_params, cfg.mesh_resolution)
-        other = vary_appearance(other, seed + 500_000_009, symmetric) if varied else other
+        other = vary_appearance(other, seed + 500_000_009, symmetric, cfg.plain_back) if varied else other
     return IdentityHeads(index, seed, params, mesh, other, affected, defect, varied, symmetric)
 
 

@@ -244,12 +244,13 @@ def procedural_source(
     symmetric_appearance: float = 0.0,
     squircle: float | None = None,
     hair_side: float | None = None,
+    plain_back: bool = False,
 ) -> dict:
     """A procedural source for :func:`build_training_inputs`: identities of ``SynthConfig(seed=seed, style=style,
     defect_rate=defect_rate, varied_appearance=varied_appearance, symmetric_appearance=symmetric_appearance)``
     (48-view grid at 128 px, ssaa 2: the shipped model's data), input views rendered at ``input_res``;
     ``squircle``: the heads' skull exponent, ``hair_side``: where long hair falls beside the face (``None``:
-    SynthConfig's defaults, and the keys left out)."""
+    SynthConfig's defaults, and the keys left out); ``plain_back``: SynthConfig's (its key only when set)."""
     synth = {
         "views": 48,
         "res": 128,
@@ -264,6 +265,8 @@ def procedural_source(
         synth["squircle"] = squircle
     if hair_side is not None:
         synth["hair_side"] = hair_side
+    if plain_back:
+        synth["plain_back"] = True
     return {"kind": "procedural", "input_res": input_res, "synth": synth}
 
 
