@@ -261,12 +261,8 @@ def procedural_source(
         "varied_appearance": varied_appearance,
         "symmetric_appearance": symmetric_appearance,
     }
-    if squircle is not None:
-        synth["squircle"] = squircle
-    if hair_side is not None:
-        synth["hair_side"] = hair_side
-    if plain_back:
-        synth["plain_back"] = True
+    extra = {"squircle": squircle, "hair_side": hair_side, "plain_back": plain_back or None}
+    synth.update({k: v for k, v in extra.items() if v is not None})
     return {"kind": "procedural", "input_res": input_res, "synth": synth}
 
 
