@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from gen3dface.synth.head_params import BROW, CLOTH, EYE, HAIR, LIP, SKIN
-from gen3dface.synth.heads import FACE_TEXTURE_BOX, HeadMesh
+from gen3dface.synth.heads import FACE_TEXTURE_BOX, HeadMesh, smoothstep
 
 #: scikit-image sample images used as patterns: objects, textures, scenes; no faces or people.
 NATURAL_IMAGES = (
@@ -168,8 +168,7 @@ def plain_behind(paint: torch.Tensor, points: torch.Tensor, labels: torch.Tensor
     the sides (:data:`PLAIN_BACK_FADE`) into one flat colour per part ``labels (P,)``: the mean of that part's
     patterned front. The back of a head is then a plain surface in the colours the front shows."""
     lo, hi = PLAIN_BACK_FADE
-    t = ((F.normalize(points, dim=-1)[:, 2] - lo) / (hi - lo)).clamp(0, 1)
-    front = (t * t * (3 - 2 * t))[:, None]
+    front = smoothstep(lo, hi, F.normalize(points, dim=-1)[:, 2])[:, None]
     n = int(labels.max()) + 1
     weight = torch.zeros(n).index_add_(0, labels, front[:, 0])
     total = torch.zeros(n, 3).index_add_(0, labels, paint * front)

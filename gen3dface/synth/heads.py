@@ -53,7 +53,8 @@ class HeadMesh(Mesh):
 
 
 # --------------------------------------------------------------------------------------- mesh helpers
-def _smoothstep(e0: float, e1: float, x: torch.Tensor) -> torch.Tensor:
+def smoothstep(e0: float, e1: float, x: torch.Tensor) -> torch.Tensor:
+    """0 at ``e0`` (and beyond), 1 at ``e1`` (and beyond), the cubic Hermite ramp between; ``x`` any shape."""
     t = ((x - e0) / (e1 - e0)).clamp(0, 1)
     return t * t * (3 - 2 * t)
 
@@ -117,14 +118,14 @@ def _skull(dirs: torch.Tensor, p: HeadParams) -> torch.Tensor:
     ay = torch.where(y > 0, torch.tensor(p.skull_top - EYE_Y), torch.tensor(EYE_Y - p.chin_y))
     az = torch.where(z > 0, torch.tensor(p.face_depth), torch.tensor(p.back_depth))
     n = p.squircle
-    m = 2 + (_JAW_BOX - 2) * _smoothstep(0.0, 0.5, z) * (y < 0)  # a boxy lower face: chin below the lips
+    m = 2 + (_JAW_BOX - 2) * smoothstep(0.0, 0.5, z) * (y < 0)  # a boxy lower face: chin below the lips
     horiz = ((x / p.skull_width).abs() ** n + (z / az).abs() ** n) ** (1 / n)
     r = 1.0 / (horiz**m + (y / ay).abs() ** m) ** (1 / m)
     pos = dirs * r[:, None]
     pos[:, 1] += EYE_Y
-    jaw = _smoothstep(EYE_Y - 0.05, p.chin_y, pos[:, 1]) ** 1.2  # 0 above the cheekbones, 1 at the chin
+    jaw = smoothstep(EYE_Y - 0.05, p.chin_y, pos[:, 1]) ** 1.2  # 0 above the cheekbones, 1 at the chin
     pos[:, 0] *= 1 - (1 - p.jaw_width) * jaw
-    pos[:, 0] *= 1 + 0.05 * _smoothstep(0.0, -0.6, pos[:, 2]) * _smoothstep(EYE_Y - 0.3, 0.4, pos[:, 1])
+    pos[:, 0] *= 1 + 0.05 * smoothstep(0.0, -0.6, pos[:, 2]) * smoothstep(EYE_Y - 0.3, 0.4, pos[:, 1])
     return pos
 
 
@@ -160,7 +161,7 @@ def _face_relief(x: torch.Tensor, y: torch.Tensor, p: HeadParams) -> torch.Tenso
     width = 0.03 + (0.55 * p.nose_width - 0.03) * t**2
     ridge = p.nose_height * (0.25 + 0.75 * t**1.6) * torch.exp(-0.5 * (x / width) ** 2)
     below = torch.exp(-0.5 * ((y - y_tip).clamp(max=0) / 0.028) ** 2)
-    d += ridge * below * _smoothstep(EYE_Y + 0.12, EYE_Y + 0.02, y)
+    d += ridge * below * smoothstep(EYE_Y + 0.12, EYE_Y + 0.02, y)
     d += 0.3 * p.nose_height * _gauss(ax, y, 0.7 * p.nose_width, y_tip + 0.01, 0.035, 0.03)  # nostril wings
     d += 0.025 * _gauss(x, y, 0, y_mouth + 0.04, 0.12, 0.06)  # upper-lip region
     lips = torch.exp(-((ax / p.mouth_width) ** 4))
@@ -180,14 +181,14 @@ def _head_surface(dirs: torch.Tensor, p: HeadParams) -> torch.Tensor:
     """Head surface ``(N, 3)``: the skull plus the face relief and eyelids wrapped around the eyeballs."""
     pos = _skull(dirs, p)
     x, y = pos[:, 0], pos[:, 1]
-    front = _smoothstep(0.05, 0.35, pos[:, 2])
+    front = smoothstep(0.05, 0.35, pos[:, 2])
     pos[:, 2] += front * _face_relief(x, y, p)
     for c in _eye_centres(p):
         dx, dy = (x - c[0]) * torch.sign(c[0]), y - c[1]
         rho = _almond(dx, dy, p)
         ball = c[2] + torch.sqrt((p.eye_size**2 - dx**2 - dy**2).clamp(min=0))
         lid = ball + 0.02 * (rho - 1)
-        w = _smoothstep(2.4, 1.5, rho) * front
+        w = smoothstep(2.4, 1.5, rho) * front
         pos[:, 2] = (1 - w) * pos[:, 2] + w * torch.maximum(lid, pos[:, 2] - 0.05 * (rho < 1))
     return pos
 
@@ -195,13 +196,13 @@ def _head_surface(dirs: torch.Tensor, p: HeadParams) -> torch.Tensor:
 def _front_z(x: torch.Tensor, y: torch.Tensor, p: HeadParams) -> torch.Tensor:
     """Depth of the face surface at ``(x, y)`` (skull front plus relief; no eyelids); for painting."""
     ay = torch.where(y > EYE_Y, torch.tensor(p.skull_top - EYE_Y), torch.tensor(EYE_Y - p.chin_y))
-    jaw = _smoothstep(EYE_Y - 0.05, p.chin_y, y) ** 1.2
+    jaw = smoothstep(EYE_Y - 0.05, p.chin_y, y) ** 1.2
     xs = x / (1 - (1 - p.jaw_width) * jaw)
     n, m = p.squircle, torch.where(y < EYE_Y, _JAW_BOX, 2.0)
     h = (1 - ((y - EYE_Y) / ay).abs() ** m).clamp(min=0) ** (1 / m)
     horiz = h**n - (xs / p.skull_width).abs() ** n
     z = p.face_depth * horiz.clamp(min=0) ** (1 / n)
-    return z + _smoothstep(0.05, 0.35, z) * _face_relief(x, y, p)
+    return z + smoothstep(0.05, 0.35, z) * _face_relief(x, y, p)
 
 
 def _paint_face(
@@ -209,7 +210,7 @@ def _paint_face(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Skin colours ``(N, 3)`` and labels ``(N,)`` at face points ``(N,)``: blush, lids, brows, lips, nostrils."""
     ax = x.abs()
-    front = _smoothstep(0.1, 0.4, z)
+    front = smoothstep(0.1, 0.4, z)
     col = torch.tensor(p.skin_tone).expand(len(x), 3).clone()
     labels = torch.full((len(x),), SKIN, dtype=torch.long)
     red = torch.tensor([0.85, 0.42, 0.4])
@@ -219,8 +220,8 @@ def _paint_face(
     for c in _eye_centres(p):  # darker sockets, upper lid crease, lash lines
         dx, dy = (x - c[0]) * torch.sign(c[0]), y - c[1]
         rho = _almond(dx, dy, p)
-        shade = 0.2 * _gauss(dx, dy, 0, 0.01, 0.11, 0.06) + 0.22 * _smoothstep(2.0, 1.6, rho) * (dy > 0)
-        lash = _smoothstep(1.32, 1.08, rho) * torch.where(dy > 0, 1.0, 0.4)
+        shade = 0.2 * _gauss(dx, dy, 0, 0.01, 0.11, 0.06) + 0.22 * smoothstep(2.0, 1.6, rho) * (dy > 0)
+        lash = smoothstep(1.32, 1.08, rho) * torch.where(dy > 0, 1.0, 0.4)
         col = col * (1 - (front * shade)[:, None])
         col = col + (front * lash)[:, None] * (torch.tensor([0.06, 0.04, 0.035]) - col)
     # eyebrows: arcs above the eyes, thinning towards the temples, with a hint of hairs
@@ -228,9 +229,7 @@ def _paint_face(
     arc = EYE_Y + 0.125 + 0.035 * torch.sin(math.pi * u.clamp(0, 1) ** 0.8)
     half = 0.5 * p.brow_thickness * (1.15 - 0.6 * u.clamp(0, 1))
     brow = (
-        _smoothstep(1.0, 0.75, (y - arc).abs() / half)
-        * _smoothstep(-0.04, 0.04, u)
-        * _smoothstep(1.05, 0.95, u)
+        smoothstep(1.0, 0.75, (y - arc).abs() / half) * smoothstep(-0.04, 0.04, u) * smoothstep(1.05, 0.95, u)
     )
     brow = brow * front * (0.85 + 0.15 * torch.sin(x * 900 + y * 300))
     col = col + 0.92 * brow[:, None] * (torch.tensor(p.brow_color) - col)
@@ -241,11 +240,11 @@ def _paint_face(
     y_up = y_mouth + 1.3 * p.lip_thickness * (1 - t**2) ** 0.5 * (1 - 0.2 * torch.exp(-((x / 0.018) ** 2)))
     y_lo = y_mouth - 1.6 * p.lip_thickness * (1 - t**2) ** 0.6
     soft = 0.004
-    inside = _smoothstep(1.0, 0.96, ax / p.mouth_width)
-    lip = (_smoothstep(-soft, soft, y_up - y) * _smoothstep(-soft, soft, y - y_lo)) * inside * front
+    inside = smoothstep(1.0, 0.96, ax / p.mouth_width)
+    lip = (smoothstep(-soft, soft, y_up - y) * smoothstep(-soft, soft, y - y_lo)) * inside * front
     col = col + lip[:, None] * (torch.tensor(p.lip_color) - col)
     labels[lip > 0.5] = LIP
-    line = torch.exp(-0.5 * ((y - y_line) / 0.0045) ** 2) * _smoothstep(1.05, 0.9, ax / p.mouth_width)
+    line = torch.exp(-0.5 * ((y - y_line) / 0.0045) ** 2) * smoothstep(1.05, 0.9, ax / p.mouth_width)
     col = col * (1 - 0.65 * (line * front)[:, None])
     nostril = _gauss(ax, y, 0.42 * p.nose_width, y_tip - 0.032, 0.02, 0.011) * (z > 0.55)
     col = col * (1 - 0.75 * nostril[:, None])
@@ -261,7 +260,7 @@ def _face_uv(pos: torch.Tensor) -> torch.Tensor:
     x0, x1, y0, y1 = FACE_TEXTURE_BOX
     u = 2 * (pos[:, 0] - x0) / (x1 - x0) - 1
     v = 2 * (y1 - pos[:, 1]) / (y1 - y0) - 1
-    return torch.stack([u, v, _smoothstep(0.1, 0.3, pos[:, 2])], 1)
+    return torch.stack([u, v, smoothstep(0.1, 0.3, pos[:, 2])], 1)
 
 
 def _face_texture(p: HeadParams, height: int) -> torch.Tensor:
@@ -288,7 +287,7 @@ def _eyeball(c: torch.Tensor, p: HeadParams, n: int) -> tuple[torch.Tensor, torc
     polar = torch.acos(d[:, 2].clamp(-1, 1))
     keep = polar < math.radians(110)
     iris = math.asin(min(0.52, 0.55 * 0.085 / p.eye_size))
-    sclera = torch.tensor([0.93, 0.91, 0.88]) * (1 - 0.15 * _smoothstep(0.6, 1.6, polar))[:, None]
+    sclera = torch.tensor([0.93, 0.91, 0.88]) * (1 - 0.15 * smoothstep(0.6, 1.6, polar))[:, None]
     ring = 0.75 + 0.35 * torch.cos(lon * 9) * 0.3 + 0.5 * (polar / iris)
     col = torch.where(
         (polar < iris)[:, None], torch.tensor(p.eye_color) * ring[:, None].clamp(0.5, 1.2), sclera
@@ -331,7 +330,7 @@ def _neck(p: HeadParams, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     T, A = torch.meshgrid(t, a, indexing="ij")
     y = -0.97 + T * (0.97 - 0.3)
     collar = (y < -0.8).float()
-    flare = 1 + 0.25 * _smoothstep(-0.75, -0.97, y) + 0.08 * collar
+    flare = 1 + 0.25 * smoothstep(-0.75, -0.97, y) + 0.08 * collar
     rx, rz = p.neck_width * flare, p.neck_width * 1.08 * flare
     v = torch.stack([rx * A.sin(), y, -0.1 + rz * A.cos()], -1).reshape(-1, 3)
     idx = torch.arange(rows * n).view(rows, n)
@@ -354,7 +353,7 @@ def _hairline(lon: torch.Tensor, p: HeadParams) -> torch.Tensor:
     i = torch.bucketize(a, knots_deg).clamp(1, len(knots_deg) - 1)
     w = (a - knots_deg[i - 1]) / (knots_deg[i] - knots_deg[i - 1])
     lat = lat_deg[i - 1] + w * (lat_deg[i] - lat_deg[i - 1])
-    lat = lat + p.hairline * _smoothstep(70, 20, a)  # receding (+) or a fringe (-) over the forehead
+    lat = lat + p.hairline * smoothstep(70, 20, a)  # receding (+) or a fringe (-) over the forehead
     if p.hair_style in ("bun", "ponytail"):
         lat = lat + 4.0
     return lat.deg2rad()
@@ -366,8 +365,8 @@ def _hair(p: HeadParams, n: int, rng: np.random.Generator):
         return None
     lon, lat, dirs, faces = _sphere_grid(n, (2 * n) // 3)
     line = _hairline(lon, p)
-    cover = _smoothstep(-0.1, 0.12, lat - line)
-    thick = p.hair_volume * (0.6 + 0.4 * _smoothstep(-0.3, 0.9, lat))
+    cover = smoothstep(-0.1, 0.12, lat - line)
+    thick = p.hair_volume * (0.6 + 0.4 * smoothstep(-0.3, 0.9, lat))
     if p.hair_style == "curly":
         centres = torch.from_numpy(rng.normal(size=(90, 3))).float()
         centres = centres / centres.norm(dim=1, keepdim=True)
@@ -377,8 +376,8 @@ def _hair(p: HeadParams, n: int, rng: np.random.Generator):
     pos = pos + dirs * (thick * cover - 0.05 * (1 - cover))[:, None]  # sinks under the skin at the hairline
     keep = cover > 0.005
     if p.hair_style == "long":  # below the eye line, beside and behind the face, the hair falls
-        side = _smoothstep(math.radians(p.hair_side), math.radians(p.hair_side + 14), lon.abs())
-        cover = torch.maximum(cover, side * _smoothstep(-0.3, 0.0, lat))  # over the ears
+        side = smoothstep(math.radians(p.hair_side), math.radians(p.hair_side + 14), lon.abs())
+        cover = torch.maximum(cover, side * smoothstep(-0.3, 0.0, lat))  # over the ears
         pos = _skull(dirs, p) + dirs * (thick * cover - 0.05 * (1 - cover))[:, None]
         keep = (cover > 0.005) | (side > 0)
         keep &= lat > math.radians(-80)
@@ -388,8 +387,8 @@ def _hair(p: HeadParams, n: int, rng: np.random.Generator):
         length = p.hair_length + 0.05 * torch.sin(7 * lon + float(rng.uniform(0, 6.3)))
         curtain = eq * (1 - 0.15 * fall)[:, None]
         curtain[:, 1] = EYE_Y - fall * (length + EYE_Y)
-        curtain[:, 2] -= 0.08 * fall * _smoothstep(0.5, 1.0, side)
-        w = (side * _smoothstep(0.0, -0.15, lat))[:, None]
+        curtain[:, 2] -= 0.08 * fall * smoothstep(0.5, 1.0, side)
+        w = (side * smoothstep(0.0, -0.15, lat))[:, None]
         pos = pos + w * (curtain - pos)
     v, f, _ = _submesh(pos, faces, keep)
     extra = []
@@ -411,7 +410,7 @@ def _hair_colors(v: torch.Tensor, p: HeadParams) -> torch.Tensor:
     """Hair colour ``(N, 3)`` with strand-like streaks and a sheen that darkens towards the tips."""
     lon = torch.atan2(v[:, 0], v[:, 2])
     streak = 1 + 0.12 * torch.sin(lon * 37 + v[:, 1] * 3) + 0.08 * torch.sin(lon * 91 + 1.3)
-    depth = 1 - 0.25 * _smoothstep(0.3, -0.9, v[:, 1])
+    depth = 1 - 0.25 * smoothstep(0.3, -0.9, v[:, 1])
     return (torch.tensor(p.hair_color) * (streak * depth)[:, None]).clamp(0, 1)
 
 
@@ -470,7 +469,7 @@ def build_head(params: HeadParams, resolution: int = 96, texture_size: int = 256
     ear_c = torch.tensor(params.skin_tone) * torch.tensor([0.97, 0.9, 0.88])
     ear_col = (
         ear_c.expand(len(ear_v), 3)
-        * (1 - 0.3 * _smoothstep(0.03, -0.02, ear_v[:, 0] - ear_v[:, 0].max() + 0.05))[:, None]
+        * (1 - 0.3 * smoothstep(0.03, -0.02, ear_v[:, 0] - ear_v[:, 0].max() + 0.05))[:, None]
     )
     for v, f in (
         ((ear_v, ear_f), _mirror_x(ear_v, ear_f)) if params.hair_style != "long" else ()
