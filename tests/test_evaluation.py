@@ -18,6 +18,7 @@ def test_ood_protocol_writes_every_metric_and_counts_skipped_inputs(tiny_checkpo
     from PIL import Image
 
     Image.fromarray(np.full((120, 120, 3), 90, np.uint8)).save(photos / "wall.png")
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 a JPEG cut short")  # skipped, the run goes on
     out = tmp_path / "ood.json"
     assert (
         main(
@@ -40,7 +41,8 @@ def test_ood_protocol_writes_every_metric_and_counts_skipped_inputs(tiny_checkpo
     )
     res = json.loads(out.read_text())
     assert res["protocol"] == "out_of_domain" and res["n_inputs"] == 2 and res["n_views"] == 4
-    assert [s["input"] for s in res["skipped"]] == ["wall.png"]
+    assert sorted(s["input"] for s in res["skipped"]) == ["broken.jpg", "wall.png"]
+    assert "corrupt" in {s["input"]: s["reason"] for s in res["skipped"]}["broken.jpg"]
     m = res["metrics"]
     assert {"fid", "id_consistency_output", "id_consistency_input", "clip"} <= set(m)
     assert m["fid"]["value"] is not None and m["clip"]["available"] is False
@@ -52,7 +54,8 @@ def test_ood_protocol_writes_every_metric_and_counts_skipped_inputs(tiny_checkpo
     assert 0 <= m["faces_found"]["value"] <= 4 and m["faces_found"]["of_views"] == 4
     table = out.with_suffix(".md").read_text()
     assert table.count("|") > 10 and "### Identity on real photos" in table
-    assert "skipped wall.png" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "skipped wall.png" in err and "skipped broken.jpg" in err
 
 
 def test_indomain_protocol_compares_with_ground_truth_views(tiny_checkpoint, tmp_path):

@@ -12,7 +12,9 @@ metric (:func:`gen3dface.evaluation.outputs.evaluate_outputs`).
   conditions on the identity's true geometry instead of the mesh estimated from the input (the paper's
   estimated-vs-ground-truth ablation; :func:`gen3dface.mesh.surface.snap_to_surface`).
 
-Inputs where no face is found are skipped and counted (``skipped``), never silently dropped.
+Inputs where no face is found are skipped and counted (``skipped``), never silently dropped; so are, for ``ood``,
+photos that cannot be read (a truncated or corrupt file, an image too small or too large): one bad file in a
+folder of photos does not end the run.
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ def prepare_items(
     items: list[EvalItem], protocol: str, n_views: int, size: int, meshes: str, source: bool = True
 ) -> list[dict]:
     """Crop and mesh each input (and load its ground truth, in-domain); runs in worker processes too.
-    Returns per item ``{"name", "prep", "gt"}`` or ``{"name", "skipped": reason}`` when no face is found."""
+    Returns per item ``{"name", "prep", "gt"}`` or ``{"name", "skipped": reason}`` when no face is found (or, for
+    ``ood``, when the photo cannot be read: :class:`InputError`; in-domain a damaged dataset still raises)."""
     from gen3dface.generation.inputs import photo_condition
 
     out = []
@@ -111,6 +114,11 @@ def prepare_items(
 
                 prep["mesh"] = snap_to_surface(prep["mesh"], identity_surface(item.path))
         except NoFaceError as e:
+            out.append({"name": item.name, "skipped": str(e)})
+            continue
+        except InputError as e:
+            if protocol != "ood":
+                raise
             out.append({"name": item.name, "skipped": str(e)})
             continue
         out.append({"name": item.name, "prep": prep, "gt": gt})
@@ -349,7 +357,11 @@ def run_eval(
         seconds["crop_mesh_generate"] = round(time.perf_counter() - t_start - seconds["load_model"], 2)
         seconds["generation"] = round(t_gen, 2)
         if not ready:
-            raise NoFaceError(f"no face was found in any of the {len(items)} inputs in {folder}")
+            first = skipped[0] if skipped else {"input": "?", "reason": "none prepared"}
+            raise NoFaceError(
+                f"no face was found in any of the {len(items)} inputs in {folder} "
+                f"({first['input']}: {first['reason']})"
+            )
 
         t0 = time.perf_counter()
         names = [r["name"] for r in ready]
