@@ -155,6 +155,19 @@ def test_small_face_in_a_large_photo_is_found(astronaut):
     assert inside(face.landmarks, (1500 + 80, 900 + 30, 1500 + 143, 900 + 95))
 
 
+@pytest.mark.parametrize("shape,at", [((200, 4000), (0, 1900)), ((3000, 300), (1400, 50))])
+def test_face_in_a_panorama_or_a_tall_strip_is_found(astronaut, shape, at):
+    # letterboxed whole into the detector's square thumbnail, this face would be 2-4 px high: square tiles find it
+    small = np.asarray(Image.fromarray(astronaut).resize((200, 200), Image.LANCZOS))  # face ~50 px
+    strip = np.full((*shape, 3), 200, np.uint8)
+    y, x = at
+    strip[y : y + 200, x : x + 200] = small
+    face = find_face(strip)
+    x0, y0, x1, y1 = (np.array(ASTRONAUT_FACE) * 200 / 512).round()
+    assert inside(face.landmarks, (x + x0, y + y0, x + x1, y + y1), margin=6)
+    assert face.score > 0.8
+
+
 def test_arcface_loading_code_on_a_small_model_the_test_saves(tmp_path, monkeypatch, astronaut, hopper):
     """A user's insightface ArcFace model comes first and runs through insightface's loader (model_zoo
     routing, get_feat) on the five-point aligned crop: a tiny ArcFace-shaped ONNX network, 3x112x112 in,

@@ -141,6 +141,12 @@ def mediapipe_face_score(rgb: np.ndarray) -> float:
     return max((s for _, s in _mp_detect(np.ascontiguousarray(rgb))), default=0.0)
 
 
+#: a photo at least this many times longer than wide (or wider than high) is searched in square windows: the
+#: detector letterboxes the whole image into its square thumbnail, where a face in a panorama or a tall
+#: screenshot shrinks by this factor or more (a 200 x 4000 strip: a face 40 px high becomes 2 px)
+ELONGATED = 2.0
+
+
 def _tiles(h: int, w: int, n: int) -> list[tuple[int, int, int, int]]:
     """An ``n x n`` grid of overlapping square-ish tiles ``(y0, y1, x0, x1)`` covering the image."""
     th, tw = int(np.ceil(h / n * 1.5)), int(np.ceil(w / n * 1.5))
@@ -149,16 +155,37 @@ def _tiles(h: int, w: int, n: int) -> list[tuple[int, int, int, int]]:
     return [(y, y + th, x, x + tw) for y in ys for x in xs]
 
 
+def _square_tiles(h: int, w: int, n: int) -> list[tuple[int, int, int, int]]:
+    """Square tiles ``(y0, y1, x0, x1)`` overlapping by half and covering an elongated image: ``n`` across its
+    short side (side ``short`` for n = 1, else ``1.5 * short / n``)."""
+    side = min(h, w) if n == 1 else int(np.ceil(min(h, w) / n * 1.5))
+
+    def starts(length: int) -> np.ndarray:
+        count = 1 + int(np.ceil(max(0, length - side) / (side / 2)))
+        return np.linspace(0, length - side, count).astype(int)
+
+    return [(y, y + side, x, x + side) for y in starts(h) for x in starts(w)]
+
+
 def _mp_boxes(rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
     """Face boxes with scores, merged by NMS. BlazeFace sees a 128-192 px thumbnail, so when the whole
-    image yields nothing (small faces in a large photo) overlapping tiles are searched too."""
+    image yields nothing (small faces in a large photo) overlapping tiles are searched too; an elongated image
+    (:data:`ELONGATED`) is searched in square tiles only, from the largest down."""
     h, w = rgb.shape[:2]
-    found = _mp_detect(rgb)
-    for n in (2, 3, 5):
-        if found or max(h, w) / n < 96:
-            break
-        for y0, y1, x0, x1 in _tiles(h, w, n):
-            found += _mp_detect(rgb[y0:y1, x0:x1], x0, y0)
+    if max(h, w) >= ELONGATED * min(h, w):
+        found: list[tuple[np.ndarray, float]] = []
+        for n in (1, 2, 3, 5):
+            if found or (n > 1 and min(h, w) * 1.5 / n < 96):
+                break
+            for y0, y1, x0, x1 in _square_tiles(h, w, n):
+                found += _mp_detect(rgb[y0:y1, x0:x1], x0, y0)
+    else:
+        found = _mp_detect(rgb)
+        for n in (2, 3, 5):
+            if found or max(h, w) / n < 96:
+                break
+            for y0, y1, x0, x1 in _tiles(h, w, n):
+                found += _mp_detect(rgb[y0:y1, x0:x1], x0, y0)
     found.sort(key=lambda t: -t[1])
     kept: list[tuple[np.ndarray, float]] = []
     for box, s in found:
