@@ -48,6 +48,16 @@ def test_odd_but_valid_images_load(odd_inputs, astronaut):
         assert np.abs(p.rgb.astype(int) - astronaut).mean() < 25
 
 
+def test_heic_photos_load(tmp_path, astronaut):
+    # a phone camera's default format, read through pillow-heif (a dependency); lossy, so compared loosely
+    from pillow_heif import from_bytes
+
+    heif = from_bytes(mode="RGB", size=(512, 512), data=np.ascontiguousarray(astronaut).tobytes())
+    heif.save(tmp_path / "photo.heic", quality=90)
+    p = load_image(tmp_path / "photo.heic")
+    assert p.rgb.shape == astronaut.shape and np.abs(p.rgb.astype(int) - astronaut).mean() < 10
+
+
 def test_exif_orientation_is_applied(tmp_path, astronaut):
     img = Image.fromarray(astronaut[:, :300])  # 512 x 300, portrait
     exif = Image.Exif()

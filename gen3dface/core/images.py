@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import stat
@@ -103,9 +104,20 @@ def check_size(h: int, w: int, name: str) -> None:
         )
 
 
+@functools.cache
+def _register_heif() -> None:
+    """HEIC / HEIF photos (a phone camera's default) through pillow-heif's Pillow plugin, once."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:  # pragma: no cover - a dependency; without it such a photo is "not an image"
+        return
+    register_heif_opener()
+
+
 def _open_header(data: bytes) -> Image.Image:
     """Parse only the header; our own size limit (:func:`check_size`) replaces Pillow's bomb check,
     so an absurd size is reported with its dimensions."""
+    _register_heif()
     with _PIL_LIMIT_LOCK:
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None
@@ -171,9 +183,9 @@ def read_input_file(path: str | os.PathLike, max_bytes: int = MAX_PHOTO_BYTES, w
 def load_image(path: str | os.PathLike) -> Photo:
     """Read and validate a photo. Every problem raises :class:`InputError` with a one-line reason.
 
-    Accepts anything Pillow reads (PNG, JPEG, WebP, BMP, TIFF, GIF's first frame); refuses missing
-    files, directories, pipes and devices, files over :data:`MAX_PHOTO_BYTES`, empty and non-image files,
-    truncated data, headers claiming absurd sizes, and images too small to hold a face.
+    Accepts anything Pillow reads (PNG, JPEG, WebP, BMP, TIFF, GIF's first frame, HEIC through pillow-heif);
+    refuses missing files, directories, pipes and devices, files over :data:`MAX_PHOTO_BYTES`, empty and
+    non-image files, truncated data, headers claiming absurd sizes, and images too small to hold a face.
     """
     p = Path(path)
     data = read_input_file(p, MAX_PHOTO_BYTES, "photo")
@@ -186,7 +198,7 @@ def load_image(path: str | os.PathLike) -> Photo:
     except InputError:
         raise
     except UnidentifiedImageError:
-        raise InputError(f"{p} is not an image Pillow can read (PNG, JPEG, WebP, BMP, TIFF)") from None
+        raise InputError(f"{p} is not an image Pillow can read (PNG, JPEG, WebP, BMP, TIFF, HEIC)") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise InputError(f"{p} is truncated or corrupt ({e})") from None
     except MemoryError:

@@ -32,7 +32,7 @@ from gen3dface.core.errors import InputError, NoFaceError, OutputError
 from gen3dface.core.storage import atomic_write_bytes, atomic_write_text
 
 PROTOCOLS = ("ood", "indomain")
-PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif")
 
 
 @dataclass(frozen=True)
