@@ -48,6 +48,15 @@ def test_odd_but_valid_images_load(odd_inputs, astronaut):
         assert np.abs(p.rgb.astype(int) - astronaut).mean() < 25
 
 
+def test_a_side_too_long_for_the_face_models_is_refused(tmp_path):
+    # under the pixel limit, but OpenCV's warps and mediapipe take no side of 32767 px (mediapipe aborts)
+    Image.new("RGB", (33000, 40), (90, 90, 90)).save(tmp_path / "strip.png")
+    with pytest.raises(InputError, match="33000x40 pixels, over the 32000 px limit on a side"):
+        load_image(tmp_path / "strip.png")
+    with pytest.raises(InputError, match="over the 32000 px limit"):
+        as_photo(np.zeros((40, 33000, 3), np.uint8))
+
+
 def test_heic_photos_load(tmp_path, astronaut):
     # a phone camera's default format, read through pillow-heif (a dependency); lossy, so compared loosely
     from pillow_heif import from_bytes

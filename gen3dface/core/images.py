@@ -21,6 +21,9 @@ from gen3dface.core.storage import atomic_write_bytes
 MAX_PIXELS = 80_000_000
 #: A face needs some pixels; anything smaller on its short side is refused.
 MIN_SIDE = 32
+#: ... and a side longer than this is refused too: OpenCV's warps and mediapipe's detectors take no side of
+#: 32767 px or more (mediapipe aborts the whole process), and a 200 x 40000 strip is under the pixel limit.
+MAX_SIDE = 32000
 #: Photo files larger than this are refused before a byte is read (a 24 MP 8-bit TIFF fits; /dev/zero and a
 #: 20 GB sparse file do not).
 MAX_PHOTO_BYTES = 100 * 2**20
@@ -97,6 +100,10 @@ def check_size(h: int, w: int, name: str) -> None:
         raise InputError(
             f"{name} claims {w}x{h} pixels ({h * w / 1e6:.0f} MP), over the {MAX_PIXELS / 1e6:.0f} MP "
             "limit; downscale it first"
+        )
+    if max(h, w) > MAX_SIDE:
+        raise InputError(
+            f"{name} is {w}x{h} pixels, over the {MAX_SIDE} px limit on a side; downscale it first"
         )
     if min(h, w) < MIN_SIDE:
         raise InputError(

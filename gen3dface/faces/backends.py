@@ -145,6 +145,8 @@ def mediapipe_face_score(rgb: np.ndarray) -> float:
 #: detector letterboxes the whole image into its square thumbnail, where a face in a panorama or a tall
 #: screenshot shrinks by this factor or more (a 200 x 4000 strip: a face 40 px high becomes 2 px)
 ELONGATED = 2.0
+#: finer tiles than this many (about 8 ms each) are not searched: a 300 x 33000 strip stops after its 220 squares
+MAX_TILES = 512
 
 
 def _tiles(h: int, w: int, n: int) -> list[tuple[int, int, int, int]]:
@@ -175,9 +177,10 @@ def _mp_boxes(rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
     if max(h, w) >= ELONGATED * min(h, w):
         found: list[tuple[np.ndarray, float]] = []
         for n in (1, 2, 3, 5):
-            if found or (n > 1 and min(h, w) * 1.5 / n < 96):
+            tiles = _square_tiles(h, w, n)
+            if found or (n > 1 and (min(h, w) * 1.5 / n < 96 or len(tiles) > MAX_TILES)):
                 break
-            for y0, y1, x0, x1 in _square_tiles(h, w, n):
+            for y0, y1, x0, x1 in tiles:
                 found += _mp_detect(rgb[y0:y1, x0:x1], x0, y0)
     else:
         found = _mp_detect(rgb)
