@@ -50,10 +50,10 @@ class EvalItem:
 def photo_items(folder: Path) -> list[EvalItem]:
     """The photos of ``folder`` (sorted by name) as protocol items; refuses a folder without photos."""
     if not folder.is_dir():
-        raise InputError(f"--inputs {folder} is not a folder")
+        raise InputError(f"{folder} is not a folder of photos")
     photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
     if not photos:
-        raise InputError(f"--inputs {folder} holds no photos ({', '.join(PHOTO_SUFFIXES)})")
+        raise InputError(f"{folder} holds no photos ({', '.join(PHOTO_SUFFIXES)})")
     return [EvalItem(p.name, p) for p in photos]
 
 
