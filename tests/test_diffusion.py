@@ -108,6 +108,30 @@ def test_joint_and_sequential_agree_for_a_viewwise_predictor(eta):
     assert outs["joint_calls"] == 6 and outs["sequential_calls"] == 6 * 5  # one call per step vs per view
 
 
+def test_stochastic_ddim_from_a_zero_snr_start_stays_finite():
+    # eta = 1 on the shipped model's schedule (zero terminal SNR, v-prediction, trailing steps) gave NaN at the first
+    # step in diffusers for 39 of the step counts 1-100, 50 among them (the square root of a rounding-negative 0)
+    from gen3dface.generation.model import Gen3DFaceModel
+
+    sch = Gen3DFaceModel.from_profile(
+        "smoke", zero_terminal_snr=True, prediction_type="v_prediction"
+    ).noise_scheduler()
+    assert float(sch.alphas_cumprod[-1]) == 0.0
+    model = ViewwiseModel()
+    out = sample(
+        model,
+        torch.randn(1, 3, 8, 8),
+        torch.randn(1, 3, 12),
+        steps=50,
+        eta=1.0,
+        scheduler=sch,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert torch.isfinite(out).all() and out.abs().max() > 0
+    with pytest.raises(InputError, match="eta must be between 0 and 1"):
+        sample(model, torch.randn(1, 3, 8, 8), torch.randn(1, 3, 12), steps=2, eta=1.5, scheduler=sch)
+
+
 def test_guidance_batching_equals_two_calls():
     model = ViewwiseModel()
     g = torch.Generator().manual_seed(4)

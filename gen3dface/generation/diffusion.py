@@ -337,6 +337,8 @@ def sample(
         raise InputError(f"unknown sampler {sampler!r}; choose 'joint' or 'sequential'")
     if steps < 1:
         raise InputError(f"steps must be at least 1, got {steps}")
+    if not 0.0 <= eta <= 1.0:
+        raise InputError(f"eta must be between 0 and 1, got {eta}")
     if scheduler is None:
         scheduler = (
             model.noise_scheduler("ddim") if hasattr(model, "noise_scheduler") else make_scheduler("ddim")
@@ -354,7 +356,10 @@ def sample(
         raise InputError(f"x_T has shape {tuple(x.shape)}, expected {shape}")
     x = x * scheduler.init_noise_sigma
     scheduler.set_timesteps(steps, device=device)
-    extra = {"eta": eta} if isinstance(scheduler, DDIMScheduler) else {}
+    # at eta = 1 the first step from a zero-terminal-SNR start (alpha_bar_T = 0) has sigma^2 = 1 - alpha_bar_prev, so
+    # diffusers' sqrt(1 - alpha_bar_prev - sigma^2) is sqrt(0), which float rounding can make NaN: every view came out
+    # black. 1 - 1e-5 is the same sampler to float32 precision and keeps the argument positive.
+    extra = {"eta": min(eta, 1 - 1e-5)} if isinstance(scheduler, DDIMScheduler) else {}
     for i, t in enumerate(
         progress_bar(scheduler.timesteps, desc=f"{sampler} sampling", disable=not progress, leave=False)
     ):
