@@ -357,7 +357,7 @@ def run_eval(
         seconds["crop_mesh_generate"] = round(time.perf_counter() - t_start - seconds["load_model"], 2)
         seconds["generation"] = round(t_gen, 2)
         if not ready:
-            first = skipped[0] if skipped else {"input": "?", "reason": "none prepared"}
+            first = skipped[0]  # every input was skipped: an empty folder is refused before any work
             raise NoFaceError(
                 f"no face was found in any of the {len(items)} inputs in {folder} "
                 f"({first['input']}: {first['reason']})"

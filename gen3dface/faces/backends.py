@@ -174,21 +174,15 @@ def _mp_boxes(rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
     image yields nothing (small faces in a large photo) overlapping tiles are searched too; an elongated image
     (:data:`ELONGATED`) is searched in square tiles only, from the largest down."""
     h, w = rgb.shape[:2]
-    if max(h, w) >= ELONGATED * min(h, w):
-        found: list[tuple[np.ndarray, float]] = []
-        for n in (1, 2, 3, 5):
-            tiles = _square_tiles(h, w, n)
-            if found or (n > 1 and (min(h, w) * 1.5 / n < 96 or len(tiles) > MAX_TILES)):
-                break
-            for y0, y1, x0, x1 in tiles:
-                found += _mp_detect(rgb[y0:y1, x0:x1], x0, y0)
-    else:
-        found = _mp_detect(rgb)
-        for n in (2, 3, 5):
-            if found or max(h, w) / n < 96:
-                break
-            for y0, y1, x0, x1 in _tiles(h, w, n):
-                found += _mp_detect(rgb[y0:y1, x0:x1], x0, y0)
+    elongated = max(h, w) >= ELONGATED * min(h, w)
+    found = [] if elongated else _mp_detect(rgb)
+    for n in (1, 2, 3, 5) if elongated else (2, 3, 5):
+        tiles = _square_tiles(h, w, n) if elongated else _tiles(h, w, n)
+        small = (min(h, w) * 1.5 if elongated else max(h, w)) / n < 96
+        if found or (n > 1 and (small or len(tiles) > MAX_TILES)):
+            break
+        for y0, y1, x0, x1 in tiles:
+            found += _mp_detect(rgb[y0:y1, x0:x1], x0, y0)
     found.sort(key=lambda t: -t[1])
     kept: list[tuple[np.ndarray, float]] = []
     for box, s in found:
