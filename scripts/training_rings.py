@@ -76,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="repainted heads keep their patterns on the face's side (prepare_training.py --plain-back)",
     )
+    ap.add_argument(
+        "--decals",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="how often a repainted face gets patterns over its features (prepare_training.py --decals)",
+    )
     ap.add_argument("--janus", default="0.5", help="the Janus filter's threshold, or 'none' (default 0.5)")
     ap.add_argument(
         "--photos",
@@ -114,6 +121,7 @@ def write(args: argparse.Namespace, tau: float | None) -> None:
         squircle=args.squircle,
         hair_side=args.hair_side,
         plain_back=args.plain_back,
+        decal_rate=args.decals,
     )
     cfg = SynthConfig(**src["synth"])
     big = SynthConfig(**{**src["synth"], "res": int(src["input_res"])})

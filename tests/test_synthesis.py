@@ -221,3 +221,49 @@ def test_plain_back_keeps_the_face_side_painted_and_paints_the_back_flat():
     cfg = SynthConfig(views=4, res=32, ssaa=1, mesh_resolution=32, varied_appearance=1.0, plain_back=True)
     patterned_cfg = SynthConfig(**{**cfg.__dict__, "plain_back": False})
     assert not torch.equal(identity_heads(cfg, 0).mesh.colors, identity_heads(patterned_cfg, 0).mesh.colors)
+
+
+def test_decal_rate_sets_how_often_the_face_is_covered_and_nothing_else():
+    import torch
+
+    from gen3dface.synth.appearance import DECAL_RATE, vary_appearance
+    from gen3dface.synth.head_params import sample_head_params
+    from gen3dface.synth.heads import build_head
+    from gen3dface.synth.synthesis import identity_heads
+
+    assert SynthConfig().decal_rate == DECAL_RATE == 0.6  # the shipped model's heads
+    for bad in (-0.1, 1.5):
+        with pytest.raises(InputError, match="decal_rate"):
+            SynthConfig(decal_rate=bad)
+    head = build_head(sample_head_params(3, "photo"), 48)
+    kept = 0
+    for seed in range(8):
+        none, always = (
+            vary_appearance(head, seed, decal_rate=0.0),
+            vary_appearance(head, seed, decal_rate=1.0),
+        )
+        shipped = vary_appearance(head, seed)
+        assert torch.equal(none.colors, always.colors) and torch.equal(none.colors, shipped.colors)
+        assert not torch.equal(none.texture, always.texture)  # decals paint over the face
+        kept += torch.equal(none.texture, shipped.texture)  # the shipped rate leaves some faces bare
+        assert torch.equal(shipped.texture, none.texture) or torch.equal(shipped.texture, always.texture)
+    assert 0 < kept < 8
+    cfg = SynthConfig(views=4, res=32, ssaa=1, mesh_resolution=32, varied_appearance=1.0, decal_rate=0.0)
+    bare = identity_heads(cfg, 0).mesh
+    covered = identity_heads(SynthConfig(**{**cfg.__dict__, "decal_rate": 1.0}), 0).mesh
+    assert torch.equal(bare.colors, covered.colors) and not torch.equal(bare.texture, covered.texture)
+
+
+def test_a_dataset_begun_before_a_setting_existed_resumes_at_its_default(tmp_path):
+    root = tmp_path / "ds"
+    synthesize(root, 2, SMALL, progress=False)
+    recorded = json.loads((root / "synth_config.json").read_text())
+    del recorded["decal_rate"]  # as a folder begun before decal_rate was a setting
+    (root / "synth_config.json").write_text(json.dumps(recorded))
+    __import__("shutil").rmtree(root / "id_000001")  # and stopped before its second identity
+    assert synthesize(root, 2, SMALL, progress=False) == {"made": 1, "skipped": 1, "total": 2}
+    with pytest.raises(InputError, match="other settings"):
+        synthesize(root, 2, SynthConfig(**{**SMALL.__dict__, "decal_rate": 0.0}), progress=False)
+    (root / "synth_config.json").write_text("{not json")
+    with pytest.raises(InputError, match="other settings"):
+        synthesize(root, 2, SMALL, progress=False)

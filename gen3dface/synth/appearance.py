@@ -180,7 +180,13 @@ def plain_behind(paint: torch.Tensor, points: torch.Tensor, labels: torch.Tensor
     return front * paint + (1 - front) * flat[labels]
 
 
-def vary_appearance(mesh: HeadMesh, seed: int, symmetric: bool = False, plain_back: bool = False) -> HeadMesh:
+def vary_appearance(
+    mesh: HeadMesh,
+    seed: int,
+    symmetric: bool = False,
+    plain_back: bool = False,
+    decal_rate: float = DECAL_RATE,
+) -> HeadMesh:
     """``mesh`` with its skin, hair, clothing, lips and brows repainted by random patterns (deterministic in
     ``seed``), eyes kept, under a random colour cast; geometry, shading and labels unchanged.
 
@@ -190,7 +196,10 @@ def vary_appearance(mesh: HeadMesh, seed: int, symmetric: bool = False, plain_ba
 
     ``plain_back``: the patterns stay on the face's side; from the ears back each part takes the mean colour of
     its patterned front (:func:`plain_behind`). Patterns on the back of a head (spots, checks, crops of photos)
-    read as faces to a face detector: the training heads' backs show 1.48 "faces" per head repainted, 0.23 so."""
+    read as faces to a face detector: the training heads' backs show 1.48 "faces" per head repainted, 0.23 so.
+
+    ``decal_rate``: the probability that patterns are also pasted over the face's features (:func:`_decals`); the
+    draw is made whatever the rate, so the rest of the painting does not depend on it."""
     if mesh.labels is None:
         raise ValueError("vary_appearance needs a head with part labels (gen3dface.synth.heads.build_head)")
     rng = np.random.default_rng([abs(int(seed)), 0xA99])
@@ -218,7 +227,7 @@ def vary_appearance(mesh: HeadMesh, seed: int, symmetric: bool = False, plain_ba
         pat = triplanar(patterns, pts, scale, symmetric).T.reshape(3, H, W)
         k = 0.8 * float(strength[SKIN])
         rgb = texture[:3] + k * (pat - texture[:3])
-        if rng.random() < DECAL_RATE:
+        if rng.random() < decal_rate:
             rgb = _decals(rgb, rng)
         if symmetric:  # the box is centred on x = 0: its right half mirrored onto its left
             rgb = torch.where(X[None] < 0, rgb.flip(-1), rgb)
