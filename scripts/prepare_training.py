@@ -13,6 +13,9 @@
     python scripts/prepare_training.py -o more.npz --identities 1200 --first-identity 800 --seed 2 --varied 0.75 \
         --per-identity 3 --symmetric 0.8 --janus 0.5     # identities 800-1999 of the same dataset, then
     python scripts/prepare_training.py -o all.npz --from symj.npz more.npz         # one file of both
+    python scripts/prepare_training.py -o s32a.npz --identities 800 --seed 2 --varied 0.75 --symmetric 0.8 \
+        --per-identity 3 --janus 0.5 --squircle 1.6 --hair-side 90 --decals 0   # heads whose own rings show a
+                                                 # face in 7.7 views of 16 (README, Real-photo benchmark)
     python scripts/prepare_training.py -o sides.npz --from c800.npz --sides   # only heads whose +-67.5 deg views
                                                  # the face detector finds (gen3dface.synth.pruning.SIDE_AZIMUTH)
 
