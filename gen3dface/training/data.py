@@ -251,8 +251,8 @@ def procedural_source(
     defect_rate=defect_rate, varied_appearance=varied_appearance, symmetric_appearance=symmetric_appearance)``
     (48-view grid at 128 px, ssaa 2: the shipped model's data), input views rendered at ``input_res``;
     ``squircle``: the heads' skull exponent, ``hair_side``: where long hair falls beside the face (``None``:
-    SynthConfig's defaults, and the keys left out); ``plain_back``: SynthConfig's (its key only when set); ``decal_rate``: how often a repainted face gets
-    patterns over its features (``None``: SynthConfig's default, and the key left out)."""
+    SynthConfig's defaults, and the keys left out); ``plain_back``: SynthConfig's (its key only when set);
+    ``decal_rate``: how often a repainted face gets patterns over its features (``None``: the default, key left out)."""
     synth = {
         "views": 48,
         "res": 128,
@@ -263,12 +263,7 @@ def procedural_source(
         "varied_appearance": varied_appearance,
         "symmetric_appearance": symmetric_appearance,
     }
-    extra = {
-        "squircle": squircle,
-        "hair_side": hair_side,
-        "plain_back": plain_back or None,
-        "decal_rate": decal_rate,
-    }
+    extra = dict(squircle=squircle, hair_side=hair_side, plain_back=plain_back or None, decal_rate=decal_rate)
     synth.update({k: v for k, v in extra.items() if v is not None})
     return {"kind": "procedural", "input_res": input_res, "synth": synth}
 
