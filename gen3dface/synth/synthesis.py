@@ -75,9 +75,10 @@ class SynthConfig:
         plain_back: repainted heads keep their patterns on the face's side only, and each part is one flat
             colour from the ears back (``vary_appearance(plain_back=True)``): patterned backs read as faces.
         decal_rate: the probability that a repainted head's face also gets patterns pasted over its eyes, brows
-            or mouth (``vary_appearance(decal_rate=...)``; 0.6 the shipped model's data). Patterns over an eye cost face
-            finds in the views 67.5 degrees round: of the first 48 heads the Janus filter keeps with ``squircle``
-            1.6 and ``hair_side`` 90, 81 % / 83 % show a face there with decals, 83 % / 96 % without (README).
+            or mouth (``vary_appearance(decal_rate=...)``; 0.6 the shipped model's data). Patterns over an eye
+            cost face finds in the views 67.5 degrees round: of the first 48 heads the Janus filter keeps with
+            ``squircle`` 1.6 and ``hair_side`` 90, 81 % / 83 % show a face there with decals, 83 % / 96 % without
+            (README).
     """
 
     views: int = 48
