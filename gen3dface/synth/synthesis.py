@@ -413,16 +413,13 @@ def synthesize(
     except OSError as e:
         raise OutputError(f"cannot create the dataset folder {root}: {e.strerror or e}") from None
     config_file = root / "synth_config.json"
-    cfg_json = json.dumps(
-        {
-            "identities": n_identities,
-            "generator": getattr(make_item, "name", "procedural"),
-            **dataclasses.asdict(cfg),
-        },
-        indent=1,
-        sort_keys=True,
-    )
-    if config_file.exists() and not _same_settings(config_file.read_text(), json.loads(cfg_json)):
+    settings = {
+        "identities": n_identities,
+        "generator": getattr(make_item, "name", "procedural"),
+        **dataclasses.asdict(cfg),
+    }
+    cfg_json = json.dumps(settings, indent=1, sort_keys=True)
+    if config_file.exists() and not _same_settings(config_file.read_text(), settings):
         raise InputError(f"{root} holds a dataset made with other settings ({config_file}); use a new folder")
     if not config_file.exists():
         atomic_write_text(config_file, cfg_json)
